@@ -1,0 +1,1 @@
+"""Benchmarks behind ``copilot bench``: figures for the closing notes, ratios in the same run."""

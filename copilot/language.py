@@ -1,0 +1,47 @@
+"""Language detection for en/ja/zh: kana means Japanese, Han without kana means Chinese."""
+
+from __future__ import annotations
+
+import re
+
+LANGUAGES = ("en", "ja", "zh")
+
+_KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN = re.compile(r"[A-Za-z]")
+
+# Kanji written only in Japanese (shinjitai and kokuji whose Simplified and Traditional
+# Chinese forms differ), and characters written only in Simplified Chinese. They decide
+# the language of a Han-only text such as "出金手続き済" (no kana) or "账户被冻结".
+_JA_ONLY = frozenset(
+    "払込済証続気変図読単発転関円様戻売両検験処歳労働拠乗剰浄権険駅録覧択銭帰"
+    "辺鉄従経絵継縦悩悪斎涙歩毎黒齢総応営栄桜沢満蔵"
+)
+_ZH_ONLY = frozenset(
+    "这们么为时说还过现钱请账设认证验币转换应该吗呢让给对银码户发单关气变图读"
+    "济样卖买两检处岁劳乘剩权险驿录览择归边铁从经绘继纵恼恶涨额冻结"
+    "问题吧啊呀间网线务态审绑钥输错锁"
+)
+
+
+def detect_language(text: str, default: str = "en") -> str:
+    """``ja`` if the text has kana, ``zh`` if it has Han characters but no kana, else ``default``.
+
+    A few kana in a mostly Chinese text (e.g. a quoted brand) do not make it Japanese:
+    kana must be at least 10% of the Han+kana characters. A Han-only text is Japanese
+    when it has more Japanese-only kanji forms (払, 済, 続) than Simplified-only ones
+    (这, 账, 续).
+    """
+    kana = len(_KANA.findall(text))
+    han_chars = _HAN.findall(text)
+    han = len(han_chars)
+    if kana and kana * 10 >= kana + han:
+        return "ja"
+    if han:
+        if not kana:
+            ja_only = sum(1 for c in han_chars if c in _JA_ONLY)
+            zh_only = sum(1 for c in han_chars if c in _ZH_ONLY and c not in _JA_ONLY)
+            if ja_only > zh_only:
+                return "ja"
+        return "zh"
+    return default

