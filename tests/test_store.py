@@ -1,0 +1,313 @@
+"""The draft/feedback store, on SQLite always and on a real PostgreSQL server when installed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pg import postgres_server, unavailable_reason
+
+from copilot.errors import CopilotError
+from copilot.store import Store, redact_url
+
+PG_REASON = unavailable_reason()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """URL of a private PostgreSQL server for the whole session (skips when not installed)."""
+    if PG_REASON is not None:
+        pytest.skip(PG_REASON)
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A fresh, empty database on the session's server, dropped afterwards."""
+    import psycopg
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(pg_server, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    yield pg_server.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(pg_server, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database URL for each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'sub' / 'copilot.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    """An empty store, closed afterwards."""
+    s = Store.from_url(db_url)
+    yield s
+    s.close()
+
+
+def result_dict(draft: str = "Hello Aki, see [1].", **over: Any) -> dict[str, Any]:
+    """A ``DraftResult.to_dict()``-shaped mapping."""
+    base: dict[str, Any] = {
+        "draft": draft,
+        "language": "en",
+        "sources": [{"id": "faq/deposit", "title": "Deposits", "language": "en"}],
+        "verdict": "pass",
+        "violations": [],
+        "flags": [{"kind": "emotion", "span": None, "detail": "calm", "level": 0}],
+        "attempts": 1,
+        "blocked": False,
+        "abstained": False,
+        "backend": "offline",
+        "model": "kb-templates",
+        "prompt_version": "3",
+        "prompt_sha256": "ab" * 32,
+        "kb_version": "kb-1234",
+        "tokens": {"prompt": 10, "completion": 5},
+        "latency_ms": {"retrieval": 12.5, "generation": 30.0, "guardrails": 2.5},
+        "removed_citations": [],
+    }
+    base.update(over)
+    return base
+
+
+def request_dict(message: str = "My deposit has not arrived.", **over: Any) -> dict[str, Any]:
+    """A ``DraftRequest``-shaped mapping."""
+    base: dict[str, Any] = {"customer_message": message, "language": None, "history": []}
+    base.update(over)
+    return base
+
+
+def test_construction_opens_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "later" / "copilot.db"
+    Store.from_url(f"sqlite:///{path}")
+    Store.from_url("postgresql://nobody:secret@127.0.0.1:1/nothing")
+    assert not path.parent.exists()
+
+
+def test_rejects_unknown_url_scheme() -> None:
+    with pytest.raises(CopilotError, match="must start with sqlite:///"):
+        Store.from_url("mysql://root:pw@localhost/db")
+
+
+def test_unreachable_postgres_is_a_clear_error_without_password() -> None:
+    store = Store.from_url("postgresql://agent:s3cret@127.0.0.1:1/copilot?connect_timeout=2")
+    with pytest.raises(CopilotError, match="cannot connect to database") as err:
+        store.stats()
+    assert "s3cret" not in str(err.value)
+    assert "agent:***@127.0.0.1:1" in str(err.value)
+
+
+def test_redact_url_keeps_urls_without_password() -> None:
+    assert redact_url("postgresql://u@h/db") == "postgresql://u@h/db"
+    assert redact_url("postgresql://u:p@h:5/db") == "postgresql://u:***@h:5/db"
+
+
+def test_round_trip_draft_and_request(store: Store) -> None:
+    result = result_dict("こんにちは、Akiさん。入金は反映済みです [1]。", language="ja")
+    request = request_dict("入金が反映されません", language="ja", customer_name="Aki")
+    draft_id = store.save_draft(result, request)
+
+    got = store.get_draft(draft_id)
+    assert got is not None
+    assert got["result"] == result
+    assert got["request"] == request
+    assert got["feedback"] == []
+    assert store.get_draft("missing") is None
+
+
+def test_recent_lists_newest_first_with_summary_fields(store: Store) -> None:
+    first = store.save_draft(result_dict("one"), request_dict("first message"))
+    second = store.save_draft(
+        result_dict("two", verdict="reject", blocked=True, language="zh"),
+        request_dict("第二条消息"),
+    )
+    rows = store.recent(10)
+    assert [r["id"] for r in rows] == [second, first]
+    top = rows[0]
+    assert top["verdict"] == "reject" and top["blocked"] is True and top["language"] == "zh"
+    assert top["customer_message"] == "第二条消息" and top["draft"] == "two"
+    assert top["latency_ms"] == pytest.approx(45.0)  # stages summed
+    assert top["rating"] is None and top["feedback_count"] == 0
+    assert [r["id"] for r in store.recent(1)] == [second]
+    assert store.recent(0) == []
+
+
+def test_feedback_latest_rating_wins_and_edits_are_detected(store: Store) -> None:
+    draft_id = store.save_draft(result_dict("Original reply."), request_dict())
+    store.save_feedback(draft_id, "down", None, "too long", "mika")
+    store.save_feedback(draft_id, "up", "Edited reply.", None, "mika")
+
+    (row,) = store.recent(5)
+    assert row["rating"] == "up"
+    assert row["final_text"] == "Edited reply."
+    assert row["edited"] is True
+    assert row["feedback_count"] == 2
+    full = store.get_draft(draft_id)
+    assert full is not None
+    assert [f["rating"] for f in full["feedback"]] == ["down", "up"]
+    assert full["feedback"][0]["note"] == "too long"
+    assert full["feedback"][0]["agent"] == "mika"
+
+
+def test_feedback_with_unchanged_text_is_not_an_edit(store: Store) -> None:
+    draft_id = store.save_draft(result_dict("Same reply."), request_dict())
+    store.save_feedback(draft_id, "up", "Same reply.\n", None, None)
+    assert store.recent(1)[0]["edited"] is False
+
+
+def test_feedback_validation(store: Store) -> None:
+    draft_id = store.save_draft(result_dict(), request_dict())
+    with pytest.raises(CopilotError, match="rating 'meh' is not allowed"):
+        store.save_feedback(draft_id, "meh", None, None, None)
+    with pytest.raises(CopilotError, match="no draft with id"):
+        store.save_feedback("nope", "up", None, None, None)
+    assert store.stats()["feedback"] == 0
+
+
+def test_save_draft_needs_the_customer_message(store: Store) -> None:
+    with pytest.raises(CopilotError, match="customer_message"):
+        store.save_draft(result_dict(), {"language": "en"})
+
+
+def test_stats(store: Store) -> None:
+    assert store.stats() == {
+        "drafts": 0,
+        "blocked": 0,
+        "abstained": 0,
+        "by_language": {},
+        "feedback": 0,
+        "rated_drafts": 0,
+        "up": 0,
+        "down": 0,
+        "edited": 0,
+        "approval_rate": None,
+    }
+    a = store.save_draft(result_dict("a"), request_dict())
+    b = store.save_draft(result_dict("b", language="ja", blocked=True), request_dict())
+    store.save_draft(result_dict("c", language="ja", abstained=True), request_dict())
+    store.save_feedback(a, "down", None, None, None)
+    store.save_feedback(a, "up", "a, edited", None, None)
+    store.save_feedback(b, "down", None, None, None)
+
+    stats = store.stats()
+    assert stats["drafts"] == 3 and stats["blocked"] == 1 and stats["abstained"] == 1
+    assert stats["by_language"] == {"en": 1, "ja": 2}
+    assert stats["feedback"] == 3 and stats["rated_drafts"] == 2
+    assert (stats["up"], stats["down"], stats["edited"]) == (1, 1, 1)
+    assert stats["approval_rate"] == 0.5
+
+
+def test_migrations_are_idempotent(db_url: str) -> None:
+    one, two = Store.from_url(db_url), Store.from_url(db_url)
+    try:
+        draft_id = one.save_draft(result_dict(), request_dict())
+        assert two.schema_version() == 1
+        assert two.get_draft(draft_id) is not None
+        one.close()
+        with Store.from_url(db_url) as three:
+            assert three.schema_version() == 1
+    finally:
+        one.close()
+        two.close()
+
+
+def test_sqlite_has_one_migration_row_and_persists(tmp_path: Path) -> None:
+    path = tmp_path / "copilot.db"
+    for _ in range(3):
+        s = Store.from_url(f"sqlite:///{path}")
+        s.save_draft(result_dict(), request_dict())
+        s.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM schema_migrations").fetchone() == (1,)
+        assert conn.execute("SELECT COUNT(*) FROM drafts").fetchone() == (3,)
+
+
+def test_sqlite_in_memory() -> None:
+    s = Store.from_url("sqlite:///:memory:")
+    s.save_draft(result_dict(), request_dict())
+    assert s.stats()["drafts"] == 1
+
+
+def test_injected_clock_sets_timestamps(db_url: str) -> None:
+    when = dt.datetime(2030, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    s = Store.from_url(db_url, clock=lambda: when)
+    try:
+        draft_id = s.save_draft(result_dict(), request_dict())
+        s.save_feedback(draft_id, "up", None, None, None)
+        got = s.get_draft(draft_id)
+        assert got is not None
+        assert dt.datetime.fromisoformat(got["created_at"]) == when
+        assert dt.datetime.fromisoformat(got["feedback"][0]["created_at"]) == when
+    finally:
+        s.close()
+
+
+def test_shared_store_is_thread_safe(store: Store) -> None:
+    errors: list[BaseException] = []
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def work(n: int) -> None:
+        try:
+            for i in range(10):
+                draft_id = store.save_draft(result_dict(f"{n}-{i}"), request_dict())
+                store.save_feedback(draft_id, "up" if i % 2 else "down", None, None, None)
+                store.recent(3)
+                with lock:
+                    ids.append(draft_id)
+        except BaseException as exc:  # pragma: no cover - only on failure
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(set(ids)) == 60
+    stats = store.stats()
+    assert (stats["drafts"], stats["feedback"], stats["up"], stats["down"]) == (60, 60, 30, 30)
+
+
+def test_postgres_reconnects_after_the_connection_drops(pg_url: str) -> None:
+    import psycopg
+
+    s = Store.from_url(pg_url)
+    try:
+        s.save_draft(result_dict(), request_dict())
+        pid = s._conn.info.backend_pid
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(CopilotError, match="database error"):
+            s.stats()  # the call that finds the dead connection fails cleanly ...
+        assert s.stats()["drafts"] == 1  # ... and the next one reconnects
+    finally:
+        s.close()
+
+
+def test_postgres_stores_jsonb_and_timestamptz(pg_url: str) -> None:
+    import psycopg
+
+    s = Store.from_url(pg_url)
+    try:
+        s.save_draft(result_dict(language="zh"), request_dict("我的提现还没到账"))
+    finally:
+        s.close()
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute(
+            "SELECT result->>'language', request->>'customer_message', "
+            "pg_typeof(created_at)::text FROM drafts"
+        ).fetchone()
+    assert row == ("zh", "我的提现还没到账", "timestamp with time zone")
