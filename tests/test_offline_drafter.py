@@ -1,0 +1,242 @@
+"""The offline drafter: scenario choice, templates, greetings, citations, and the guardrail.
+
+Unit tests build hits from the shipped KB; the last tests run the whole offline
+pipeline (real retrieval and guardrail) over every golden and sample message
+and require each draft to pass the guardrail.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from copilot.errors import CopilotError
+from copilot.knowledge import Article, load_kb
+from copilot.offline_drafter import (
+    ANGRY,
+    ESCALATION,
+    OfflineDrafter,
+    Phrases,
+    choose_scenario,
+    greeting,
+    pick_facts,
+    rank_articles,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+PHRASES = ROOT / "prompts" / "offline_phrases.yaml"
+SIGN_OFF = {"en": "Best regards,", "ja": "引き続きよろしくお願いいたします。", "zh": "祝您一切顺利！"}
+
+
+@dataclass
+class H:
+    article_id: str
+    score: float = 0.8
+    type: str = "faq"
+
+
+@pytest.fixture(scope="module")
+def kb() -> dict[tuple[str, str], Article]:
+    return {(a.id, a.language): a for a in load_kb(ROOT / "knowledge")}
+
+
+@pytest.fixture(scope="module")
+def drafter(kb: dict[tuple[str, str], Article]) -> OfflineDrafter:
+    return OfflineDrafter.from_file(PHRASES, lambda aid, lang: kb.get((aid, lang)))
+
+
+def compose(drafter: OfflineDrafter, message: str, language: str, ids: list[str], **kw: Any) -> Any:
+    hits = [H(a, kw.pop("score", 0.8), a.split("/")[0]) for a in ids]
+    return drafter.compose(message=message, language=language, name=kw.pop("name", None),
+                           hits=hits, abstain=kw.pop("abstain", False), **kw)
+
+
+# ---- greeting, scenario, facts ---------------------------------------------------------------
+@pytest.mark.parametrize(("lang", "name", "expected"), [
+    ("en", "Ken", "Hi Ken,"), ("en", None, "Hi there,"), ("en", "  ", "Hi there,"),
+    ("ja", "山田", "山田様"), ("ja", "山田様", "山田様"), ("ja", "山田さん", "山田様"), ("ja", None, "お客様"),
+    ("zh", "李明", "李明您好，"), ("zh", None, "您好，"),
+    ("en", "Ken {facts}\n[x]", "Hi Ken facts x,"), ("en", "[CUSTOMER_NAME]", "Hi [CUSTOMER_NAME],"),
+])
+def test_greeting(lang: str, name: str | None, expected: str) -> None:
+    assert greeting(Phrases.load(PHRASES), lang, name) == expected
+
+
+@pytest.mark.parametrize(("ids", "emotion", "escalation", "expected"), [
+    (["faq/withdrawal", "faq/fees"], 0, False, None),
+    (["faq/withdrawal"], 0, True, ESCALATION),
+    (["playbook/liquidation", "faq/fees"], 0, False, "playbook/liquidation"),
+    (["faq/fees", "playbook/fee-dispute"], 0, False, None),
+    (["faq/fees", "playbook/fee-dispute"], 1, False, "playbook/fee-dispute"),
+    (["faq/withdrawal", "faq/fees", ANGRY], 2, False, ANGRY),
+    (["faq/withdrawal", "faq/fees"], 2, False, None),
+    (["faq/withdrawal"], 3, False, ANGRY),
+    ([ANGRY, "faq/withdrawal"], 0, False, None),
+    ([ESCALATION, "faq/withdrawal"], 2, False, ESCALATION),
+    ([], 0, False, None),
+])
+def test_choose_scenario(ids: list[str], emotion: int, escalation: bool, expected: str | None) -> None:
+    assert choose_scenario(ids, emotion, escalation) == expected
+
+
+def test_close_playbooks_are_ordered_by_their_when_section(kb: dict[tuple[str, str], Article]) -> None:
+    hits = [H("playbook/fee-dispute", 0.55), H("playbook/liquidation", 0.45), H("faq/fees", 0.4)]
+    ranked = rank_articles(hits, "My long got liquidated, the liquidation price was wrong",
+                           lambda a, lang: kb.get((a, lang)), "en")
+    assert ranked == ["playbook/liquidation", "playbook/fee-dispute", "faq/fees"]
+    far = [H("playbook/fee-dispute", 0.9), H("playbook/liquidation", 0.4)]
+    assert rank_articles(far, "liquidated", lambda a, lang: kb.get((a, lang)), "en")[0] == "playbook/fee-dispute"
+
+
+def test_pick_facts_prefers_bullets_about_the_message(kb: dict[tuple[str, str], Article]) -> None:
+    facts = pick_facts(kb[("faq/withdrawal", "en")], "what is the minimum withdrawal and the network fee")
+    assert len(facts) == 3
+    assert any("Minimum withdrawal" in f for f in facts) and any("Network fees" in f for f in facts)
+    all_facts = kb[("faq/withdrawal", "en")].bullets("key-facts")
+    assert [all_facts.index(f) for f in facts] == sorted(all_facts.index(f) for f in facts)
+
+
+# ---- composition -------------------------------------------------------------------------------
+def test_faq_reply_reads_like_an_agent_wrote_it(drafter: OfflineDrafter, kb: dict[tuple[str, str], Article]) -> None:
+    d = compose(drafter, "how long does a withdrawal take?", "en", ["faq/withdrawal", "faq/fees"], name="Ken")
+    text = d.text
+    assert d.scenario == "faq" and d.cited == ["faq/withdrawal"]
+    assert text.startswith("Hi Ken,\n\nThank you for contacting us")
+    assert text.endswith("[faq/withdrawal]\n\nBest regards,")
+    assert "{name}" not in text and "{facts}" not in text and "##" not in text
+    assert text == compose(drafter, "how long does a withdrawal take?", "en",
+                           ["faq/withdrawal", "faq/fees"], name="Ken").text  # deterministic
+
+
+@pytest.mark.parametrize("lang", ["en", "ja", "zh"])
+def test_upset_faq_question_gets_an_empathetic_opening(drafter: OfflineDrafter, lang: str) -> None:
+    phrases = Phrases.load(PHRASES)
+    for level in (1, 2):
+        d = compose(drafter, "withdrawal", lang, ["faq/withdrawal"], emotion=level)
+        paragraphs = d.text.split("\n\n")
+        assert paragraphs[2] == phrases.get("empathy", lang)[level]
+        assert paragraphs[-1] == SIGN_OFF[lang]
+
+
+def test_playbook_level_follows_emotion(drafter: OfflineDrafter, kb: dict[tuple[str, str], Article]) -> None:
+    art = kb[("playbook/fee-dispute", "ja")]
+    for emotion, level in ((0, 1), (1, 1), (2, 2), (3, 3)):
+        d = compose(drafter, "手数料が高すぎる", "ja", ["playbook/fee-dispute", "faq/fees"], emotion=emotion)
+        assert d.scenario == "playbook/fee-dispute" and d.level == emotion
+        section = art.section(f"level-{level}")
+        assert section is not None
+        last_line = section.text.strip().splitlines()[-1]
+        assert last_line in d.text
+
+
+def test_playbook_facts_come_from_the_best_faq(drafter: OfflineDrafter) -> None:
+    d = compose(drafter, "why was I charged a taker fee on futures?", "en",
+                ["playbook/fee-dispute", "faq/fees"], emotion=1, name="Ann")
+    bullets = [ln for ln in d.text.splitlines() if ln.startswith("- ")]
+    assert 1 <= len(bullets) <= 3 and bullets[-1].endswith("[faq/fees]")
+    assert any("0.06%" in b for b in bullets)
+    assert "These are the fee rules that apply [playbook/fee-dispute]:" in d.text
+    assert d.cited == ["playbook/fee-dispute", "faq/fees"]
+    assert [a.id for a in d.articles] == ["playbook/fee-dispute", "faq/fees"]
+
+
+def test_playbook_without_a_good_faq_drops_the_list_lead_in(drafter: OfflineDrafter) -> None:
+    d = compose(drafter, "the app froze", "en", ["playbook/technical-fault"], emotion=1)
+    assert "These points may already help" not in d.text and "- " not in d.text
+    assert d.text.startswith("Hi there,\n\nThank you for letting us know, and I'm sorry the app")
+    assert d.cited == ["playbook/technical-fault"]
+    ja = compose(drafter, "アプリが落ちる", "ja", ["playbook/technical-fault"], emotion=2)
+    zh = compose(drafter, "APP卡顿", "zh", ["playbook/technical-fault"], emotion=1)
+    assert "以下" not in ja.text and "深くお詫び申し上げます。\n\nご注文の状況" in ja.text
+    assert "以下几点" not in zh.text and zh.text.startswith("您好，\n\n感谢您告诉我们")
+
+
+@pytest.mark.parametrize("lang", ["en", "ja", "zh"])
+def test_abstention_asks_for_details(drafter: OfflineDrafter, lang: str) -> None:
+    phrases = Phrases.load(PHRASES)
+    d = compose(drafter, "???", lang, ["faq/withdrawal"], abstain=True)
+    assert d.scenario == "abstain" and d.cited == [] and "[" not in d.text
+    assert phrases.get("abstain", lang).split("\n")[0] in d.text
+    assert d.text.endswith(SIGN_OFF[lang])
+
+
+def test_escalation_cue_wins_even_without_a_source(drafter: OfflineDrafter) -> None:
+    d = compose(drafter, "I will sue you", "zh", [], abstain=True, escalation=True, emotion=2, name="王强")
+    assert d.scenario == ESCALATION and d.text.startswith("王强您好，")
+    assert "[playbook/escalation]" in d.text and "Tier 2" in d.text
+
+
+def test_very_agitated_customer_is_offered_a_hand_over(drafter: OfflineDrafter) -> None:
+    d = compose(drafter, "WHERE IS MY MONEY", "en", ["faq/withdrawal"], emotion=3)
+    assert d.scenario == ANGRY and "supervisor" in d.text
+    d2 = compose(drafter, "???", "ja", [], abstain=True, emotion=3)
+    assert "Tier 2" in d2.text
+
+
+def test_revision_drops_a_paragraph_and_keeps_citations(drafter: OfflineDrafter) -> None:
+    d = compose(drafter, "withdrawal", "en", ["faq/withdrawal"])
+    revised = d.without(["security hold may apply"])
+    assert "security hold" not in revised.text
+    assert revised.text.count("[faq/withdrawal]") == 1
+    assert revised.text.startswith("Hi there,") and revised.text.endswith("Best regards,")
+    assert d.without(["Hi there,"]).text == d.text  # greeting and sign-off are never dropped
+
+
+def test_phrases_file_is_validated(tmp_path: Path) -> None:
+    bad = tmp_path / "p.yaml"
+    bad.write_text(PHRASES.read_text(encoding="utf-8").replace("  zh: \"祝您一切顺利！\"\n", ""),
+                   encoding="utf-8")
+    with pytest.raises(CopilotError, match="section 'sign_off' has no 'zh' entry"):
+        Phrases.load(bad)
+    with pytest.raises(CopilotError, match="not found"):
+        Phrases.load(tmp_path / "missing.yaml")
+
+
+# ---- the whole offline pipeline against the real retriever and guardrail -------------------
+def _messages(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+GOLDEN = ROOT / "evals" / "golden" / "golden_v1.jsonl"
+SAMPLES = ROOT / "evals" / "samples" / "messages_v1.jsonl"
+
+
+def test_sample_messages_file() -> None:
+    rows = _messages(SAMPLES)
+    assert len(rows) == 30 and len({r["id"] for r in rows}) == 30
+    for lang in ("en", "ja", "zh"):
+        assert sum(r["language"] == lang for r in rows) == 10
+    assert all(set(r) <= {"id", "customer_message", "language", "customer_name"} for r in rows)
+
+
+@pytest.fixture(scope="module")
+def offline_copilot(kb_store: Path) -> Any:
+    from copilot.drafting import build_copilot
+    from copilot.settings import Settings
+
+    settings = Settings.load(env={
+        "COPILOT_DATA_DIR": str(kb_store), "COPILOT_KNOWLEDGE_DIR": str(ROOT / "knowledge"),
+        "COPILOT_PROMPTS_DIR": str(ROOT / "prompts"),
+        "COPILOT_POLICY_FILE": str(ROOT / "prompts" / "policy.yaml")})
+    return build_copilot(settings, "offline")
+
+
+@pytest.mark.parametrize("path", [SAMPLES, GOLDEN], ids=["samples", "golden"])
+def test_every_offline_draft_passes_the_guardrail(offline_copilot: Any, path: Path) -> None:
+    from copilot.drafting import DraftRequest
+
+    failures = []
+    for row in _messages(path):
+        res = offline_copilot.draft(DraftRequest(row["customer_message"], language=row.get("language"),
+                                                 customer_name=row.get("customer_name")))
+        assert res.language == row["language"]
+        assert res.draft.endswith(SIGN_OFF[res.language])
+        assert res.abstained or res.sources, row["id"]
+        if res.verdict != "pass" or res.blocked:
+            failures.append((row["id"], res.scenario, [v["rule"] for v in res.violations],
+                             [v["excerpt"] for v in res.violations]))
+    assert failures == []
