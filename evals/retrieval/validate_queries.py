@@ -51,7 +51,7 @@ def main(path: Path) -> int:
     errors += [f"duplicate query {q!r}" for q, c in queries.items() if c > 1]
 
     per_lang = Counter(r.get("language") for r in rows)
-    if len(rows) < 132 or len(set(per_lang[l] for l in LANGS)) != 1 or per_lang[LANGS[0]] < 44:
+    if len(rows) < 132 or len(set(per_lang[lang] for lang in LANGS)) != 1 or per_lang[LANGS[0]] < 44:
         errors.append(f"unbalanced or too few rows: {dict(per_lang)}")
 
     per_doc = Counter(i for r in rows for i in r.get("relevant_doc_ids", []))
@@ -70,7 +70,7 @@ def main(path: Path) -> int:
     print("per doc id (any position / primary / en ja zh):")
     for d in sorted(DOC_IDS):
         prim = sum(1 for r in rows if r["relevant_doc_ids"][0] == d)
-        by_lang = [sum(1 for r in rows if r["language"] == l and d in r["relevant_doc_ids"]) for l in LANGS]
+        by_lang = [sum(1 for r in rows if r["language"] == lang and d in r["relevant_doc_ids"]) for lang in LANGS]
         print(f"  {d:30s} {per_doc[d]:3d} / {prim:3d} / {by_lang}")
     if errors:
         print("ERRORS:", *errors, sep="\n  ")
