@@ -4,6 +4,7 @@ A check is a function ``(Context) -> list[(start, end, detail)]`` registered in
 :data:`CHECKS` under the name a policy rule uses (``detection.check``). Offsets
 always index into the draft: the context matches on a copy whose characters are
 mapped one-to-one (full-width ASCII, curly quotes), so lengths never change.
+Numbers are read by :mod:`copilot.figures`, links found by :mod:`copilot.links`.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import bisect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cached_property
 
-from copilot.pii import find_pii, fold_case, lowercase, normalize
+from copilot.figures import Figure, Key, figure_keys, figure_set, figures
+from copilot.links import domain_allowed, find_links
+from copilot.pii import find_pii, lowercase, normalize
 from copilot.signals import find_injection, personas
 
 Hit = tuple[int, int, str]
@@ -133,8 +136,8 @@ class Context:
         return find_injection(self.customer_message) if self.customer_message else []
 
     @cached_property
-    def figures(self) -> list[tuple[int, int, str, float | None, str]]:
-        """Number+unit figures in the draft (see :func:`figures`)."""
+    def figures(self) -> list[Figure]:
+        """Number+unit figures in the draft (see :func:`copilot.figures.figures`)."""
         return figures(self.text)
 
     @cached_property
@@ -143,171 +146,28 @@ class Context:
         return _classify_figures(self)
 
     @cached_property
-    def source_figures(self) -> set[tuple[str, float]] | None:
+    def source_figures(self) -> set[Key] | None:
         """Figures stated in the cited sources, or None when no source text is known."""
         if self.source_texts is None:
             return None
-        found: set[tuple[str, float]] = set()
+        found: set[Key] = set()
         for text in self.source_texts:
             found |= figure_set(text)
         return found
 
-
-# ---- figures: numbers with a time or money unit ----------------------------------------
-# Figures are found from their first character (a digit or a CJK numeral) so re can skip ahead
-# in C; English number words ("a few days", "an hour") are found from the unit backwards.
-_NUM_LEAD = r"(?:\d(?<!\d\d)(?<!\d[.,]\d)\d*(?:[.,]\d+)*(?:\s?[万萬億亿])?|[一二两三四五六七八九十百千万]+|[数幾几])"
-_NUM_ANY = (
-    r"(?:\d+(?:[.,]\d+)*(?:\s?[万萬億亿])?|[一二两三四五六七八九十百千万]+|[a-z]+(?:-[a-z]+)?)"
-)
-_UNITS: tuple[tuple[str, str], ...] = (
-    ("minute", r"minutes?|mins?\b|分钟|分鐘|分間|分(?![钟鐘間の])"),
-    ("hour", r"hours?|hrs?\b|h\b|个?小时|個?小時|時間"),
-    (
-        "day",
-        r"(?:business|working|calendar)\s+days?|days?|営業日|日間|(?<!月)日(?!本)|个?工作日|個?工作日|天",
-    ),
-    ("week", r"weeks?|週間|个?星期|周(?!末)"),
-    ("month", r"months?|[かヶカケ]月|个月|個月"),
-    ("second", r"seconds?|secs?\b|秒"),
-    ("money", r"USDT|USDC|USD|BTC|ETH|円|美元|元|ドル|dollars?|yen"),
-    ("percent", r"%|percent"),
-)
-_UNIT_GROUP = "|".join(f"(?P<{name}>{rx})" for name, rx in _UNITS)
-_FIGURE = re.compile(
-    fold_case(
-        rf"(?P<a>{_NUM_LEAD})(?:\s*(?:-|–|~|〜|～|to|至|到)\s*(?P<b>{_NUM_ANY}))?\s*(?:個|个)?\s*(?P<unit>{_UNIT_GROUP})"
-    )
-)
-_EN_UNIT = re.compile(
-    r"(?:(?:business|working|calendar)\s+days?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|seconds?|secs?)(?![a-z])"
-)
-_WORD_NUMBER = re.compile(
-    r"\b(a\s+few|several|a\s+couple\s+of|an?|one|two|three|four|five|six|seven|eight|nine|ten|twelve"
-    r"|fifteen|twenty|thirty|forty-eight|forty|fifty)\s+$"
-)
-_WORDS = {
-    "a": 1,
-    "an": 1,
-    "one": 1,
-    "two": 2,
-    "three": 3,
-    "four": 4,
-    "five": 5,
-    "six": 6,
-    "seven": 7,
-    "eight": 8,
-    "nine": 9,
-    "ten": 10,
-    "twelve": 12,
-    "fifteen": 15,
-    "twenty": 20,
-    "thirty": 30,
-    "forty": 40,
-    "forty-eight": 48,
-    "fifty": 50,
-}
-_CJK_DIGITS = {
-    "一": 1,
-    "二": 2,
-    "两": 2,
-    "三": 3,
-    "四": 4,
-    "五": 5,
-    "六": 6,
-    "七": 7,
-    "八": 8,
-    "九": 9,
-}
-_CJK_UNITS = {"十": 10, "百": 100, "千": 1000, "万": 10000}
+    @cached_property
+    def customer_amounts(self) -> frozenset[Key]:
+        """Amounts of money the customer's message states ("I sent 500 USDT", 5万USDT): a draft
+        that repeats them makes no claim of its own. None are taken from a message that tries a
+        prompt injection."""
+        if not self.customer_message or self.injection:
+            return frozenset()
+        return figure_set(self.customer_message, ("money",))
 
 
-def _cjk_number(s: str) -> float | None:
-    total, current = 0, 0
-    for ch in s:
-        if ch in _CJK_DIGITS:
-            current = _CJK_DIGITS[ch]
-        elif ch in _CJK_UNITS:
-            total += (current or 1) * _CJK_UNITS[ch]
-            current = 0
-        else:
-            return None
-    return float(total + current)
-
-
-def number_value(raw: str) -> float | None:
-    """The value of a number as written (``1,000``, ``500万``, ``三十``, ``twelve``); None if vague."""
-    s = re.sub(r"\s+", " ", raw.strip().lower())
-    mult = 1.0
-    if s and s[-1] in "万萬億亿":
-        mult = 1e4 if s[-1] in "万萬" else 1e8
-        s = s[:-1].strip()
-    if s in _WORDS:
-        return _WORDS[s] * mult
-    if s and s[0].isdigit():
-        try:
-            return float(s.replace(",", "")) * mult
-        except ValueError:
-            return None
-    cjk = _cjk_number(s)
-    return cjk * mult if cjk is not None else None
-
-
-def figures(text: str) -> list[tuple[int, int, str, float | None, str]]:
-    """(start, end, unit, value, raw) for each number+unit in normalised ``text``; ranges give both ends."""
-    out: list[tuple[int, int, str, float | None, str]] = []
-    low = lowercase(text)
-    for m in _FIGURE.finditer(low):
-        unit = next(name for name, _ in _UNITS if m.group(name))
-        if (
-            unit == "day"
-            and m.group("unit") == "日"
-            and (
-                text[m.end() : m.end() + 1] in ("本", "曜")
-                or text[m.start() - 1 : m.start()] == "月"
-            )
-        ):
-            continue
-        if m.group("a") == "十" and m.group("unit") == "分":  # 十分 = "enough", not ten minutes
-            continue
-        for key in ("a", "b"):
-            if m.group(key):
-                out.append(
-                    (
-                        m.start(),
-                        m.end(),
-                        unit,
-                        number_value(m.group(key)),
-                        text[m.start() : m.end()],
-                    )
-                )
-    for m in _EN_UNIT.finditer(low):
-        if m.start() and low[m.start() - 1].isalpha():
-            continue
-        word = _WORD_NUMBER.search(low, max(0, m.start() - 24), m.start())
-        if word is not None:
-            unit = next(name for name, rx in _UNITS if re.fullmatch(rx, m.group(0), re.IGNORECASE))
-            out.append(
-                (
-                    word.start(1),
-                    m.end(),
-                    unit,
-                    number_value(word.group(1)),
-                    text[word.start(1) : m.end()],
-                )
-            )
-    return out
-
-
-@lru_cache(maxsize=1024)
-def figure_set(text: str) -> frozenset[tuple[str, float]]:
-    """The (unit, value) figures stated in a source text (cached: sources repeat across drafts)."""
-    return frozenset(
-        (unit, value) for _, _, unit, value, _ in figures(normalize(text)) if value is not None
-    )
-
-
+# ---- figures inside and outside promises ------------------------------------------------
 _FREQUENCY = re.compile(r"\b(?:every|each|per)\s+$|[毎每]\s*$", re.IGNORECASE)
+_FREQUENCY_AFTER = re.compile(r"\s*(?:あたり|当たり|につき|ごと)")  # 1日あたり = per day
 _PROMISE = {
     "en": re.compile(
         r"\b(?:will|shall|going\s+to|guarantee\w*|promise\w*|definitely|certainly|surely|assure\w*|"
@@ -335,13 +195,16 @@ def _classify_figures(ctx: Context) -> list[tuple[int, int, str, bool]]:
     supported = ctx.source_figures
     if supported is None:
         return []
+    supported = supported | ctx.customer_amounts
     lang = ctx.language if ctx.language in _PROMISE else "en"
     out: list[tuple[int, int, str, bool]] = []
     for start, end, unit, value, raw in ctx.figures:
-        if (value is not None and (unit, value) in supported) or ctx.quoted(start, end):
+        if not supported.isdisjoint(figure_keys(unit, value, raw)) or ctx.quoted(start, end):
             continue
-        if any(s == start for s, _, _, _ in out) or _FREQUENCY.search(
-            ctx.text, max(0, start - 8), start
+        if (
+            any(s == start for s, _, _, _ in out)
+            or _FREQUENCY.search(ctx.text, max(0, start - 8), start)
+            or _FREQUENCY_AFTER.match(ctx.text, end)
         ):
             continue
         lo, hi = ctx.clause(start, end)
@@ -370,78 +233,11 @@ def unverified_figures(ctx: Context) -> list[Hit]:
 
 
 # ---- links -------------------------------------------------------------------------------
-_TLDS = (
-    "com|net|org|io|me|ly|co|info|biz|app|top|xyz|cn|jp|ru|de|uk|us|site|online|link|club|vip|shop|live|tk|ml|ga|"
-    "cf|gq|cc|to|gg|ai|in|hk|tw|kr|sg|fr|nl|eu|pro|finance|exchange|page|dev|tv|ws|su|click|icu|buzz|work|support|help|"
-    "wallet|crypto|money|network|cloud|website|space|fun|store|tech|ink|gl|gd|is|id|ph|vn|th|my|br|mx|ca|au|nz|ch|se"
-)
-_NOT_URL = r"\s<>\"'`\u3000-\u30ff\u3400-\u9fff\uff00-\uffef"
-_SCHEME_URL = re.compile(rf"(?:https?|hxxps?|ftp)://[^{_NOT_URL}]+|www\.[^{_NOT_URL}]+")
-_TLD_DOT = re.compile(rf"\.(?:{_TLDS})(?![a-z0-9\-])")
-_HOST_END = re.compile(rf"\.(?:{_TLDS})$")
-_PATH = re.compile(rf"/[^{_NOT_URL}]*")
-_LABEL = re.compile(r"[a-z0-9\-.\u00c0-\u024f\u0370-\u03ff\u0400-\u04ff]")
 _WARNING = re.compile(
     r"\b(?:fake|phishing|scam\w*|not\s+(?:ours|our|official|from\s+us)|isn't\s+ours|impersonat\w*|never)\b|"
     r"偽|詐欺|フィッシング|公式では|当社のサイトではございません|钓鱼|仿冒|假冒|诈骗|不是我们|并非",
     re.IGNORECASE,
 )
-
-
-def host_of(url: str) -> str:
-    """The lowercase host name of a URL or bare domain."""
-    rest = re.sub(r"^[a-z]+://", "", url, flags=re.IGNORECASE)
-    host = re.split(r"[/?#:\\]", rest, maxsplit=1)[0]
-    return host.rstrip(".").lower()
-
-
-def domain_allowed(host: str, allowed: tuple[str, ...]) -> bool:
-    """True when ``host`` is an allowed domain or a subdomain of one."""
-    return any(host == d or host.endswith("." + d) for d in allowed)
-
-
-def find_links(text: str) -> list[tuple[int, int, str, bool]]:
-    """(start, end, host, bare) for each URL or bare domain in normalised ``text``.
-
-    Bare domains are found from their ".tld" and extended left and right over host characters
-    (Latin, Greek and Cyrillic letters included, so look-alike hosts are caught)."""
-    low = lowercase(text)
-    spans: list[tuple[int, int]] = []
-    for m in _SCHEME_URL.finditer(low):
-        if (
-            m.group(0).startswith("www.")
-            and m.start()
-            and re.match(r"[\w@./\-]", low[m.start() - 1])
-        ):
-            continue
-        spans.append(m.span())
-    for m in _TLD_DOT.finditer(low):
-        if any(a <= m.start() < b for a, b in spans):
-            continue
-        start = m.start()
-        while start > 0 and _LABEL.match(low, start - 1):
-            start -= 1
-        while start < m.start() and low[start] in ".-":
-            start += 1
-        if start == m.start() or (start and low[start - 1] in "@/_\\"):
-            continue
-        end = m.end()
-        while end < len(low) and _LABEL.match(low, end):
-            end += 1
-        host_end = end
-        while host_end > m.end() and not _HOST_END.search(low, m.start(), host_end):
-            host_end -= 1
-        end = host_end
-        path = _PATH.match(low, end)
-        spans.append((start, path.end() if path else end))
-    out = []
-    for start, end in sorted(set(spans)):
-        while end > start and text[end - 1] in ".,;:!?)]}'\"。、，":
-            end -= 1
-        raw = text[start:end]
-        bare = "://" not in raw and not raw.lower().startswith("www.") and "/" not in raw
-        out.append((start, end, host_of(raw), bare))
-    return out
 
 
 def unsafe_links(ctx: Context) -> list[Hit]:

@@ -10,25 +10,28 @@ rejections but never remove deterministic ones.
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from copilot.backends import Backend, Message
-from copilot.checks import CHECKS, Context, Cues, figure_set
-from copilot.errors import BackendError, CopilotError, InputError, Problem
+from copilot.backends import Backend
+from copilot.checks import CHECKS, Context, Cues, Hit
+from copilot.figures import figure_set
+from copilot.guardrail_judge import ask_judge, load_judge_prompt, parse_judge_answer
 from copilot.language import detect_language
-from copilot.pii import fold_case
-from copilot.policy import Pattern, Policy, Rule, anchors_of, load_policy, split_alternatives
+from copilot.matching import Matcher, compile_cues
+from copilot.policy import Policy, Rule, load_policy
 from copilot.settings import Settings
 from copilot.signals import Flag, analyze_message
 
-__all__ = ["Flag", "Guardrail", "Verdict", "Violation"]
+__all__ = [
+    "Flag",
+    "Guardrail",
+    "Verdict",
+    "Violation",
+    "load_judge_prompt",
+    "parse_judge_answer",
+]
 
 
 @dataclass(frozen=True)
@@ -83,64 +86,6 @@ class Verdict:
         }
 
 
-@dataclass(frozen=True)
-class _Branch:
-    """One top-level alternative of a policy pattern, compiled for lowercased text.
-
-    ``anchors``: literals of which at least one must occur in the text; the branch then runs
-    only on the sentences that contain one (no anchors: it runs on the whole text)."""
-
-    index: int
-    regex: re.Pattern[str]
-    anchors: tuple[str, ...]
-    negation: str
-    conditional: bool
-    quoted: bool
-    when: str
-
-
-def trie_regex(words: Iterable[str]) -> str:
-    """A regex matching any of ``words``, longest first, shaped as a trie (fast in ``re``)."""
-    trie: dict[str, Any] = {}
-    for word in words:
-        node = trie
-        for ch in word:
-            node = node.setdefault(ch, {})
-        node[""] = {}
-
-    def emit(node: dict[str, Any]) -> str:
-        alts = [re.escape(ch) + emit(child) for ch, child in sorted(node.items()) if ch]
-        if not alts:
-            return ""
-        body = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
-        return f"(?:{body})?" if "" in node else body
-
-    return emit(trie)
-
-
-def _compile(patterns: Iterable[Pattern], branches: list[_Branch]) -> list[_Branch]:
-    """Compile every top-level alternative of ``patterns``; append them to ``branches`` too."""
-    first = len(branches)
-    for p in patterns:
-        for alt in split_alternatives(fold_case(p.regex)):
-            try:
-                regex = re.compile(alt)
-            except re.error:  # an alternative that only compiles with its siblings
-                regex, alt = re.compile(fold_case(p.regex)), fold_case(p.regex)
-            branches.append(
-                _Branch(
-                    len(branches),
-                    regex,
-                    anchors_of(alt),
-                    p.negation,
-                    p.conditional,
-                    p.quoted,
-                    p.when,
-                )
-            )
-    return branches[first:]
-
-
 class Guardrail:
     """A compiled policy; build once (``from_settings``) and call :meth:`check` per draft."""
 
@@ -159,33 +104,8 @@ class Guardrail:
         self.judge = judge
         self.judge_prompt = judge_prompt
         self._kb: dict[str, str] | None = None
-        self._cues = {
-            lang: Cues(
-                before=_maybe(policy.negation_before.get(lang)),
-                after=_maybe(policy.negation_after.get(lang)),
-                conditional=_maybe(policy.conditional.get(lang)),
-            )
-            for lang in policy.languages
-        }
-        self._groups: dict[tuple[str, str], list[_Branch]] = {}
-        self._branches: list[_Branch] = []
-        self._exceptions: dict[tuple[str, str], re.Pattern[str]] = {}
-        for rule in policy.rules:
-            for lang in (*rule.languages, "any"):
-                if rule.detection.patterns.get(lang):
-                    self._groups[(rule.id, lang)] = _compile(
-                        rule.detection.patterns[lang], self._branches
-                    )
-                if rule.detection.exceptions.get(lang):
-                    joined = "|".join(f"(?:{r})" for r in rule.detection.exceptions[lang])
-                    self._exceptions[(rule.id, lang)] = re.compile(joined, re.IGNORECASE)
-        self._by_anchor: dict[str, list[int]] = {}
-        for b in self._branches:
-            for a in b.anchors:
-                self._by_anchor.setdefault(a, []).append(b.index)
-        self._finders: dict[
-            tuple[str, ...], tuple[re.Pattern[str] | None, dict[str, tuple[str, ...]]]
-        ] = {}
+        self._cues = compile_cues(policy)
+        self._matcher = Matcher(policy, self._cues)
 
     @classmethod
     def from_settings(cls, settings: Settings, judge: Backend | None = None) -> Guardrail:
@@ -230,14 +150,12 @@ class Guardrail:
             source_texts=self._source_texts(sources, source_texts),
         )
         languages = list(dict.fromkeys([lang, "en", detect_language(draft, lang)]))
-        ctx.anchor_finder, ctx.anchor_parts = self._finder(tuple(languages))
-        active: dict[int, set[tuple[int, int]]] = {}
-        for anchor, wins in ctx.anchor_windows.items():
-            for index in self._by_anchor.get(anchor, ()):
-                active.setdefault(index, set()).update(wins)
+        active = self._matcher.active(ctx, tuple(languages))
         violations: list[Violation] = []
         for rule in self.policy.rules:
-            spans = self._rule_hits(rule, ctx, languages, active)
+            spans = self._matcher.hits(rule, ctx, languages, active)
+            if rule.detection.check:
+                spans += CHECKS[rule.detection.check](ctx)
             violations += self._violations(rule, ctx, spans, lang)
         flags = analyze_message(customer_message, None) if customer_message else []
         judge_state = None
@@ -249,69 +167,7 @@ class Guardrail:
         return Verdict("reject" if blocked else "pass", violations, flags, lang, judge_state)
 
     # ---- internals ----------------------------------------------------------------------------
-    def _finder(
-        self, languages: tuple[str, ...]
-    ) -> tuple[re.Pattern[str] | None, dict[str, tuple[str, ...]]]:
-        """One trie regex over the anchors of every branch that can run for ``languages``
-        (built once per language combination) and, per anchor, the anchors inside it."""
-        if languages not in self._finders:
-            wanted = {*languages, "any"}
-            anchors = {
-                a
-                for (_, lang), branches in self._groups.items()
-                if lang in wanted
-                for b in branches
-                for a in b.anchors
-            }
-            regex = re.compile(trie_regex(anchors)) if anchors else None
-            parts = {a: tuple(x for x in anchors if x in a) for a in anchors}
-            self._finders[languages] = (regex, parts)
-        return self._finders[languages]
-
-    def _rule_hits(
-        self,
-        rule: Rule,
-        ctx: Context,
-        languages: list[str],
-        active: dict[int, set[tuple[int, int]]],
-    ) -> list[tuple[int, int, str]]:
-        hits: list[tuple[int, int, str]] = []
-        whole = {(0, len(ctx.lower))}
-        for lang in [*languages, "any"]:
-            groups = self._groups.get((rule.id, lang))
-            if not groups or (lang not in rule.languages and lang != "any"):
-                continue
-            saved = ctx.cues
-            ctx.cues = self._cues.get(lang if lang != "any" else ctx.language, Cues())
-            exceptions = self._exceptions.get((rule.id, lang))
-            for group in groups:
-                if group.when == "injection" and not ctx.injection:
-                    continue
-                windows = active.get(group.index) if group.anchors else whole
-                if not windows:
-                    continue
-                for lo, hi in windows:
-                    for m in group.regex.finditer(ctx.lower, lo, hi):
-                        start, end = m.span()
-                        if end <= start or (group.quoted and ctx.quoted(start, end)):
-                            continue
-                        if exceptions is not None and exceptions.search(
-                            ctx.text, *ctx.clause(start, end)
-                        ):
-                            continue
-                        if ctx.negated(start, end, group.negation):
-                            continue
-                        if group.conditional and ctx.conditional(start, end):
-                            continue
-                        hits.append((start, end, ""))
-            ctx.cues = saved
-        if rule.detection.check:
-            hits += CHECKS[rule.detection.check](ctx)
-        return hits
-
-    def _violations(
-        self, rule: Rule, ctx: Context, hits: list[tuple[int, int, str]], lang: str
-    ) -> list[Violation]:
+    def _violations(self, rule: Rule, ctx: Context, hits: list[Hit], lang: str) -> list[Violation]:
         merged: list[tuple[int, int, str]] = []
         for start, end, detail in sorted(hits):
             if merged and start < merged[-1][1]:
@@ -362,7 +218,6 @@ class Guardrail:
     # ---- LLM judge ----------------------------------------------------------------------------
     def _judge(self, ctx: Context, found: list[Violation]) -> tuple[list[Violation], str]:
         assert self.judge is not None and self.judge_prompt is not None
-        prompt = self.judge_prompt
         rules = "\n".join(
             f"- {r.id}: {r.description}" for r in self.policy.rules if r.severity == "block"
         )
@@ -373,28 +228,8 @@ class Guardrail:
             "customer_message": ctx.customer_message or "",
             "rule_ids": ", ".join(self.policy.rule_ids),
         }
-        messages = [
-            Message("system", _fill(prompt["system"], values)),
-            Message("user", _fill(prompt["user"], values)),
-        ]
-        error = "error: no answer"
-        for attempt in range(2):
-            try:
-                answer = self.judge.complete(messages, temperature=0.0, max_tokens=600).text
-            except BackendError as exc:
-                return [], f"error: {exc}"
-            try:
-                items = parse_judge_answer(answer, set(self.policy.rule_ids))
-            except ValueError as exc:
-                error = f"error: {exc}"
-                if attempt == 0:
-                    messages += [
-                        Message("assistant", answer),
-                        Message("user", _fill(prompt["retry"], values)),
-                    ]
-                continue
-            return self._judge_violations(ctx, items, found), "ok"
-        return [], error
+        items, state = ask_judge(self.judge, self.judge_prompt, values, set(self.policy.rule_ids))
+        return self._judge_violations(ctx, items, found), state
 
     def _judge_violations(
         self, ctx: Context, items: list[dict[str, str]], found: list[Violation]
@@ -420,77 +255,3 @@ class Guardrail:
                 )
             )
         return out
-
-
-def _maybe(regex: str | None) -> re.Pattern[str] | None:
-    return re.compile(regex, re.IGNORECASE) if regex else None
-
-
-def _fill(template: str, values: dict[str, str]) -> str:
-    return re.sub(r"\{\{(\w+)\}\}", lambda m: values.get(m.group(1), m.group(0)), template)
-
-
-def parse_judge_answer(text: str, rule_ids: set[str]) -> list[dict[str, str]]:
-    """Strictly parse ``{"violations": [{"rule", "excerpt", "reason"}]}``; ValueError when malformed."""
-    try:
-        data = json.loads(text.strip())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not JSON: {exc.msg}") from None
-    if (
-        not isinstance(data, dict)
-        or set(data) != {"violations"}
-        or not isinstance(data["violations"], list)
-    ):
-        raise ValueError('expected an object with exactly one key, "violations" (a list)')
-    out = []
-    for item in data["violations"]:
-        if not isinstance(item, dict) or set(item) != {"rule", "excerpt", "reason"}:
-            raise ValueError('each violation needs exactly "rule", "excerpt" and "reason"')
-        if not all(isinstance(item[k], str) for k in item):
-            raise ValueError("violation fields must be strings")
-        if item["rule"] not in rule_ids:
-            raise ValueError(f"unknown rule {item['rule']!r}")
-        out.append({k: str(item[k]) for k in ("rule", "excerpt", "reason")})
-    return out
-
-
-JUDGE_FIELDS = ("name", "version", "system", "user", "retry")
-
-
-def load_judge_prompt(path: Path) -> dict[str, Any]:
-    """Load and validate the LLM-judge prompt file (``version``, ``system``, ``user``, ``retry``)."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CopilotError(f"{path}: cannot read judge prompt: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise InputError(
-            [Problem(str(path), 1, f"not valid YAML: {str(exc).splitlines()[0]}")]
-        ) from None
-    problems = []
-    if not isinstance(data, dict):
-        raise InputError(
-            [Problem(str(path), 1, "must be a mapping with version, system, user and retry")]
-        )
-    for key in JUDGE_FIELDS[1:]:
-        if key not in data:
-            problems.append(Problem(str(path), 1, f"field '{key}': missing"))
-    for key in sorted(set(data) - set(JUDGE_FIELDS), key=str):
-        problems.append(
-            Problem(
-                str(path), 1, f"field '{key}': unknown field; allowed: {', '.join(JUDGE_FIELDS)}"
-            )
-        )
-    version = data.get("version")
-    if "version" in data and (
-        isinstance(version, bool) or not isinstance(version, int) or version < 1
-    ):
-        problems.append(
-            Problem(str(path), 1, f"field 'version': {version!r} must be a whole number >= 1")
-        )
-    for key in ("system", "user", "retry"):
-        if key in data and (not isinstance(data[key], str) or not data[key].strip()):
-            problems.append(Problem(str(path), 1, f"field '{key}': must be non-empty text"))
-    if problems:
-        raise InputError(problems)
-    return dict(data)

@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import yaml
 
+from copilot._yaml_lines import LineLoader, items_with_lines, line_of
 from copilot.errors import InputError, Problem
+from copilot.policy_model import Detection, Pattern, Policy, Rule
+
+__all__ = ["Detection", "Pattern", "Policy", "Rule", "load_policy", "parse_policy"]
 
 SEVERITIES = ("block", "warn")
-NEGATION_MODES = ("none", "before", "clause")
+NEGATION_MODES = ("none", "before", "clause", "auto")
 TOP_FIELDS = ("version", "languages", "negation", "conditional", "rules")
 RULE_FIELDS = ("id", "description", "severity", "languages", "message", "fix", "detection")
 DETECTION_FIELDS = (
@@ -36,206 +38,6 @@ DETECTION_FIELDS = (
 PATTERN_FIELDS = ("re", "negation", "conditional", "quoted", "when")
 WHEN = ("always", "injection")
 _ID_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-
-
-@dataclass(frozen=True)
-class Pattern:
-    """One regular expression with its own context switches (defaults come from the rule)."""
-
-    regex: str
-    negation: str  # none | before | clause
-    conditional: bool
-    quoted: bool
-    when: str = (
-        "always"  # always | injection (only when the customer message has an injection attempt)
-    )
-
-
-@dataclass(frozen=True)
-class Detection:
-    """How a rule finds violations: per-language patterns and/or a named structured check."""
-
-    patterns: Mapping[str, tuple[Pattern, ...]]
-    exceptions: Mapping[str, tuple[str, ...]]
-    check: str | None
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One policy rule."""
-
-    id: str
-    description: str
-    severity: str
-    languages: tuple[str, ...]
-    message: Mapping[str, str]
-    fix: Mapping[str, str]
-    detection: Detection
-
-    def message_for(self, language: str) -> str:
-        """The message in ``language`` (English when not translated)."""
-        return (
-            self.message.get(language)
-            or self.message.get("en")
-            or next(iter(self.message.values()))
-        )
-
-    def fix_for(self, language: str) -> str:
-        """The fix hint in ``language`` (English when not translated)."""
-        return self.fix.get(language) or self.fix.get("en") or next(iter(self.fix.values()))
-
-
-@dataclass(frozen=True)
-class Policy:
-    """The whole validated policy."""
-
-    path: Path
-    version: int
-    languages: tuple[str, ...]
-    negation_before: Mapping[str, str]
-    negation_after: Mapping[str, str]
-    conditional: Mapping[str, str]
-    rules: tuple[Rule, ...]
-    sha256: str
-
-    def rule(self, rule_id: str) -> Rule:
-        """The rule with this id (KeyError when unknown)."""
-        for rule in self.rules:
-            if rule.id == rule_id:
-                return rule
-        raise KeyError(rule_id)
-
-    @property
-    def rule_ids(self) -> tuple[str, ...]:
-        """Ids of every rule, in file order."""
-        return tuple(r.id for r in self.rules)
-
-
-def split_alternatives(regex: str) -> list[str]:
-    """The top-level ``|`` alternatives of a regex source (groups and classes respected)."""
-    parts, depth, in_class, start, i = [], 0, False, 0, 0
-    while i < len(regex):
-        ch = regex[i]
-        if ch == "\\":
-            i += 2
-            continue
-        if in_class:
-            in_class = ch != "]" or regex[i - 1] == "["
-        elif ch == "[":
-            in_class = True
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "|" and depth == 0:
-            parts.append(regex[start:i])
-            start = i + 1
-        i += 1
-    return [*parts, regex[start:]]
-
-
-# Words so common in replies that they make poor anchors (a branch anchored on them runs everywhere).
-_COMMON = frozenset(
-    re.findall(
-        r"\S+",
-        "a an and are as at be by can for from has have i if in is it its me my no not "
-        "of on or our so that the this to up was we will with you your you're it's i'm "
-        "can't don't",
-    )
-)
-
-
-def _anchor_score(literals: set[str]) -> tuple[bool, int, int]:
-    """Prefer anchor sets without common words, then with longer literals, then smaller sets."""
-    common = any(x.strip() in _COMMON for x in literals)
-    return (not common, min(len(x) for x in literals), -len(literals))
-
-
-def anchors_of(regex: str) -> tuple[str, ...]:
-    """Literals of which one must appear wherever ``regex`` matches (best guess; () = unknown)."""
-    try:
-        from re import _parser  # type: ignore[attr-defined]
-
-        parsed = _parser.parse(regex).data
-    except Exception:  # any parser trouble just disables the prefilter
-        return ()
-
-    def required(seq: Any) -> list[set[str]]:
-        found: list[set[str]] = []
-        run = ""
-        for op, av in seq:
-            name = str(op)
-            if name == "LITERAL":
-                run += chr(av)
-                continue
-            if run:
-                found.append({run})
-                run = ""
-            if name == "SUBPATTERN":
-                found += required(av[-1])
-            elif name == "BRANCH":
-                alts = [best(required(alt)) for alt in av[1]]
-                if all(alts):
-                    found.append(set().union(*alts))
-            elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") and av[0] >= 1:
-                found += required(av[2])
-        if run:
-            found.append({run})
-        return found
-
-    def best(sets: list[set[str]]) -> set[str]:
-        good = [s for s in sets if s and all(len(x.strip()) >= 2 or not x.isascii() for x in s)]
-        return max(good, key=_anchor_score, default=set())
-
-    return tuple(sorted(best(required(parsed))))
-
-
-# ---- YAML with line numbers --------------------------------------------------------------
-class _LineDict(dict[Any, Any]):
-    line: int = 1
-    key_lines: dict[Any, int]
-
-
-class _LineList(list[Any]):
-    line: int = 1
-    item_lines: list[int]
-
-
-class _Loader(yaml.SafeLoader):
-    pass
-
-
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _LineDict:
-    loader.flatten_mapping(node)
-    out = _LineDict()
-    out.line = node.start_mark.line + 1
-    out.key_lines = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        out[key] = loader.construct_object(value_node, deep=True)
-        out.key_lines[key] = key_node.start_mark.line + 1
-    return out
-
-
-def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> _LineList:
-    out = _LineList(loader.construct_object(child, deep=True) for child in node.value)
-    out.line = node.start_mark.line + 1
-    out.item_lines = [child.start_mark.line + 1 for child in node.value]
-    return out
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
-
-
-def _line(obj: Any, key: Any = None) -> int:
-    lines = getattr(obj, "key_lines", {})
-    return int(lines[key]) if key in lines else int(getattr(obj, "line", 1))
-
-
-def _items(value: Any) -> list[tuple[Any, int]]:
-    lines = getattr(value, "item_lines", [_line(value)] * len(value))
-    return list(zip(value, lines, strict=True))
 
 
 # ---- validation --------------------------------------------------------------------------
@@ -256,7 +58,7 @@ class _Checker:
     ) -> None:
         for key in sorted(set(obj) - set(allowed), key=str):
             self.bad(
-                _line(obj, key),
+                line_of(obj, key),
                 rule,
                 f"{prefix}{key}",
                 f"unknown field; allowed: {', '.join(allowed)}",
@@ -294,13 +96,13 @@ class _Checker:
         ):
             if set(value) - set(langs):
                 self.bad(
-                    _line(obj, key),
+                    line_of(obj, key),
                     rule,
                     key,
                     f"unknown language(s) {sorted(set(value) - set(langs))}",
                 )
             return {str(k): v.strip() for k, v in value.items()}
-        self.bad(_line(obj, key), rule, key, "must be text, or a mapping language -> text")
+        self.bad(line_of(obj, key), rule, key, "must be text, or a mapping language -> text")
         return {}
 
     def per_language(
@@ -311,7 +113,7 @@ class _Checker:
             return {}
         if not isinstance(value, dict):
             self.bad(
-                _line(det, key), rule, f"detection.{key}", "must be a mapping language -> list"
+                line_of(det, key), rule, f"detection.{key}", "must be a mapping language -> list"
             )
             return {}
         out: dict[str, list[tuple[Any, int]]] = {}
@@ -319,26 +121,26 @@ class _Checker:
             where = f"detection.{key}.{lang}"
             if lang not in langs and lang != "any":
                 self.bad(
-                    _line(value, lang),
+                    line_of(value, lang),
                     rule,
                     where,
                     f"language not in the rule's languages {list(langs)}",
                 )
             elif not isinstance(items, list) or not items:
-                self.bad(_line(value, lang), rule, where, "must be a non-empty list")
+                self.bad(line_of(value, lang), rule, where, "must be a non-empty list")
             else:
-                out[lang] = _items(items)
+                out[lang] = items_with_lines(items)
         return out
 
     def options(
         self, obj: Any, rule: str, defaults: tuple[str, bool, bool], where: str
     ) -> tuple[str, bool, bool]:
-        negation = {True: "before", False: "none"}.get(
+        negation = {True: "auto", False: "none"}.get(
             obj.get("negation"), obj.get("negation", defaults[0])
         )
         if negation not in NEGATION_MODES:
             self.bad(
-                _line(obj, "negation"),
+                line_of(obj, "negation"),
                 rule,
                 f"{where}negation",
                 f"{negation!r} is not one of {', '.join(NEGATION_MODES)}",
@@ -348,7 +150,9 @@ class _Checker:
         for key, default in (("conditional", defaults[1]), ("quoted", defaults[2])):
             value = obj.get(key, default)
             if not isinstance(value, bool):
-                self.bad(_line(obj, key), rule, f"{where}{key}", f"{value!r} must be true or false")
+                self.bad(
+                    line_of(obj, key), rule, f"{where}{key}", f"{value!r} must be true or false"
+                )
                 value = default
             flags.append(value)
         return str(negation), flags[0], flags[1]
@@ -358,14 +162,14 @@ def _detection(obj: Any, chk: _Checker, rule: str, langs: tuple[str, ...]) -> De
     det = obj.get("detection")
     if not isinstance(det, dict):
         chk.bad(
-            _line(obj, "detection"),
+            line_of(obj, "detection"),
             rule,
             "detection",
             "must be a mapping with patterns, lexicon or check",
         )
         return None
     chk.unknown(det, DETECTION_FIELDS, rule, "detection.")
-    defaults = chk.options(det, rule, ("before", False, True), "detection.")
+    defaults = chk.options(det, rule, ("auto", False, True), "detection.")
     patterns: dict[str, list[Pattern]] = {}
     for lang, items in chk.per_language(det, "patterns", rule, langs).items():
         for i, (item, line) in enumerate(items):
@@ -404,14 +208,16 @@ def _detection(obj: Any, chk: _Checker, rule: str, langs: tuple[str, ...]) -> De
     check = det.get("check")
     if check is not None and check not in chk.known_checks:
         chk.bad(
-            _line(det, "check"),
+            line_of(det, "check"),
             rule,
             "detection.check",
             f"{check!r} is not a known check; use one of {', '.join(chk.known_checks)}",
         )
         check = None
     if not patterns and check is None:
-        chk.bad(_line(obj, "detection"), rule, "detection", "needs patterns, a lexicon or a check")
+        chk.bad(
+            line_of(obj, "detection"), rule, "detection", "needs patterns, a lexicon or a check"
+        )
         return None
     return Detection(
         patterns=MappingProxyType({k: tuple(v) for k, v in patterns.items()}),
@@ -424,24 +230,24 @@ def _rule(
     obj: Any, chk: _Checker, langs: tuple[str, ...], index: int, seen: set[str]
 ) -> Rule | None:
     if not isinstance(obj, dict):
-        chk.bad(_line(obj), None, f"rules[{index}]", "must be a mapping")
+        chk.bad(line_of(obj), None, f"rules[{index}]", "must be a mapping")
         return None
     rid = obj.get("id")
     name = rid if isinstance(rid, str) else f"#{index + 1}"
     before = len(chk.problems)
     if not isinstance(rid, str) or not _ID_RE.match(rid):
-        chk.bad(_line(obj, "id"), name, "id", f"{rid!r} must be lowercase letters, digits and _")
+        chk.bad(line_of(obj, "id"), name, "id", f"{rid!r} must be lowercase letters, digits and _")
     elif rid in seen:
-        chk.bad(_line(obj, "id"), name, "id", "duplicate rule id")
+        chk.bad(line_of(obj, "id"), name, "id", "duplicate rule id")
     seen.add(str(rid))
     for key in RULE_FIELDS:
         if key not in obj:
-            chk.bad(_line(obj), name, key, "missing")
+            chk.bad(line_of(obj), name, key, "missing")
     chk.unknown(obj, RULE_FIELDS, name)
     severity = obj.get("severity")
     if "severity" in obj and severity not in SEVERITIES:
         chk.bad(
-            _line(obj, "severity"),
+            line_of(obj, "severity"),
             name,
             "severity",
             f"{severity!r} is not one of {', '.join(SEVERITIES)}",
@@ -453,7 +259,7 @@ def _rule(
         or not all(lang in langs for lang in rule_langs)
     ):
         chk.bad(
-            _line(obj, "languages"),
+            line_of(obj, "languages"),
             name,
             "languages",
             f"{rule_langs!r} must be a list drawn from {list(langs)}",
@@ -461,7 +267,7 @@ def _rule(
         rule_langs = list(langs)
     description = obj.get("description")
     if "description" in obj and (not isinstance(description, str) or not description.strip()):
-        chk.bad(_line(obj, "description"), name, "description", "must be non-empty text")
+        chk.bad(line_of(obj, "description"), name, "description", "must be non-empty text")
     message = chk.text_map(obj, "message", name, langs) if "message" in obj else {}
     fix = chk.text_map(obj, "fix", name, langs) if "fix" in obj else {}
     detection = _detection(obj, chk, name, tuple(rule_langs)) if "detection" in obj else None
@@ -485,11 +291,11 @@ def _cues(data: Any, chk: _Checker, langs: tuple[str, ...]) -> tuple[dict[str, s
     negation, cond = data.get("negation", {}), data.get("conditional", {})
     for key, value in (("negation", negation), ("conditional", cond)):
         if not isinstance(value, dict):
-            chk.bad(_line(data, key), None, key, "must be a mapping by language")
+            chk.bad(line_of(data, key), None, key, "must be a mapping by language")
     for lang, cues in negation.items() if isinstance(negation, dict) else ():
         if lang not in langs or not isinstance(cues, dict) or set(cues) - {"before", "after"}:
             chk.bad(
-                _line(negation, lang),
+                line_of(negation, lang),
                 None,
                 f"negation.{lang}",
                 "must be a known language with 'before' and/or 'after' regexes",
@@ -497,16 +303,16 @@ def _cues(data: Any, chk: _Checker, langs: tuple[str, ...]) -> tuple[dict[str, s
             continue
         for key, target in (("before", before), ("after", after)):
             regex = (
-                chk.regex(cues[key], _line(cues, key), None, f"negation.{lang}.{key}")
+                chk.regex(cues[key], line_of(cues, key), None, f"negation.{lang}.{key}")
                 if key in cues
                 else None
             )
             if regex is not None:
                 target[lang] = regex
     for lang, source in cond.items() if isinstance(cond, dict) else ():
-        regex = chk.regex(source, _line(cond, lang), None, f"conditional.{lang}")
+        regex = chk.regex(source, line_of(cond, lang), None, f"conditional.{lang}")
         if lang not in langs:
-            chk.bad(_line(cond, lang), None, f"conditional.{lang}", "unknown language")
+            chk.bad(line_of(cond, lang), None, f"conditional.{lang}", "unknown language")
         elif regex is not None:
             conditional[lang] = regex
     return before, after, conditional
@@ -516,7 +322,7 @@ def parse_policy(text: str, path: Path, known_checks: tuple[str, ...]) -> Policy
     """Validate policy YAML ``text`` (reported as ``path``); :class:`InputError` lists every problem."""
     chk = _Checker(path, known_checks)
     try:
-        data = yaml.load(text, Loader=_Loader)
+        data = yaml.load(text, Loader=LineLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
@@ -530,17 +336,19 @@ def parse_policy(text: str, path: Path, known_checks: tuple[str, ...]) -> Policy
     chk.unknown(data, TOP_FIELDS, None)
     version = data.get("version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        chk.bad(_line(data, "version"), None, "version", f"{version!r} must be a whole number >= 1")
+        chk.bad(
+            line_of(data, "version"), None, "version", f"{version!r} must be a whole number >= 1"
+        )
     langs = data.get("languages", ["en", "ja", "zh"])
     if not isinstance(langs, list) or not langs or not all(isinstance(x, str) for x in langs):
-        chk.bad(_line(data, "languages"), None, "languages", "must be a list of language codes")
+        chk.bad(line_of(data, "languages"), None, "languages", "must be a list of language codes")
         langs = ["en", "ja", "zh"]
     before, after, conditional = _cues(data, chk, tuple(langs))
     rules_raw = data.get("rules")
     rules: list[Rule] = []
     seen: set[str] = set()
     if not isinstance(rules_raw, list) or not rules_raw:
-        chk.bad(_line(data, "rules"), None, "rules", "must be a non-empty list of rules")
+        chk.bad(line_of(data, "rules"), None, "rules", "must be a non-empty list of rules")
     for i, obj in enumerate(rules_raw if isinstance(rules_raw, list) else []):
         rule = _rule(obj, chk, tuple(langs), i, seen)
         if rule is not None:

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import random
@@ -25,38 +24,18 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from copilot.bench.guardrail_external import (
+    EXTERNAL,
+    pct,
+    ratio,
+    read_rows,
+    render_external,
+    run_external,
+    scores,
+)
+
 ROOT = Path(__file__).resolve().parents[2]
 LABELLED = ROOT / "evals" / "guardrails" / "labelled_v1.jsonl"
-EXTERNAL = ROOT.parent / "shared" / "external"
-PRESIDIO_SUPPORTED = {
-    "CREDIT_CARD": {"CARD"},
-    "PHONE_NUMBER": {"PHONE"},
-    "EMAIL_ADDRESS": {"EMAIL"},
-    "US_SSN": {"NATIONAL_ID"},
-    "IBAN_CODE": {"IBAN"},
-    "IP_ADDRESS": {"IP"},
-}
-
-
-def _rows(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
-
-
-def _ratio(num: int, den: int) -> float | None:
-    return round(num / den, 4) if den else None
-
-
-def _scores(tp: int, fp: int, fn: int, tn: int) -> dict[str, Any]:
-    return {
-        "tp": tp,
-        "fp": fp,
-        "fn": fn,
-        "tn": tn,
-        "precision": _ratio(tp, tp + fp),
-        "recall": _ratio(tp, tp + fn),
-        "fpr": _ratio(fp, fp + tn),
-    }
 
 
 # ---- 1. labelled set ------------------------------------------------------------------------
@@ -100,19 +79,19 @@ def evaluate_labelled(guardrail: Any, rows: list[dict[str, Any]]) -> dict[str, A
             )
     out: dict[str, Any] = {}
     for scope, c in verdict_counts.items():
-        out[scope] = _scores(c["tp"], c["fp"], c["fn"], c["tn"]) | {"n": sum(c.values())}
+        out[scope] = scores(c["tp"], c["fp"], c["fn"], c["tn"]) | {"n": sum(c.values())}
     per_rule = {}
     for rid, c in rule_counts.items():
         # rule FPR: expected-pass rows where the rule fired / all expected-pass rows
         passes = out["all"]["fp"] + out["all"]["tn"]
         fired_on_pass = sum(1 for m in mistakes if m["expect"] == "pass" and rid in m["fired"])
-        per_rule[rid] = _scores(c["tp"], c["fp"], c["fn"], c["tn"]) | {
+        per_rule[rid] = scores(c["tp"], c["fp"], c["fn"], c["tn"]) | {
             "labelled": c["tp"] + c["fn"],
-            "fpr": _ratio(fired_on_pass, passes),
+            "fpr": ratio(fired_on_pass, passes),
         }
     rejects = sum(1 for r in rows if r["expect"] == "reject")
     return {
-        "strict_reject_recall": _ratio(strict, rejects),
+        "strict_reject_recall": ratio(strict, rejects),
         "rejects_with_extra_rules": extra,
         "overall": out.pop("all"),
         "per_language": out,
@@ -240,103 +219,6 @@ def _latency(guardrail: Any, n: int) -> dict[str, Any]:
     }
 
 
-# ---- 3. third-party data ------------------------------------------------------------------------
-def _binary(pairs: list[tuple[bool, bool]]) -> dict[str, Any]:
-    c = Counter(("t" if want == got else "f") + ("p" if got else "n") for want, got in pairs)
-    return _scores(c["tp"], c["fp"], c["fn"], c["tn"]) | {"n": len(pairs)}
-
-
-def _garak(guardrail: Any, path: Path) -> dict[str, Any]:
-    rows = [r for r in _rows(path) if r.get("kind") == "detector_test_output"]
-    pairs = [
-        (r["label"] == "flag", guardrail.check(r["text"], language="en").verdict == "reject")
-        for r in rows
-    ]
-    by_detector: dict[str, list[tuple[bool, bool]]] = {}
-    for r, pair in zip(rows, pairs, strict=True):
-        by_detector.setdefault(r.get("detector", "?"), []).append(pair)
-    return _binary(pairs) | {"by_detector": {k: _binary(v) for k, v in sorted(by_detector.items())}}
-
-
-def _llm_guard(path: Path) -> dict[str, Any]:
-    from copilot.pii import find_pii
-    from copilot.signals import find_injection
-
-    rows = _rows(path)
-    out = {}
-    subsets = {
-        "prompt_injection": (("prompt_injection",), lambda t: bool(find_injection(t))),
-        "secrets": (("secrets",), lambda t: any(p.kind == "SECRET" for p in find_pii(t))),
-        "pii": (("pii_anonymize", "pii_output"), lambda t: bool(find_pii(t))),
-    }
-    for name, (scanners, detect) in subsets.items():
-        chosen = [r for r in rows if r["scanner"] in scanners]
-        out[name] = _binary([(not r["expected_valid"], detect(r["text"])) for r in chosen])
-    return out
-
-
-def _presidio(path: Path) -> dict[str, Any]:
-    from copilot.pii import find_pii
-
-    found: Counter[str] = Counter()
-    total: Counter[str] = Counter()
-    ours = ours_hit = 0
-    for row in _rows(path):
-        spans = find_pii(row["text"])
-        gold = row.get("spans", [])
-        ours += len(spans)
-        ours_hit += sum(
-            any(s.start < g["end_position"] and g["start_position"] < s.end for g in gold)
-            for s in spans
-        )
-        for g in gold:
-            etype = g["entity_type"]
-            total[etype] += 1
-            found[etype] += any(
-                s.start < g["end_position"] and g["start_position"] < s.end for s in spans
-            )
-    supported = {
-        t: {"gold": total[t], "found": found[t], "recall": _ratio(found[t], total[t])}
-        for t in PRESIDIO_SUPPORTED
-        if total[t]
-    }
-    s_gold = sum(total[t] for t in supported)
-    s_found = sum(found[t] for t in supported)
-    other = sorted(t for t in total if t not in PRESIDIO_SUPPORTED)
-    return {
-        "supported_types": supported,
-        "supported_recall": _ratio(s_found, s_gold),
-        "all_types_recall": _ratio(sum(found.values()), sum(total.values())),
-        "span_precision": _ratio(ours_hit, ours),
-        "not_detected_types": {t: total[t] for t in other},
-    }
-
-
-def _benign_queries(folder: Path) -> dict[str, Any]:
-    """Injection flags raised on real, benign customer queries (banking77, clinc150)."""
-    from copilot.signals import find_injection
-
-    texts = []
-    for name in ("banking77_dev_queries.jsonl", "clinc150_banking_cc_oos_sample.jsonl"):
-        path = folder / name
-        if path.is_file():
-            texts += [str(r.get("query") or r.get("text") or "") for r in _rows(path)]
-    flagged = sum(bool(find_injection(t)) for t in texts)
-    return {"n": len(texts), "flagged": flagged, "rate": _ratio(flagged, len(texts))}
-
-
-def _external(guardrail: Any, folder: Path) -> dict[str, Any]:
-    out: dict[str, Any] = {"benign_queries": _benign_queries(folder)}
-    for key, name, fn in (
-        ("garak", "garak_financial_probes_cases.jsonl", lambda p: _garak(guardrail, p)),
-        ("llm_guard", "llm_guard_labelled_cases.jsonl", _llm_guard),
-        ("presidio", "presidio_synth_pii_sample.jsonl", _presidio),
-    ):
-        path = folder / name
-        out[key] = fn(path) if path.is_file() else {"error": f"{path} not found"}
-    return out
-
-
 # ---- entry points ---------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the three parts and return every figure."""
@@ -351,15 +233,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "version": guardrail.policy.version,
             "sha256": guardrail.policy.sha256[:16],
         },
-        "labelled": evaluate_labelled(guardrail, _rows(LABELLED))
+        "labelled": evaluate_labelled(guardrail, read_rows(LABELLED))
         | {"file": str(LABELLED.relative_to(ROOT))},
         "latency": _latency(guardrail, 200 if quick else 1000),
-        "external": _external(guardrail, EXTERNAL),
+        "external": run_external(guardrail, EXTERNAL),
     }
-
-
-def _pct(x: float | None) -> str:
-    return "  -  " if x is None else f"{100 * x:5.1f}"
 
 
 def render(result: dict[str, Any]) -> str:
@@ -370,19 +248,19 @@ def render(result: dict[str, Any]) -> str:
         f"Guardrails bench - policy v{result['policy']['version']} ({result['policy']['sha256']})",
         "",
         f"1. Labelled set {lab['file']}: {o['n']} drafts ({o['tp'] + o['fn']} reject, {o['fp'] + o['tn']} pass)",
-        f"   overall: recall {_pct(o['recall'])}%  precision {_pct(o['precision'])}%  FPR {_pct(o['fpr'])}%",
-        f"   strict (every labelled rule fires): {_pct(lab['strict_reject_recall'])}% of rejects; "
+        f"   overall: recall {pct(o['recall'])}%  precision {pct(o['precision'])}%  FPR {pct(o['fpr'])}%",
+        f"   strict (every labelled rule fires): {pct(lab['strict_reject_recall'])}% of rejects; "
         f"rejects with an extra rule: {lab['rejects_with_extra_rules']}",
         "   language    n  recall  precision   FPR",
     ]
     for lang, s in sorted(lab["per_language"].items()):
         lines.append(
-            f"   {lang:<6} {s['n']:>6}  {_pct(s['recall'])}%   {_pct(s['precision'])}%  {_pct(s['fpr'])}%"
+            f"   {lang:<6} {s['n']:>6}  {pct(s['recall'])}%   {pct(s['precision'])}%  {pct(s['fpr'])}%"
         )
     lines.append("   rule                        labelled  recall  precision   FPR")
     for rid, s in lab["per_rule"].items():
         lines.append(
-            f"   {rid:<28} {s['labelled']:>6}  {_pct(s['recall'])}%   {_pct(s['precision'])}%  {_pct(s['fpr'])}%"
+            f"   {rid:<28} {s['labelled']:>6}  {pct(s['recall'])}%   {pct(s['precision'])}%  {pct(s['fpr'])}%"
         )
     for m in lab["mistakes"]:
         lines.append(f"   miss: {m['id']} expect {m['expect']} {m['rules']} fired {m['fired']}")
@@ -409,43 +287,5 @@ def render(result: dict[str, Any]) -> str:
         "",
         "3. Third-party data (../shared/external, read by path)",
     ]
-    ext = result["external"]
-    for key, label in (("garak", "garak financial detector outputs (flag = reject)"),):
-        s = ext[key]
-        if "error" in s:
-            lines.append(f"   {label}: {s['error']}")
-            continue
-        lines.append(
-            f"   {label}: n {s['n']}  recall {_pct(s['recall'])}%  precision {_pct(s['precision'])}%  FPR {_pct(s['fpr'])}%"
-        )
-        for det, d in s["by_detector"].items():
-            lines.append(
-                f"      {det:<28} n {d['n']:>3}  recall {_pct(d['recall'])}%  FPR {_pct(d['fpr'])}%"
-            )
-    bq = ext["benign_queries"]
-    lines.append(
-        f"   injection false flags on benign customer queries (banking77 + clinc150): "
-        f"{bq['flagged']}/{bq['n']}"
-    )
-    lg = ext["llm_guard"]
-    if "error" in lg:
-        lines.append(f"   llm-guard: {lg['error']}")
-    else:
-        for name, s in lg.items():
-            lines.append(
-                f"   llm-guard {name:<17} n {s['n']:>3}  recall {_pct(s['recall'])}%  "
-                f"precision {_pct(s['precision'])}%  FPR {_pct(s['fpr'])}%"
-            )
-    pr = ext["presidio"]
-    if "error" in pr:
-        lines.append(f"   presidio: {pr['error']}")
-    else:
-        lines.append(
-            f"   presidio PII span recall, supported types {_pct(pr['supported_recall'])}%  "
-            f"(all types {_pct(pr['all_types_recall'])}%, span precision {_pct(pr['span_precision'])}%)"
-        )
-        for t, s in pr["supported_types"].items():
-            lines.append(f"      {t:<15} {s['found']:>3}/{s['gold']:<3} {_pct(s['recall'])}%")
-        missing = ", ".join(f"{t} {n}" for t, n in pr["not_detected_types"].items())
-        lines.append(f"      not targeted (names, addresses, dates...): {missing}")
+    lines += render_external(result["external"])
     return "\n".join(lines)

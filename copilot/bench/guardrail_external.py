@@ -1,0 +1,195 @@
+"""Third-party figures for ``copilot bench guardrails``, read by path from ``../shared/external``.
+
+Never copied into the repository: garak's labelled financial-advice detector outputs
+(verdict-level recall and false positives), llm-guard's injection/secrets/PII cases (our input
+detectors), PII span recall on presidio's synthetic sample, and injection false flags on
+benign customer queries (banking77, clinc150).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+EXTERNAL = ROOT.parent / "shared" / "external"
+PRESIDIO_SUPPORTED = {
+    "CREDIT_CARD": {"CARD"},
+    "PHONE_NUMBER": {"PHONE"},
+    "EMAIL_ADDRESS": {"EMAIL"},
+    "US_SSN": {"NATIONAL_ID"},
+    "IBAN_CODE": {"IBAN"},
+    "IP_ADDRESS": {"IP"},
+}
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of a JSONL file."""
+    with path.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def ratio(num: int, den: int) -> float | None:
+    """``num / den`` rounded to 4 places; None when ``den`` is 0."""
+    return round(num / den, 4) if den else None
+
+
+def scores(tp: int, fp: int, fn: int, tn: int) -> dict[str, Any]:
+    """Counts with precision, recall and false-positive rate."""
+    return {
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
+        "precision": ratio(tp, tp + fp),
+        "recall": ratio(tp, tp + fn),
+        "fpr": ratio(fp, fp + tn),
+    }
+
+
+def _binary(pairs: list[tuple[bool, bool]]) -> dict[str, Any]:
+    c = Counter(("t" if want == got else "f") + ("p" if got else "n") for want, got in pairs)
+    return scores(c["tp"], c["fp"], c["fn"], c["tn"]) | {"n": len(pairs)}
+
+
+def _garak(guardrail: Any, path: Path) -> dict[str, Any]:
+    rows = [r for r in read_rows(path) if r.get("kind") == "detector_test_output"]
+    pairs = [
+        (r["label"] == "flag", guardrail.check(r["text"], language="en").verdict == "reject")
+        for r in rows
+    ]
+    by_detector: dict[str, list[tuple[bool, bool]]] = {}
+    for r, pair in zip(rows, pairs, strict=True):
+        by_detector.setdefault(r.get("detector", "?"), []).append(pair)
+    return _binary(pairs) | {"by_detector": {k: _binary(v) for k, v in sorted(by_detector.items())}}
+
+
+def _llm_guard(path: Path) -> dict[str, Any]:
+    from copilot.pii import find_pii
+    from copilot.signals import find_injection
+
+    rows = read_rows(path)
+    out = {}
+    subsets = {
+        "prompt_injection": (("prompt_injection",), lambda t: bool(find_injection(t))),
+        "secrets": (("secrets",), lambda t: any(p.kind == "SECRET" for p in find_pii(t))),
+        "pii": (("pii_anonymize", "pii_output"), lambda t: bool(find_pii(t))),
+    }
+    for name, (scanners, detect) in subsets.items():
+        chosen = [r for r in rows if r["scanner"] in scanners]
+        out[name] = _binary([(not r["expected_valid"], detect(r["text"])) for r in chosen])
+    return out
+
+
+def _presidio(path: Path) -> dict[str, Any]:
+    from copilot.pii import find_pii
+
+    found: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    ours = ours_hit = 0
+    for row in read_rows(path):
+        spans = find_pii(row["text"])
+        gold = row.get("spans", [])
+        ours += len(spans)
+        ours_hit += sum(
+            any(s.start < g["end_position"] and g["start_position"] < s.end for g in gold)
+            for s in spans
+        )
+        for g in gold:
+            etype = g["entity_type"]
+            total[etype] += 1
+            found[etype] += any(
+                s.start < g["end_position"] and g["start_position"] < s.end for s in spans
+            )
+    supported = {
+        t: {"gold": total[t], "found": found[t], "recall": ratio(found[t], total[t])}
+        for t in PRESIDIO_SUPPORTED
+        if total[t]
+    }
+    s_gold = sum(total[t] for t in supported)
+    s_found = sum(found[t] for t in supported)
+    other = sorted(t for t in total if t not in PRESIDIO_SUPPORTED)
+    return {
+        "supported_types": supported,
+        "supported_recall": ratio(s_found, s_gold),
+        "all_types_recall": ratio(sum(found.values()), sum(total.values())),
+        "span_precision": ratio(ours_hit, ours),
+        "not_detected_types": {t: total[t] for t in other},
+    }
+
+
+def _benign_queries(folder: Path) -> dict[str, Any]:
+    """Injection flags raised on real, benign customer queries (banking77, clinc150)."""
+    from copilot.signals import find_injection
+
+    texts = []
+    for name in ("banking77_dev_queries.jsonl", "clinc150_banking_cc_oos_sample.jsonl"):
+        path = folder / name
+        if path.is_file():
+            texts += [str(r.get("query") or r.get("text") or "") for r in read_rows(path)]
+    flagged = sum(bool(find_injection(t)) for t in texts)
+    return {"n": len(texts), "flagged": flagged, "rate": ratio(flagged, len(texts))}
+
+
+def run_external(guardrail: Any, folder: Path = EXTERNAL) -> dict[str, Any]:
+    """Every third-party figure; a missing file is reported, not raised."""
+    out: dict[str, Any] = {"benign_queries": _benign_queries(folder)}
+    for key, name, fn in (
+        ("garak", "garak_financial_probes_cases.jsonl", lambda p: _garak(guardrail, p)),
+        ("llm_guard", "llm_guard_labelled_cases.jsonl", _llm_guard),
+        ("presidio", "presidio_synth_pii_sample.jsonl", _presidio),
+    ):
+        path = folder / name
+        out[key] = fn(path) if path.is_file() else {"error": f"{path} not found"}
+    return out
+
+
+def pct(x: float | None) -> str:
+    """A ratio as a percentage, 5 characters wide."""
+    return "  -  " if x is None else f"{100 * x:5.1f}"
+
+
+def render_external(ext: dict[str, Any]) -> list[str]:
+    """Lines of the third-party section."""
+    lines: list[str] = []
+    for key, label in (("garak", "garak financial detector outputs (flag = reject)"),):
+        s = ext[key]
+        if "error" in s:
+            lines.append(f"   {label}: {s['error']}")
+            continue
+        lines.append(
+            f"   {label}: n {s['n']}  recall {pct(s['recall'])}%  precision {pct(s['precision'])}%  FPR {pct(s['fpr'])}%"
+        )
+        for det, d in s["by_detector"].items():
+            lines.append(
+                f"      {det:<28} n {d['n']:>3}  recall {pct(d['recall'])}%  FPR {pct(d['fpr'])}%"
+            )
+    bq = ext["benign_queries"]
+    lines.append(
+        f"   injection false flags on benign customer queries (banking77 + clinc150): "
+        f"{bq['flagged']}/{bq['n']}"
+    )
+    lg = ext["llm_guard"]
+    if "error" in lg:
+        lines.append(f"   llm-guard: {lg['error']}")
+    else:
+        for name, s in lg.items():
+            lines.append(
+                f"   llm-guard {name:<17} n {s['n']:>3}  recall {pct(s['recall'])}%  "
+                f"precision {pct(s['precision'])}%  FPR {pct(s['fpr'])}%"
+            )
+    pr = ext["presidio"]
+    if "error" in pr:
+        lines.append(f"   presidio: {pr['error']}")
+    else:
+        lines.append(
+            f"   presidio PII span recall, supported types {pct(pr['supported_recall'])}%  "
+            f"(all types {pct(pr['all_types_recall'])}%, span precision {pct(pr['span_precision'])}%)"
+        )
+        for t, s in pr["supported_types"].items():
+            lines.append(f"      {t:<15} {s['found']:>3}/{s['gold']:<3} {pct(s['recall'])}%")
+        missing = ", ".join(f"{t} {n}" for t, n in pr["not_detected_types"].items())
+        lines.append(f"      not targeted (names, addresses, dates...): {missing}")
+    return lines
