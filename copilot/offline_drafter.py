@@ -15,8 +15,24 @@ it picks a scenario:
 Playbook templates are chosen by emotion level (0/1 -> level-1, 2 -> level-2,
 3 -> level-3); ``{facts}`` becomes the best FAQ's key facts most related to
 the message. The greeting, openings, sign-off and abstention text come from
-``prompts/offline_phrases.yaml``. Every block drawn from an article ends with
-its citation ``[id]``. The output is deterministic.
+``prompts/offline_phrases.yaml``.
+
+So that a draft reads like one agent wrote it:
+
+* the empathetic opening is merged into the template's opening paragraph,
+  after its own thanks / apology / acknowledgement, and leaves out what that
+  paragraph already says (no second apology, no second "I understand");
+* a list lead-in ("Here is how ...:", 以下, 如下) is always followed by its
+  list; with no list to show, the lead-in and any "also" pointing back at the
+  list are removed; facts of an FAQ that shares no tag with a topical playbook
+  get a neutral lead-in instead of the playbook's ("the fee rules that apply");
+* citations ``[id]`` end each run of blocks from one article, after the last
+  sentence before a list lead-in rather than inside it; no space before the
+  mark after CJK punctuation;
+* one hand-over offer, one sign-off (a template's own closing line is
+  dropped); Markdown emphasis, headings and links in KB text become plain text.
+
+The output is deterministic.
 """
 
 from __future__ import annotations
@@ -24,6 +40,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -96,6 +113,12 @@ class OfflineDraft:
         return OfflineDraft(kept, self.scenario, self.level, self.articles)
 
 
+EMPATHY_VARIANTS = ("default", "after_apology", "after_understanding", "after_both")
+CUE_KINDS = ("thanks", "apology", "understanding", "handover", "sign_off")
+_SECTIONS = ("greeting", "sign_off", "empathy", "handover", "abstain", "facts_lead_in", "cues",
+             "after_dropped_list")
+
+
 @dataclass(frozen=True)
 class Phrases:
     """The phrases file, validated."""
@@ -104,6 +127,8 @@ class Phrases:
     sha256: str
     path: Path
     data: dict[str, Any]
+    cues: dict[str, dict[str, re.Pattern[str]]] = field(default_factory=dict, repr=False)
+    joins: dict[str, list[tuple[re.Pattern[str], str]]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, path: Path) -> Phrases:
@@ -116,21 +141,49 @@ class Phrases:
             raise CopilotError(f"{path}: cannot read offline phrases: {exc}") from None
         if not isinstance(data, dict) or not isinstance(data.get("version"), int):
             raise CopilotError(f"{path}: must be a mapping with an integer 'version:'")
-        for section in ("greeting", "sign_off", "empathy", "handover", "abstain"):
+        for section in _SECTIONS:
             table = data.get(section)
             if not isinstance(table, dict):
                 raise CopilotError(f"{path}: missing section '{section}'")
             for lang in LANGUAGES:
                 if lang not in table:
                     raise CopilotError(f"{path}: section '{section}' has no '{lang}' entry")
+        cues: dict[str, dict[str, re.Pattern[str]]] = {}
+        joins: dict[str, list[tuple[re.Pattern[str], str]]] = {}
         for lang in LANGUAGES:
-            if sorted(data["empathy"][lang]) != [1, 2, 3]:
+            levels = data["empathy"][lang]
+            if not isinstance(levels, dict) or sorted(levels) != [1, 2, 3]:
                 raise CopilotError(f"{path}: empathy.{lang} needs levels 1, 2 and 3")
-        return cls(int(data["version"]), file_sha256(path), path, data)
+            for level, variants in levels.items():
+                if not isinstance(variants, dict) or any(
+                    not isinstance(variants.get(v), str) for v in EMPATHY_VARIANTS
+                ):
+                    raise CopilotError(
+                        f"{path}: empathy.{lang}.{level} needs the texts "
+                        + ", ".join(EMPATHY_VARIANTS) + " (an empty string adds nothing)")
+            table = data["cues"][lang]
+            cues[lang] = {}
+            for kind in CUE_KINDS:
+                cues[lang][kind] = _compile(path, f"cues.{lang}.{kind}",
+                                            table.get(kind) if isinstance(table, dict) else None)
+            pairs = data["after_dropped_list"][lang] or []
+            joins[lang] = []
+            for i, pair in enumerate(pairs):
+                if not (isinstance(pair, list) and len(pair) == 2
+                        and all(isinstance(x, str) for x in pair)):
+                    raise CopilotError(f"{path}: after_dropped_list.{lang}[{i}] must be "
+                                       "[pattern, replacement]")
+                joins[lang].append(
+                    (_compile(path, f"after_dropped_list.{lang}[{i}]", pair[0]), pair[1]))
+        return cls(int(data["version"]), file_sha256(path), path, data, cues, joins)
 
     def get(self, section: str, language: str) -> Any:
         """The entry of ``section`` for ``language``."""
         return self.data[section][language]
+
+    def cue(self, kind: str, language: str) -> re.Pattern[str]:
+        """The compiled ``cues.<language>.<kind>`` pattern."""
+        return self.cues[language][kind]
 
     @property
     def label(self) -> str:
@@ -138,17 +191,32 @@ class Phrases:
         return f"offline_phrases@{self.version}"
 
 
+def _compile(path: Path, key: str, pattern: Any) -> re.Pattern[str]:
+    if not isinstance(pattern, str) or not pattern:
+        raise CopilotError(f"{path}: {key} must be a non-empty regular expression")
+    try:
+        return re.compile(pattern, re.IGNORECASE)
+    except re.error as exc:
+        raise CopilotError(f"{path}: {key} is not a valid regular expression: {exc}") from None
+
+
 _NAME_JUNK = re.compile(r"[\[\]{}<>\n\r\t]")
-_HONORIFICS = ("様", "さん", "殿")
+_HONORIFICS = ("様", "さま", "サマ", "さん", "殿")
+_TITLES = re.compile(r"^(?:mr|mrs|ms|miss|mx|dr)\.?\s+(?=\S)", re.IGNORECASE)
 _PLACEHOLDER = re.compile(r"^\[[A-Z][A-Z0-9_]*\]$")
 
 
 def clean_name(name: str | None, language: str) -> str:
-    """The name as shown in a greeting: no brackets or line breaks, no doubled honorific."""
+    """The name as shown in a greeting: no brackets or line breaks, no doubled honorific.
+
+    Japanese greetings add 様, so a name that already carries an honorific
+    (様, さま, さん, 殿, or a title such as "Mr.") is shown without it.
+    """
     if name and _PLACEHOLDER.match(name):
         return name
     clean = " ".join(_NAME_JUNK.sub(" ", name or "").split())[:60]
     if language == "ja":
+        clean = _TITLES.sub("", clean)
         for suffix in _HONORIFICS:
             if clean.endswith(suffix) and len(clean) > len(suffix):
                 clean = clean[: -len(suffix)].strip()
@@ -254,16 +322,39 @@ def rank_articles(
     return ids
 
 
+def _attach(text: str, mark: str) -> str:
+    """``text`` followed by ``mark``: no space after CJK punctuation or characters."""
+    text = text.rstrip()
+    return f"{text}{mark}" if _CJK_END.search(text) else f"{text} {mark}"
+
+
 def _cite(paragraph: str, source: str) -> str:
-    """``paragraph [source]``; a paragraph ending in a colon gets the mark before the colon."""
-    text = paragraph.rstrip()
-    if text.endswith((":", "：")):
-        return f"{text[:-1].rstrip()} [{source}]{text[-1]}"
-    return f"{text} [{source}]"
+    """``paragraph`` with ``[source]`` after its last sentence or list item.
+
+    When the paragraph ends with a sentence announcing a list ("Here is how ...:",
+    以下, 如下), the mark follows the sentence before it, so it never sits inside
+    the lead-in or between the lead-in and its list.
+    """
+    mark = f"[{source}]"
+    head, sep, last = paragraph.rstrip().rpartition("\n")
+    if not _LIST_ITEM.match(last):
+        parts = _sentences(last)
+        if len(parts) > 1 and _ANNOUNCES_LIST.search(parts[-1]):
+            return f"{head}{sep}{_attach(''.join(parts[:-1]), mark)} {parts[-1].strip()}"
+    return f"{head}{sep}{_attach(last, mark)}"
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])")
-_ANNOUNCES_LIST = re.compile(r"[:：]\s*$|以下|如下")
+_ANNOUNCES_LIST = re.compile(r"[:：]\s*$|以下|如下|次の(?:とおり|点|手順|方法|いずれか)|下記|下列")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+")
+_CJK_END = re.compile(r"[\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef]$")
+
+
+def _sentences(line: str) -> list[str]:
+    """``line`` cut after each sentence end; the pieces joined give ``line`` back."""
+    cuts = [m.end() for m in _SENTENCE_END.finditer(line) if 0 < m.end() < len(line)]
+    bounds = [0, *cuts, len(line)]
+    return [line[a:b] for a, b in pairwise(bounds) if line[a:b]]
 
 
 def _drop_lead_in(paragraph: str) -> str:
@@ -280,12 +371,40 @@ def _paragraphs(text: str) -> list[str]:
     return [p.strip("\n") for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
 
 
+def _md_link(m: re.Match[str]) -> str:
+    label, url = m.group(1).strip(), m.group(2)
+    return url if label in (url, url.split("://", 1)[-1]) else f"{label} ({url})"
+
+
+_MARKDOWN: tuple[tuple[re.Pattern[str], Any], ...] = (
+    (re.compile(r"!?\[([^\]\n]+)\]\(([^)\s]+)\)"), _md_link),  # [text](url)
+    (re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+", re.M), ""),  # headings
+    (re.compile(r"^[ \t]{0,3}>[ \t]?", re.M), ""),  # block quotes
+    (re.compile(r"^[ \t]*(?:[-*_][ \t]*){3,}$", re.M), ""),  # horizontal rules
+    (re.compile(r"^([ \t]*)[*+•][ \t]+", re.M), r"\1- "),  # one bullet style
+    (re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1"), r"\2"),  # **bold**
+    (re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])"), r"\1"),  # *italic*
+    (re.compile(r"`([^`\n]+)`"), r"\1"),  # `code`
+)
+
+
+def plain_text(text: str) -> str:
+    """KB Markdown as an agent would type it in a reply: no emphasis, headings or link syntax."""
+    for pattern, repl in _MARKDOWN:
+        text = pattern.sub(repl, text)
+    return text
+
+
 def _template_body(text: str) -> str:
-    """A reply template without its ``{name}`` greeting line."""
+    """A reply template without its ``{name}`` greeting line, as plain text."""
     lines = text.strip().splitlines()
     if lines and lines[0].strip() == "{name}":
         lines = lines[1:]
-    return "\n".join(lines).replace("{name}", "").strip()
+    return plain_text("\n".join(lines).replace("{name}", "").strip())
+
+
+def _bullets(items: Sequence[str]) -> str:
+    return "\n".join(f"- {plain_text(f).strip()}" for f in items)
 
 
 class OfflineDrafter:
@@ -317,12 +436,7 @@ class OfflineDrafter:
         ids = rank_articles(hits, message, self.lookup, lang)
         head = Block(greeting(self.phrases, lang, name), kind="greeting")
         tail = Block(str(self.phrases.get("sign_off", lang)), kind="sign_off")
-        faq = None
-        for h in hits:
-            if h.article_id.startswith("faq/") and float(h.score) >= MIN_FAQ_SCORE:
-                faq = self.lookup(h.article_id, lang)
-                if faq is not None:
-                    break
+        faq = self._best_faq(hits, lang)
         scenario = choose_scenario([] if abstain else ids, level, escalation)
         if scenario is not None:
             playbook = self.lookup(scenario, lang)
@@ -331,32 +445,123 @@ class OfflineDrafter:
                 used = (playbook, faq) if faq is not None and any(
                     b.source == faq.id for b in body
                 ) else (playbook,)
-                return OfflineDraft((head, *body, tail), scenario, level, used)
+                return OfflineDraft((head, *self._closing(body, lang), tail), scenario, level,
+                                    used)
         if abstain or faq is None:
-            return OfflineDraft((head, *self._abstain_blocks(lang, level), tail), "abstain", level)
-        return OfflineDraft((head, *self._faq_blocks(faq, lang, level), tail), "faq", level, (faq,))
+            body = self._abstain_blocks(lang, level)
+            return OfflineDraft((head, *self._closing(body, lang), tail), "abstain", level)
+        body = self._faq_blocks(faq, lang, level)
+        return OfflineDraft((head, *self._closing(body, lang), tail), "faq", level, (faq,))
+
+    def _best_faq(self, hits: Sequence[HitLike], lang: str) -> Article | None:
+        """The best FAQ scoring at least MIN_FAQ_SCORE, in ``lang``."""
+        for h in hits:
+            if h.article_id.startswith("faq/") and float(h.score) >= MIN_FAQ_SCORE:
+                art = self.lookup(h.article_id, lang)
+                if art is not None:
+                    return art
+        return None
 
     # ---- building blocks ---------------------------------------------------
-    def _opening(self, lang: str, level: int) -> list[Block]:
-        if level < 1:
-            return []
-        return [Block(str(self.phrases.get("empathy", lang)[level]))]
+    def _is_courtesy(self, sentence: str, lang: str, kinds: Sequence[str]) -> bool:
+        """True for a sentence matching one of the ``kinds`` of cue (thanks, apology, ...)."""
+        return any(self.phrases.cue(k, lang).search(sentence) for k in kinds)
 
-    def _handover(self, lang: str, level: int) -> list[Block]:
-        return [Block(str(self.phrases.get("handover", lang)))] if level >= 3 else []
+    def _with_opening(self, blocks: list[Block], lang: str, level: int) -> list[Block]:
+        """``blocks`` with the empathetic opening for ``level`` merged into the first one.
+
+        The variant leaves out what the first paragraph already says (an apology, an
+        acknowledgement of the customer's feeling); it goes after that paragraph's
+        leading thanks / apology / acknowledgement sentences (an apology alone goes
+        right after the thanks, before the acknowledgement) and before its content or
+        list lead-in.
+        """
+        if level < 1 or not blocks:
+            return blocks
+        first = blocks[0]
+        apologised = bool(self.phrases.cue("apology", lang).search(first.text))
+        understood = bool(self.phrases.cue("understanding", lang).search(first.text))
+        variant = {(False, False): "default", (True, False): "after_apology",
+                   (False, True): "after_understanding", (True, True): "after_both"}[
+                       apologised, understood]
+        phrase = str(self.phrases.get("empathy", lang)[level][variant]).strip()
+        kinds = ("thanks",) if variant == "after_understanding" else (
+            "thanks", "apology", "understanding")
+        if not phrase:
+            return blocks
+        line, sep, rest = first.text.partition("\n")
+        if _LIST_ITEM.match(line):  # the template starts with a list: opening goes before it
+            return [Block(phrase), *blocks]
+        parts = _sentences(line)
+        k = 0
+        while (k < len(parts) and not _ANNOUNCES_LIST.search(parts[k])
+               and self._is_courtesy(parts[k], lang, kinds)):
+            k += 1
+        space = "" if lang in ("ja", "zh") else " "
+        before, after = "".join(parts[:k]).strip(), "".join(parts[k:]).strip()
+        merged = space.join(x for x in (before, phrase, after) if x)
+        return [Block(merged + sep + rest, first.source, first.kind), *blocks[1:]]
+
+    def _with_handover(self, blocks: list[Block], lang: str, level: int) -> list[Block]:
+        """At level 3, one hand-over offer: ours replaces our own vaguer ones."""
+        if level < 3:
+            return blocks
+        cue = self.phrases.cue("handover", lang)
+        if any(b.source and cue.search(b.text) for b in blocks):
+            return blocks  # the KB template already offers it
+        kept = []
+        for b in blocks:
+            if b.source is None and cue.search(b.text):
+                lines = ["".join(s for s in _sentences(ln) if not cue.search(s)).strip()
+                         for ln in b.text.split("\n")]
+                text = "\n".join(ln for ln in lines if ln)
+                if text:
+                    kept.append(Block(text, None, b.kind))
+            else:
+                kept.append(b)
+        return [*kept, Block(str(self.phrases.get("handover", lang)))]
+
+    def _closing(self, blocks: list[Block], lang: str) -> list[Block]:
+        """``blocks`` without a closing line of their own: the drafter adds the one sign-off."""
+        cue = self.phrases.cue("sign_off", lang)
+        out = [b for b in blocks if b.text.strip()]
+        if not out:
+            return out
+        last = out[-1]
+        lines = last.text.rstrip().split("\n")
+        parts = _sentences(lines[-1])
+        if parts and cue.search(parts[-1].strip()):
+            lines[-1] = "".join(parts[:-1]).rstrip()
+            text = "\n".join(lines).strip()
+            out[-1:] = [Block(text, last.source, last.kind)] if text else []
+        return out
 
     def _abstain_blocks(self, lang: str, level: int) -> list[Block]:
         body = [Block(p) for p in _paragraphs(str(self.phrases.get("abstain", lang)))]
-        return [*self._opening(lang, level), *body, *self._handover(lang, level)]
+        return self._with_handover(self._with_opening(body, lang, level), lang, level)
 
     def _faq_blocks(self, faq: Article, lang: str, level: int) -> list[Block]:
         section = faq.section("reply-template")
-        paragraphs = _paragraphs(_template_body(section.text if section else ""))
-        if not paragraphs:  # no template: fall back to the key facts
+        body = [Block(p, faq.id) for p in _paragraphs(_template_body(section.text if section else ""))]
+        if not body:  # no template: the key facts, announced
             facts = faq.bullets("key-facts")[:MAX_FACTS]
-            paragraphs = ["\n".join(f"- {f}" for f in facts)] if facts else []
-        body = [Block(p, faq.id) for p in paragraphs]
-        return [*body[:1], *self._opening(lang, level), *body[1:], *self._handover(lang, level)]
+            if facts:
+                body = [Block(str(self.phrases.get("facts_lead_in", lang))),
+                        Block(_bullets(facts), faq.id)]
+        return self._with_handover(self._with_opening(body, lang, level), lang, level)
+
+    def _rejoin(self, paragraph: str, lang: str) -> str:
+        """``paragraph`` without an "also" that pointed back at a list left out before it."""
+        line, sep, rest = paragraph.partition("\n")
+        parts = _sentences(line)
+        if not parts:
+            return paragraph
+        first = parts[0]
+        for pattern, repl in self.phrases.joins[lang]:
+            first = pattern.sub(repl, first, count=1)
+        if lang == "en" and first[:1].islower():
+            first = first[0].upper() + first[1:]
+        return "".join([first, *parts[1:]]) + sep + rest
 
     def _playbook_blocks(
         self, playbook: Article, level: int, faq: Article | None, message: str, lang: str
@@ -366,12 +571,25 @@ class OfflineDrafter:
         before, has_facts, after = text.partition("{facts}")
         if not has_facts:
             return [Block(p, playbook.id) for p in _paragraphs(text)]
-        intro = _paragraphs(before)
+        intro, outro = _paragraphs(before), _paragraphs(after)
         facts = pick_facts(faq, message) if faq is not None else []
+        lead_in: list[Block] = []
         if faq is None or not facts:  # nothing to list: drop the sentence that announces it
             intro[-1:] = [p for p in (_drop_lead_in(x) for x in intro[-1:]) if p]
+            outro[:1] = [self._rejoin(p, lang) for p in outro[:1]]
+        elif playbook.id in TOPICAL_PLAYBOOKS and not set(playbook.tags) & set(faq.tags):
+            # the playbook announces e.g. "the fee rules that apply", the FAQ is about something
+            # else: keep the facts, announce them neutrally
+            neutral = str(self.phrases.get("facts_lead_in", lang))
+            kept = [p for p in (_drop_lead_in(x) for x in intro[-1:]) if p]
+            space = "" if lang in ("ja", "zh") else " "
+            if kept:
+                intro[-1:] = [kept[0] + space + neutral]
+            else:
+                intro, lead_in = intro[:-1], [Block(neutral)]
         return [
             *(Block(p, playbook.id) for p in intro),
-            *([Block("\n".join(f"- {f}" for f in facts), faq.id)] if faq and facts else []),
-            *(Block(p, playbook.id) for p in _paragraphs(after)),
+            *lead_in,
+            *([Block(_bullets(facts), faq.id)] if faq and facts else []),
+            *(Block(p, playbook.id) for p in outro),
         ]

@@ -114,12 +114,34 @@ def test_faq_reply_reads_like_an_agent_wrote_it(drafter: OfflineDrafter, kb: dic
 
 @pytest.mark.parametrize("lang", ["en", "ja", "zh"])
 def test_upset_faq_question_gets_an_empathetic_opening(drafter: OfflineDrafter, lang: str) -> None:
+    """The opening goes into the template's first paragraph: after its thanks, before its lead-in."""
     phrases = Phrases.load(PHRASES)
+    calm = compose(drafter, "voucher", lang, ["faq/bonus"]).text.split("\n\n")
+    end = {"en": ". ", "ja": "。", "zh": "。"}[lang]
+    thanks, lead_in = calm[1].split(end, 1)  # "Thank you for ... vouchers" / "Here is how they work:"
     for level in (1, 2):
-        d = compose(drafter, "withdrawal", lang, ["faq/withdrawal"], emotion=level)
-        paragraphs = d.text.split("\n\n")
-        assert paragraphs[2] == phrases.get("empathy", lang)[level]
-        assert paragraphs[-1] == SIGN_OFF[lang]
+        paragraphs = compose(drafter, "voucher", lang, ["faq/bonus"], emotion=level).text.split("\n\n")
+        phrase = phrases.get("empathy", lang)[level]["default"]  # bonus neither apologises nor empathises
+        space = " " if lang == "en" else ""
+        assert paragraphs[1] == f"{thanks}{end.strip()}{space}{phrase}{space}{lead_in}"
+        assert paragraphs[2:] == calm[2:] and paragraphs[-1] == SIGN_OFF[lang]
+
+
+@pytest.mark.parametrize(("lang", "variants"), [
+    ("en", {1: "after_apology", 2: "after_apology"}),  # "I am sorry your withdrawal has not arrived"
+    ("ja", {1: "after_both", 2: "after_both"}),  # 「ご心配をおかけして申し訳ございません」
+    ("zh", {1: "after_both", 2: "after_both"}),  # 「让您担心了，非常抱歉」
+])
+def test_opening_leaves_out_what_the_template_already_says(drafter: OfflineDrafter, lang: str,
+                                                           variants: dict[int, str]) -> None:
+    phrases = Phrases.load(PHRASES)
+    calm = compose(drafter, "withdrawal", lang, ["faq/withdrawal"]).text.split("\n\n")
+    for level, variant in variants.items():
+        opening = compose(drafter, "withdrawal", lang, ["faq/withdrawal"],
+                          emotion=level).text.split("\n\n")[1]
+        phrase = phrases.get("empathy", lang)[level][variant]
+        space = " " if lang == "en" and phrase else ""
+        assert opening == f"{calm[1]}{space}{phrase}"
 
 
 def test_playbook_level_follows_emotion(drafter: OfflineDrafter, kb: dict[tuple[str, str], Article]) -> None:
@@ -139,7 +161,8 @@ def test_playbook_facts_come_from_the_best_faq(drafter: OfflineDrafter) -> None:
     bullets = [ln for ln in d.text.splitlines() if ln.startswith("- ")]
     assert 1 <= len(bullets) <= 3 and bullets[-1].endswith("[faq/fees]")
     assert any("0.06%" in b for b in bullets)
-    assert "These are the fee rules that apply [playbook/fee-dispute]:" in d.text
+    assert ("I'm happy to walk you through it. [playbook/fee-dispute] These are the fee rules that "
+            "apply:\n\n- ") in d.text
     assert d.cited == ["playbook/fee-dispute", "faq/fees"]
     assert [a.id for a in d.articles] == ["playbook/fee-dispute", "faq/fees"]
 
