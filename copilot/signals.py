@@ -139,25 +139,60 @@ ESCALATION_CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
 )
 
-_ANGER = _rx(r"""\b(?:scam(?:mers?)?|fraud|stole|steal(?:ing)?|thie(?:f|ves)|rip-?off|ridiculous|unacceptable|useless|worst|pathetic
-                 |incompetent|disgusting|furious|angry|pissed|wtf|damn|hell|bullshit|shit|fuck\w*|rigged|liars?|lying|garbage|trash
-                 |sick\s+of|fed\s+up|nonsense|idiots?|robbed|joke|crooks?|a\s+disgrace)\b
-               | 詐欺 | 泥棒 | ふざけ | 最悪 | 使えない | いい加減 | 許せない | 腹が立 | ありえない | あり得ない | 返せ | 盗ま | 盗ん | 騙 | 舐め | バカ | 馬鹿 | クソ | ひどすぎ
-               | 骗子 | 骗钱 | 诈骗 | 垃圾 | 太过分 | 气死 | 黑心 | 无耻 | 离谱 | 搞什么 | 什么破 | 没用 | 恶心 | 他妈 | 混蛋 | 抢钱 | 割韭菜 | 坑人""")
-_DISTRESS = _rx(r"""\b(?:feel\s+sick|can'?t\s+sleep|desperate|devastated|heartbroken|ruined|lost\s+everything|panic\w*|scared|worried|terrified)\b
-                  | 眠れ | 辛い | つらい | 不安 | 絶望 | 困って | 怖い | 难受 | 绝望 | 睡不着 | 崩溃 | 着急 | 担心 | 害怕 | 全爆""")
-_REPEAT = _rx(r"""\b(?:third|fourth|fifth|\d+(?:st|nd|rd|th))\s+time\b | \basked\s+(?:\w+\s+)?(?:times|already|again)\b | \bagain\s+and\s+again\b
-                | 何度も | (?:3|三)回(?:目|も) | 第(?:三|四|五|\d)(?:遍|次) | 好几(?:遍|次) | 问了(?:三|几|好几|\d)""")
+# Emotion cues. Scores add up: strong anger (insults, accusations of theft or fraud, "ridiculous")
+# 3 for the first hit and 1 for each further one; mild displeasure 2; a demand 1; a threat to go
+# to a lawyer, regulator, the police or the public 3 (a mere mention 1); exclamation marks or
+# repeated punctuation 1-2 ("?!", "!!" and three or more marks 2; one or two "!", "??" 1);
+# words in capitals 1-2, a shouted run of three or more words 3; distress 1; a repeated
+# contact 1. Levels: 0 nothing, 1 score 1-2, 2 score 3-6, 3 score 7 or more.
+_ANGER = _rx(r"""\b(?:scam(?:s|mers?|my)?(?!\s+(?:e-?mails?|links?|sites?|websites?|texts?|calls?|messages?|alerts?))|fraud(?:s|ulent|sters?)?(?!\s+(?:alerts?|e-?mails?|links?|texts?|calls?|messages?|team|department))|stole|steal(?:ing)?|stolen\s+(?:my|from)|thie(?:f|ves)|rip-?off|ridiculous|unacceptable|useless
+                 |worst(?!\s+case)|pathetic|incompetent|disgusting|outrageous|absurd|furious|angry|pissed|wtf|damn|hell|bullshit|shit\w*|crap|fuck\w*|rigged
+                 |liars?|lying|lied|garbage|trash|sick\s+of|fed\s+up|nonsense|idiots?|clowns?|robbed|robbing|joke|crooks?|a\s+disgrace
+                 |shame\s+on\s+you|(?:you|you\s+guys|they|y'all)\s+(?:\w+\s+){0,4}?(?:on\s+purpose|deliberately|intentionally)|manipulat\w+|are\s+you\s+kidding|how\s+dare|(?:what|who)\s+the\s+hell)\b
+               | 詐欺(?!(?:の)?(?:メール|サイト|電話|SMS|リンク|メッセージ|に注意)) | 泥棒 | ふざけ | 最悪 | 使えない | いい加減に | 許せない | 腹が立 | ありえない | あり得ない | 返せ | 盗ま | 盗ん | 騙 | 舐め | なめて | バカ | 馬鹿 | クソ | ひどすぎ | ひどい
+               | 意図的 | わざと(?:です|でしょう|だろ|やって) | 狩った | 狩り(?:に|を|です) | どうしてくれる | いつまで待たせ | 何なんですか | 何なの | なんなの | 信じられない | 話にならない | 冗談じゃ | 呆れ | 頭にく | ぼったくり | 不誠実 | 最低(?:だ|です|な(?:会社|取引所|対応|サービス))
+               | 骗子 | 骗钱 | 骗人 | 诈骗(?!短信|电话|链接|网站|信息|邮件) | 垃圾(?!邮件|短信) | 太过分 | 气死 | 黑心 | 无耻 | 离谱 | 搞什么 | 什么破 | 破平台 | 没用 | 恶心 | 他妈 | 妈的 | 混蛋 | 抢钱 | 割韭菜
+               | 坑(?:人|钱|爹|我|了|死) | 太坑 | 被坑 | (?:是不是|就是|你们|平台)故意 | 故意(?:爆|坑|插针|扣|拖|刁难|的吧) | 忽悠 | 耍我 | 欺负 | 流氓 | 强盗 | 土匪 | 踢皮球 | 凭什么 | 岂有此理 | 不要脸 | 太黑 | 吃相""")
+_DISPLEASURE = _rx(r"""\b(?:frustrat\w+|annoy\w+|disappoint\w+|unhappy|not\s+happy|upset|terrible|awful|horrible|poor\s+service|(?:this|it)\s+is\s+(?:unfair|wrong)
+                 |unfair|because\s+of\s+your\s+(?:app|system|platform|site|website|exchange|bug|glitch|outage)|your\s+fault|(?:you|your\s+\w+)\s+(?:owe|caused)\s+me)\b
+               | がっかり | 残念 | 不満 | 困ります | 納得(?:でき|いか|いき)ません | 納得できない | 御社のせい | そちらのせい | 御社の責任 | 不親切 | 遅すぎ | 高すぎ
+               | 失望 | 不满 | 郁闷 | 烦死 | 很烦 | 太慢 | 太贵 | 不公平 | 责任在你们 | 你们的责任 | 你们的问题 | 怪你们 | 到底""")
+_DEMAND = _rx(r"""\b(?:I\s+(?:want|demand|need)\s+(?:my\s+\w+|it|them|a\s+(?:full\s+)?refund|this)\s+(?:back|refunded|fixed|resolved|now|immediately|today)|I\s+demand\b
+                 |give\s+(?:me\s+)?(?:back\s+)?my\s+(?:money|funds|coins|crypto)|(?:refund|unlock|return|fix|release|unfreeze)\s+(?:me|it|this|them|my\s+\w+|the\s+\w+(?:\s+\w+)?)\s+(?:now|immediately|right\s+now|asap|today)
+                 |(?:right\s+)?now\s*[!.]|immediately\s*[!.]|\basap\b|or\s+else\b|(?:let\s+me\s+)?(?:talk|speak)\s+to\s+(?:a|your)\s+(?:manager|supervisor))
+               | 今すぐ | 直ちに | 至急 | 返せ | 返して(?:ください|下さい|よ)?[!！] | 説明しろ | 責任を取 | 責任者を出 | 上の人を出 | 弁償し | 補償しろ | (?:して|させて)(?:ください|下さい)[!！]
+               | 必须 | 给我(?:一个)?(?:说法|交代|解释) | 还(?:给)?我(?:的)?钱 | 把钱还(?:给)?我 | 赶紧 | 立刻 | 马上(?:给我|处理|解决|退|还|赔) | 要求主管 | 让你们的?(?:主管|领导|经理|负责人) | 你们得赔 | 赔我""")
+_THREAT = _rx(r"""\bI(?:'m|\s+am|'ll|\s+will|\s+shall)\s+(?:be\s+)?(?:going\s+to\s+|gonna\s+)?(?:report(?:ing)?\s+(?:you|this\s+to|it\s+to|the\s+(?:exchange|platform|company))|sue|suing|tak(?:e|ing)\s+(?:this|you|legal)|contact(?:ing)?\s+(?:my|a|the)\s+(?:lawyer|attorney|police|regulator)
+                 |call(?:ing)?\s+(?:my|a|the)\s+(?:lawyer|attorney|police)|talk(?:ing)?\s+to\s+my\s+lawyer|post(?:ing)?\s+(?:this|about\s+(?:this|you)|it\s+(?:on|online|everywhere))|go(?:ing)?\s+public|fil(?:e|ing)\s+a\s+(?:formal\s+)?(?:complaint|report|lawsuit|chargeback)
+                 |leav(?:e|ing)\s+(?:a\s+)?(?:bad|terrible|1-star|one-star)\s+review|expos(?:e|ing)\s+you)\b | \bsee\s+you\s+in\s+court\b | \b(?:reporting|suing)\s+you\b
+               | 通報(?:します|する|しました|してやる) | 訴え(?:ます|る|てやる) | 訴訟を起こ | 提訴し | 告訴し | 拡散(?:します|する|してやる) | 晒(?:します|す) | (?:弁護士|警察|金融庁|消費者センター)に(?:相談|連絡|通報|訴え)(?:します|する)
+               | (?:我就|我要|我会|我将|就去)(?:去)?(?:向[^，。！？]{0,8})?(?:网上)?(?:曝光|起诉|投诉|报警|告) | (?:起诉|投诉|曝光|告)你们 | 我要报警 | 找律师""")
+_DISTRESS = _rx(r"""\b(?:feel\s+sick|can'?t\s+sleep|desperate|devastated|heartbroken|ruined|lost\s+everything|panic\w*|scared|worried|terrified|freaking\s+out)\b
+                  | 眠れ | 辛い | つらい | 不安 | 絶望 | 困って | 怖い | 生活費 | 难受 | 绝望 | 睡不着 | 崩溃 | 心态崩 | 着急 | 急着用钱 | 担心 | 害怕 | 全爆 | 救命""")
+_REPEAT = _rx(r"""\b(?:second|third|fourth|fifth|sixth|\d+(?:st|nd|rd|th))\s+(?:time|message|email|e-mail|ticket|request|chat|attempt)\b | \basked\s+(?:\w+\s+)?(?:times|already|again)\b
+                | \bagain\s+and\s+again\b | \b(?:still\s+)?no\s+(?:one|body)\s+(?:has\s+)?(?:replied|answered|helped)\b
+                | 何度も | 何度(?:問い合わせ|連絡|聞い) | 何回も | (?:3|三|4|四|5|五)回(?:目|も) | 同じ回答 | 第(?:二|三|四|五|\d)(?:遍|次) | 好几(?:遍|次) | 问了(?:三|几|好几|\d) | 一直没(?:解决|人|回)""")
 _CAPS = re.compile(r"\b[A-Z]{3,}\b")
 _ACRONYMS = frozenset(
     re.findall(
         r"\S+",
         "USDT USDC BTC ETH SOL XRP KYC API TXID SMS URL UTC VIP DCA ERC TRC BEP PEPE "
-        "DOGE FAQ CVV PIN IBAN OTP APP ATM USD JPY CNY ETF NFT AML DAN ERR",
+        "DOGE FAQ CVV PIN IBAN OTP APP ATM USD JPY CNY ETF NFT AML DAN ERR GDPR TXN BNB "
+        "SEC FCA CFTC FINRA KYB TRX ADA DOT LTC EUR GBP HKD SGD AUD CEO CTO IOS PDF SSN",
     )
 )
+_SHOUT = re.compile(r"\b[A-Z][A-Z'’]*(?:[ \t]+[A-Z][A-Z'’]*){2,}\b")  # "WHERE IS MY MONEY"
 _BANG = re.compile(r"[!！]")
-_BURST = re.compile(r"[!！?？]{3,}|[?？][!！]|[!！][?？]")
+_BURST = re.compile(r"[!！?？]{3,}|[?？][!！]|[!！][?？]|[!！]{2}")
+_DOUBLE_Q = re.compile(r"[?？]{2}")
+
+
+def _anger_score(norm: str) -> int:
+    """Strong anger 3 (+1 per further cue, at most 4, +1 with displeasure); else displeasure 2."""
+    strong = len(_ANGER.findall(norm))
+    if strong:
+        return min(4, 2 + strong) + (1 if _DISPLEASURE.search(norm) and strong == 1 else 0)
+    return 2 if _DISPLEASURE.search(norm) else 0
 
 
 def find_injection(text: str) -> list[tuple[int, int, str]]:
@@ -191,22 +226,31 @@ def personas(text: str) -> set[str]:
 
 
 def emotion_level(text: str, language: str | None = None) -> int:
-    """0 calm, 1 slightly unhappy, 2 angry, 3 very agitated (from wording, punctuation, capitals)."""
+    """0 calm, 1 slightly unhappy, 2 angry, 3 very agitated (wording, demands, threats,
+    punctuation, capitals); see the weights above ``_ANGER``."""
     norm = to_halfwidth(text or "")
-    anger = len(_ANGER.findall(norm))
-    score = min(3, anger + 1) if anger else 0
+    score = _anger_score(norm)
+    score += 1 if _DEMAND.search(norm) else 0
+    if _THREAT.search(norm):
+        score += 3
+    elif any(rx.search(norm) for detail, rx in ESCALATION_CUES if detail != "supervisor"):
+        score += 1
     bangs = len(_BANG.findall(norm))
-    score += 2 if bangs >= 3 or _BURST.search(norm) else 1 if bangs else 0
+    if bangs >= 3 or _BURST.search(norm):
+        score += 2
+    elif bangs or _DOUBLE_Q.search(norm):
+        score += 1
     caps = [w for w in _CAPS.findall(norm) if w not in _ACRONYMS]
-    score += 2 if len(caps) >= 3 else 1 if caps else 0
+    shouted = any(
+        any(len(w) >= 3 and w not in _ACRONYMS for w in m.group(0).split())
+        for m in _SHOUT.finditer(norm)
+    )
+    score += 3 if shouted else 2 if len(caps) >= 3 else 1 if caps else 0
     score += 1 if _DISTRESS.search(norm) else 0
     score += 1 if _REPEAT.search(norm) else 0
-    score += (
-        1 if any(rx.search(norm) for detail, rx in ESCALATION_CUES if detail != "supervisor") else 0
-    )
     if score == 0:
         return 0
-    return 1 if score <= 2 else 2 if score <= 4 else 3
+    return 1 if score <= 2 else 2 if score <= 6 else 3
 
 
 def analyze_message(text: str, language: str | None = None) -> list[Flag]:
@@ -221,7 +265,14 @@ def analyze_message(text: str, language: str | None = None) -> list[Flag]:
         flags += [Flag("escalation", m.span(), detail) for m in rx.finditer(norm)]
     level = emotion_level(text, language)
     if level:
-        cue = _ANGER.search(norm) or _BURST.search(norm) or _DISTRESS.search(norm)
+        cue = (
+            _ANGER.search(norm)
+            or _THREAT.search(norm)
+            or _DISPLEASURE.search(norm)
+            or _BURST.search(norm)
+            or _DEMAND.search(norm)
+            or _DISTRESS.search(norm)
+        )
         names = {1: "slightly unhappy", 2: "angry", 3: "very agitated"}
         flags.append(Flag("emotion", cue.span() if cue else None, names[level], level))
     return flags
