@@ -31,4 +31,7 @@ def ingest_into(
     finally:
         if "cm" in holder:
             holder["cm"].__exit__(None, None, None)
+    from copilot.lexical import sync_index
+
+    sync_index(settings, name, collection)  # BM25 in step with Chroma (no-op when unchanged)
     return report

@@ -104,7 +104,10 @@ def docs_from_jsonl(
             problems.append(Problem(str(path), line, "record has no text in the text fields"))
             continue
         language = str(obj.get("lang") or obj.get("language") or detect_language(text))
-        digest = hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+        # the text is hashed too: ingesting with other --text-fields must re-embed
+        digest = hashlib.sha256(
+            (json.dumps(obj, sort_keys=True) + "\n" + text).encode()
+        ).hexdigest()
         key = f"{doc_id}#{language}"
         pieces = _window(text, MAX_CHUNK_TOKENS)
         chunks = tuple(

