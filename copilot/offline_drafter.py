@@ -4,8 +4,11 @@ Given the retrieval hits and the input signals (emotion level, escalation cue),
 it picks a scenario:
 
 * an escalation cue -> ``playbook/escalation``;
-* a topical playbook (liquidation, fee dispute, technical fault) ranked first,
-  or in the top three for an upset customer -> that playbook;
+* a topical playbook (liquidation, fee dispute, technical fault) only with
+  evidence of its situation: its cues in the message (``scenario_cues`` in the
+  phrases file) and the playbook among the hits, or the playbook ranked first
+  with a margin of PLAYBOOK_MARGIN over the best FAQ (for an upset customer, no
+  FAQ scoring higher) -> that playbook;
 * an angry customer (level 2 with the angry-customer playbook retrieved, or
   level 3) -> ``playbook/angry-customer``;
 * otherwise the best FAQ's reply template, with a short empathetic opening
@@ -13,8 +16,10 @@ it picks a scenario:
 * nothing retrieved -> an honest reply asking for details.
 
 Playbook templates are chosen by emotion level (0/1 -> level-1, 2 -> level-2,
-3 -> level-3); ``{facts}`` becomes the best FAQ's key facts most related to
-the message. The greeting, openings, sign-off and abstention text come from
+3 -> level-3); ``{facts}`` becomes the key facts, most related to the message,
+of the best FAQ related to the scenario (sharing a tag with a topical playbook,
+or scoring at least as high); without one the list is left out. The greeting,
+openings, sign-off, abstention text and scenario cues come from
 ``prompts/offline_phrases.yaml``.
 
 So that a draft reads like one agent wrote it:
@@ -38,7 +43,7 @@ The output is deterministic.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -57,6 +62,9 @@ ANGRY = "playbook/angry-customer"
 MAX_FACTS = 3
 MIN_FAQ_SCORE = 0.5  # an FAQ below this (calibrated) score is not used for facts
 CLOSE_SCORE = 0.15  # playbooks this close in score are ordered by their "when" section
+# Without cues in the message, a topical playbook ranked first must beat the best FAQ by
+# this much (calibrated score); chosen on evals/retrieval/queries_v1 (docs/drafting.md).
+PLAYBOOK_MARGIN = 0.1
 
 Lookup = Callable[[str, str], Article | None]
 
@@ -129,6 +137,8 @@ class Phrases:
     data: dict[str, Any]
     cues: dict[str, dict[str, re.Pattern[str]]] = field(default_factory=dict, repr=False)
     joins: dict[str, list[tuple[re.Pattern[str], str]]] = field(default_factory=dict, repr=False)
+    scenarios: dict[str, dict[str, tuple[re.Pattern[str], ...]]] = field(default_factory=dict,
+                                                                         repr=False)
 
     @classmethod
     def load(cls, path: Path) -> Phrases:
@@ -175,7 +185,8 @@ class Phrases:
                                        "[pattern, replacement]")
                 joins[lang].append(
                     (_compile(path, f"after_dropped_list.{lang}[{i}]", pair[0]), pair[1]))
-        return cls(int(data["version"]), file_sha256(path), path, data, cues, joins)
+        return cls(int(data["version"]), file_sha256(path), path, data, cues, joins,
+                   _scenario_cues(path, data.get("scenario_cues")))
 
     def get(self, section: str, language: str) -> Any:
         """The entry of ``section`` for ``language``."""
@@ -185,17 +196,54 @@ class Phrases:
         """The compiled ``cues.<language>.<kind>`` pattern."""
         return self.cues[language][kind]
 
+    def evidence(self, message: str, language: str) -> set[str]:
+        """The topical playbooks whose situation ``message`` shows (``scenario_cues``).
+
+        A playbook counts when every one of its patterns matches, in ``language`` or in
+        English (customers writing Japanese or Chinese often mix in English terms).
+        """
+        found = set()
+        for playbook, table in self.scenarios.items():
+            own, english = table.get(language, ()), table.get("en", ())
+            if all(a.search(message) or b.search(message)
+                   for a, b in zip(own, english, strict=False)) and own:
+                found.add(playbook)
+        return found
+
     @property
     def label(self) -> str:
         """``offline_phrases@<version>``."""
         return f"offline_phrases@{self.version}"
 
 
-def _compile(path: Path, key: str, pattern: Any) -> re.Pattern[str]:
+def _scenario_cues(path: Path, table: Any) -> dict[str, dict[str, tuple[re.Pattern[str], ...]]]:
+    """``scenario_cues``: for each topical playbook and language, patterns that must all match."""
+    if not isinstance(table, dict) or sorted(table) != sorted(TOPICAL_PLAYBOOKS):
+        raise CopilotError(f"{path}: section 'scenario_cues' needs exactly "
+                           + ", ".join(TOPICAL_PLAYBOOKS))
+    out: dict[str, dict[str, tuple[re.Pattern[str], ...]]] = {}
+    for playbook in TOPICAL_PLAYBOOKS:
+        langs = table[playbook]
+        if not isinstance(langs, dict) or any(lang not in langs for lang in LANGUAGES):
+            raise CopilotError(f"{path}: scenario_cues.{playbook} needs en, ja and zh")
+        patterns = {lang: langs[lang] for lang in LANGUAGES}
+        sizes = {len(p) if isinstance(p, list) else -1 for p in patterns.values()}
+        if len(sizes) != 1 or min(sizes) < 1:
+            raise CopilotError(f"{path}: scenario_cues.{playbook} must list the same number "
+                               "of patterns (at least one) for en, ja and zh")
+        out[playbook] = {
+            lang: tuple(_compile(path, f"scenario_cues.{playbook}.{lang}[{i}]", x, re.ASCII)
+                        for i, x in enumerate(pats))
+            for lang, pats in patterns.items()
+        }
+    return out
+
+
+def _compile(path: Path, key: str, pattern: Any, flags: int = 0) -> re.Pattern[str]:
     if not isinstance(pattern, str) or not pattern:
         raise CopilotError(f"{path}: {key} must be a non-empty regular expression")
     try:
-        return re.compile(pattern, re.IGNORECASE)
+        return re.compile(pattern, re.IGNORECASE | flags)
     except re.error as exc:
         raise CopilotError(f"{path}: {key} is not a valid regular expression: {exc}") from None
 
@@ -264,22 +312,38 @@ def pick_facts(article: Article, message: str, limit: int = MAX_FACTS) -> list[s
 
 
 def choose_scenario(
-    article_ids: Sequence[str], emotion: int, escalation: bool
+    article_ids: Sequence[str],
+    emotion: int,
+    escalation: bool,
+    *,
+    evidence: Iterable[str] = (),
+    scores: Mapping[str, float] | None = None,
 ) -> str | None:
     """The playbook for the situation, or None for a plain FAQ answer.
 
-    ``article_ids`` are the retrieved articles, best first, without repeats.
+    ``article_ids`` are the retrieved articles, best first, without repeats;
+    ``evidence`` the topical playbooks whose cues the message carries
+    (:meth:`Phrases.evidence`); ``scores`` the calibrated score of each article.
+
+    A topical playbook needs evidence of its situation: its cues in the message
+    (the best-ranked retrieved playbook with cues wins), or rank one with a margin of
+    at least ``PLAYBOOK_MARGIN`` over the best FAQ (for an upset customer, no FAQ
+    scoring higher). Being ranked first is not enough: a phishing or fee question
+    that merely resembles a liquidation complaint gets its FAQ.
     """
     if escalation:
         return ESCALATION
+    cued = set(evidence)
+    for aid in article_ids:
+        if aid in TOPICAL_PLAYBOOKS and aid in cued:
+            return aid
     top3 = list(article_ids[:3])
     first = top3[0] if top3 else None
-    if first in TOPICAL_PLAYBOOKS:
-        return first
-    if emotion >= 1:
-        for aid in top3:
-            if aid in TOPICAL_PLAYBOOKS:
-                return aid
+    if first in TOPICAL_PLAYBOOKS and scores is not None:
+        best_faq = max((v for a, v in scores.items() if a.startswith("faq/")), default=0.0)
+        margin = scores.get(first, 0.0) - best_faq
+        if margin >= PLAYBOOK_MARGIN or (emotion >= 1 and margin >= 0):
+            return first
     if (emotion >= 2 and ANGRY in top3) or emotion >= 3 or (first == ANGRY and emotion >= 1):
         return ANGRY
     if first == ESCALATION and emotion >= 2:
@@ -437,13 +501,18 @@ class OfflineDrafter:
         head = Block(greeting(self.phrases, lang, name), kind="greeting")
         tail = Block(str(self.phrases.get("sign_off", lang)), kind="sign_off")
         faq = self._best_faq(hits, lang)
-        scenario = choose_scenario([] if abstain else ids, level, escalation)
+        scores: dict[str, float] = {}
+        for h in hits:
+            scores.setdefault(h.article_id, float(h.score))
+        scenario = choose_scenario([] if abstain else ids, level, escalation,
+                                   evidence=self.phrases.evidence(message, lang), scores=scores)
         if scenario is not None:
             playbook = self.lookup(scenario, lang)
             if playbook is not None:
-                body = self._playbook_blocks(playbook, max(1, level), faq, message, lang)
-                used = (playbook, faq) if faq is not None and any(
-                    b.source == faq.id for b in body
+                facts_faq = self._facts_faq(playbook, hits, scores, lang)
+                body = self._playbook_blocks(playbook, max(1, level), facts_faq, message, lang)
+                used = (playbook, facts_faq) if facts_faq is not None and any(
+                    b.source == facts_faq.id for b in body
                 ) else (playbook,)
                 return OfflineDraft((head, *self._closing(body, lang), tail), scenario, level,
                                     used)
@@ -460,6 +529,27 @@ class OfflineDrafter:
                 art = self.lookup(h.article_id, lang)
                 if art is not None:
                     return art
+        return None
+
+    def _facts_faq(self, playbook: Article, hits: Sequence[HitLike],
+                   scores: Mapping[str, float], lang: str) -> Article | None:
+        """The FAQ whose key facts fill a playbook's ``{facts}``, or None to leave them out.
+
+        A topical playbook takes the best-ranked retrieved FAQ (score >= MIN_FAQ_SCORE)
+        that is related to its scenario: it shares a tag with the playbook, or retrieval
+        rates it at least as relevant to the message as the playbook itself. With no
+        such FAQ the facts are left out (no fee facts under an app error). A general
+        playbook (angry customer, escalation) takes the best FAQ: the customer's issue.
+        """
+        if playbook.id not in TOPICAL_PLAYBOOKS:
+            return self._best_faq(hits, lang)
+        own = scores.get(playbook.id, 0.0)
+        for h in hits:
+            if not h.article_id.startswith("faq/") or float(h.score) < MIN_FAQ_SCORE:
+                continue
+            art = self.lookup(h.article_id, lang)
+            if art is not None and (set(art.tags) & set(playbook.tags) or float(h.score) >= own):
+                return art
         return None
 
     # ---- building blocks ---------------------------------------------------

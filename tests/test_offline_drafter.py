@@ -69,9 +69,9 @@ def test_greeting(lang: str, name: str | None, expected: str) -> None:
 @pytest.mark.parametrize(("ids", "emotion", "escalation", "expected"), [
     (["faq/withdrawal", "faq/fees"], 0, False, None),
     (["faq/withdrawal"], 0, True, ESCALATION),
-    (["playbook/liquidation", "faq/fees"], 0, False, "playbook/liquidation"),
+    (["playbook/liquidation", "faq/fees"], 0, False, None),  # ranked first is not evidence
     (["faq/fees", "playbook/fee-dispute"], 0, False, None),
-    (["faq/fees", "playbook/fee-dispute"], 1, False, "playbook/fee-dispute"),
+    (["faq/fees", "playbook/fee-dispute"], 1, False, None),  # nor is an upset customer
     (["faq/withdrawal", "faq/fees", ANGRY], 2, False, ANGRY),
     (["faq/withdrawal", "faq/fees"], 2, False, None),
     (["faq/withdrawal"], 3, False, ANGRY),
@@ -81,6 +81,31 @@ def test_greeting(lang: str, name: str | None, expected: str) -> None:
 ])
 def test_choose_scenario(ids: list[str], emotion: int, escalation: bool, expected: str | None) -> None:
     assert choose_scenario(ids, emotion, escalation) == expected
+
+
+@pytest.mark.parametrize(("ids", "scores", "evidence", "emotion", "expected"), [
+    # cues in the message: the best-ranked retrieved playbook with cues
+    (["faq/fees", "playbook/liquidation"], {}, {"playbook/liquidation"}, 0, "playbook/liquidation"),
+    (["playbook/fee-dispute", "faq/fees", "playbook/liquidation"], {},
+     {"playbook/liquidation"}, 0, "playbook/liquidation"),
+    (["faq/fees"], {}, {"playbook/liquidation"}, 0, None),  # cue, but not retrieved
+    # no cues: rank one with a clear margin over the best FAQ
+    (["playbook/liquidation", "faq/risk-tools"], {"playbook/liquidation": 0.8, "faq/risk-tools": 0.5},
+     set(), 0, "playbook/liquidation"),
+    (["playbook/liquidation", "faq/risk-tools"], {"playbook/liquidation": 0.5, "faq/risk-tools": 0.49},
+     set(), 0, None),
+    (["playbook/technical-fault"], {"playbook/technical-fault": 0.4}, set(), 0,
+     "playbook/technical-fault"),
+    # an upset customer: the playbook ranked first and no FAQ scoring higher is enough
+    (["playbook/fee-dispute", "faq/fees"], {"playbook/fee-dispute": 0.6, "faq/fees": 0.6}, set(), 1,
+     "playbook/fee-dispute"),
+    (["faq/fees", "playbook/fee-dispute"], {"faq/fees": 0.6, "playbook/fee-dispute": 0.6}, set(), 1,
+     None),
+])
+def test_topical_playbook_needs_evidence(ids: list[str], scores: dict[str, float],
+                                         evidence: set[str], emotion: int,
+                                         expected: str | None) -> None:
+    assert choose_scenario(ids, emotion, False, evidence=evidence, scores=scores) == expected
 
 
 def test_close_playbooks_are_ordered_by_their_when_section(kb: dict[tuple[str, str], Article]) -> None:
