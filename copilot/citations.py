@@ -54,7 +54,9 @@ def resolve_citations(text: str, allowed: Collection[str]) -> Resolved:
 
     out = CITATION_RE.sub(repl, text)
     if removed:
-        lines = [_DOUBLE_SPACE.sub(" ", _SPACE_BEFORE_PUNCT.sub(r"\1", ln)).rstrip()
-                 for ln in out.splitlines()]
+        lines = [
+            _DOUBLE_SPACE.sub(" ", _SPACE_BEFORE_PUNCT.sub(r"\1", ln)).rstrip()
+            for ln in out.splitlines()
+        ]
         out = "\n".join(lines)
     return Resolved(out.strip(), cited, removed)

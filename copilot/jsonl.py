@@ -27,7 +27,12 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | Problem]]:
                 try:
                     obj = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    yield number, Problem(str(path), number, f"not valid JSON: {exc.msg} (column {exc.colno})")
+                    yield (
+                        number,
+                        Problem(
+                            str(path), number, f"not valid JSON: {exc.msg} (column {exc.colno})"
+                        ),
+                    )
                     continue
                 if not isinstance(obj, dict):
                     yield number, Problem(str(path), number, "each line must be a JSON object")
@@ -45,7 +50,9 @@ def require_str(
     if value is None and optional:
         return None
     if not isinstance(value, str) or not value.strip():
-        what = "missing" if value is None else f"must be non-empty text, got {json.dumps(value)[:40]}"
+        what = (
+            "missing" if value is None else f"must be non-empty text, got {json.dumps(value)[:40]}"
+        )
         raise LineError(Problem(str(path), line, f"field '{name}': {what}"))
     return value
 

@@ -120,7 +120,13 @@ def split_sections(body: str, first_line: int = 1) -> list[Section]:
             }
         else:
             if current is None and line.strip():
-                current = {"level": 0, "heading": "", "anchor": None, "path": (), "line": first_line}
+                current = {
+                    "level": 0,
+                    "heading": "",
+                    "anchor": None,
+                    "path": (),
+                    "line": first_line,
+                }
             buf.append(line)
     flush()
     return sections
@@ -171,7 +177,9 @@ def parse_article(path: Path, problems: list[Problem], root: Path | None = None)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = (mark.line + 2) if mark is not None else 2
-        problems.append(Problem(shown, line, f"front matter is not valid YAML: {exc}".split("\n")[0]))
+        problems.append(
+            Problem(shown, line, f"front matter is not valid YAML: {exc}".split("\n")[0])
+        )
         return None
     if not isinstance(meta, dict):
         problems.append(Problem(shown, 2, "front matter must be a mapping of fields"))
@@ -263,9 +271,7 @@ def parse_article(path: Path, problems: list[Problem], root: Path | None = None)
 
 def article_paths(kb_dir: Path) -> list[Path]:
     """Every ``*.md`` file below ``kb_dir`` except README files, sorted."""
-    return sorted(
-        p for p in kb_dir.rglob("*.md") if p.is_file() and p.name.lower() != "readme.md"
-    )
+    return sorted(p for p in kb_dir.rglob("*.md") if p.is_file() and p.name.lower() != "readme.md")
 
 
 def validate_kb(kb_dir: Path) -> tuple[list[Article], list[Problem]]:

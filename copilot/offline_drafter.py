@@ -114,17 +114,23 @@ class OfflineDraft:
         """A revision with every body block containing one of ``excerpts`` removed."""
         needles = [e.strip() for e in excerpts if e and e.strip()]
         kept = tuple(
-            b
-            for b in self.blocks
-            if b.kind != "body" or not any(n in b.text for n in needles)
+            b for b in self.blocks if b.kind != "body" or not any(n in b.text for n in needles)
         )
         return OfflineDraft(kept, self.scenario, self.level, self.articles)
 
 
 EMPATHY_VARIANTS = ("default", "after_apology", "after_understanding", "after_both")
 CUE_KINDS = ("thanks", "apology", "understanding", "handover", "sign_off")
-_SECTIONS = ("greeting", "sign_off", "empathy", "handover", "abstain", "facts_lead_in", "cues",
-             "after_dropped_list")
+_SECTIONS = (
+    "greeting",
+    "sign_off",
+    "empathy",
+    "handover",
+    "abstain",
+    "facts_lead_in",
+    "cues",
+    "after_dropped_list",
+)
 
 
 @dataclass(frozen=True)
@@ -137,8 +143,9 @@ class Phrases:
     data: dict[str, Any]
     cues: dict[str, dict[str, re.Pattern[str]]] = field(default_factory=dict, repr=False)
     joins: dict[str, list[tuple[re.Pattern[str], str]]] = field(default_factory=dict, repr=False)
-    scenarios: dict[str, dict[str, tuple[re.Pattern[str], ...]]] = field(default_factory=dict,
-                                                                         repr=False)
+    scenarios: dict[str, dict[str, tuple[re.Pattern[str], ...]]] = field(
+        default_factory=dict, repr=False
+    )
 
     @classmethod
     def load(cls, path: Path) -> Phrases:
@@ -170,23 +177,40 @@ class Phrases:
                 ):
                     raise CopilotError(
                         f"{path}: empathy.{lang}.{level} needs the texts "
-                        + ", ".join(EMPATHY_VARIANTS) + " (an empty string adds nothing)")
+                        + ", ".join(EMPATHY_VARIANTS)
+                        + " (an empty string adds nothing)"
+                    )
             table = data["cues"][lang]
             cues[lang] = {}
             for kind in CUE_KINDS:
-                cues[lang][kind] = _compile(path, f"cues.{lang}.{kind}",
-                                            table.get(kind) if isinstance(table, dict) else None)
+                cues[lang][kind] = _compile(
+                    path,
+                    f"cues.{lang}.{kind}",
+                    table.get(kind) if isinstance(table, dict) else None,
+                )
             pairs = data["after_dropped_list"][lang] or []
             joins[lang] = []
             for i, pair in enumerate(pairs):
-                if not (isinstance(pair, list) and len(pair) == 2
-                        and all(isinstance(x, str) for x in pair)):
-                    raise CopilotError(f"{path}: after_dropped_list.{lang}[{i}] must be "
-                                       "[pattern, replacement]")
+                if not (
+                    isinstance(pair, list)
+                    and len(pair) == 2
+                    and all(isinstance(x, str) for x in pair)
+                ):
+                    raise CopilotError(
+                        f"{path}: after_dropped_list.{lang}[{i}] must be [pattern, replacement]"
+                    )
                 joins[lang].append(
-                    (_compile(path, f"after_dropped_list.{lang}[{i}]", pair[0]), pair[1]))
-        return cls(int(data["version"]), file_sha256(path), path, data, cues, joins,
-                   _scenario_cues(path, data.get("scenario_cues")))
+                    (_compile(path, f"after_dropped_list.{lang}[{i}]", pair[0]), pair[1])
+                )
+        return cls(
+            int(data["version"]),
+            file_sha256(path),
+            path,
+            data,
+            cues,
+            joins,
+            _scenario_cues(path, data.get("scenario_cues")),
+        )
 
     def get(self, section: str, language: str) -> Any:
         """The entry of ``section`` for ``language``."""
@@ -205,8 +229,13 @@ class Phrases:
         found = set()
         for playbook, table in self.scenarios.items():
             own, english = table.get(language, ()), table.get("en", ())
-            if all(a.search(message) or b.search(message)
-                   for a, b in zip(own, english, strict=False)) and own:
+            if (
+                all(
+                    a.search(message) or b.search(message)
+                    for a, b in zip(own, english, strict=False)
+                )
+                and own
+            ):
                 found.add(playbook)
         return found
 
@@ -219,8 +248,9 @@ class Phrases:
 def _scenario_cues(path: Path, table: Any) -> dict[str, dict[str, tuple[re.Pattern[str], ...]]]:
     """``scenario_cues``: for each topical playbook and language, patterns that must all match."""
     if not isinstance(table, dict) or sorted(table) != sorted(TOPICAL_PLAYBOOKS):
-        raise CopilotError(f"{path}: section 'scenario_cues' needs exactly "
-                           + ", ".join(TOPICAL_PLAYBOOKS))
+        raise CopilotError(
+            f"{path}: section 'scenario_cues' needs exactly " + ", ".join(TOPICAL_PLAYBOOKS)
+        )
     out: dict[str, dict[str, tuple[re.Pattern[str], ...]]] = {}
     for playbook in TOPICAL_PLAYBOOKS:
         langs = table[playbook]
@@ -229,11 +259,15 @@ def _scenario_cues(path: Path, table: Any) -> dict[str, dict[str, tuple[re.Patte
         patterns = {lang: langs[lang] for lang in LANGUAGES}
         sizes = {len(p) if isinstance(p, list) else -1 for p in patterns.values()}
         if len(sizes) != 1 or min(sizes) < 1:
-            raise CopilotError(f"{path}: scenario_cues.{playbook} must list the same number "
-                               "of patterns (at least one) for en, ja and zh")
+            raise CopilotError(
+                f"{path}: scenario_cues.{playbook} must list the same number "
+                "of patterns (at least one) for en, ja and zh"
+            )
         out[playbook] = {
-            lang: tuple(_compile(path, f"scenario_cues.{playbook}.{lang}[{i}]", x, re.ASCII)
-                        for i, x in enumerate(pats))
+            lang: tuple(
+                _compile(path, f"scenario_cues.{playbook}.{lang}[{i}]", x, re.ASCII)
+                for i, x in enumerate(pats)
+            )
             for lang, pats in patterns.items()
         }
     return out
@@ -286,7 +320,43 @@ def greeting(phrases: Phrases, language: str, name: str | None) -> str:
 _WORD = re.compile(r"[a-z0-9]+")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]+")
 _STOP = frozenset(
-    ["the", "and", "for", "you", "your", "with", "that", "this", "have", "has", "are", "was", "not", "but", "can", "how", "what", "why", "when", "where", "from", "into", "any", "all", "our", "out", "get", "got", "its", "it's", "been", "did", "does", "just", "still"]
+    [
+        "the",
+        "and",
+        "for",
+        "you",
+        "your",
+        "with",
+        "that",
+        "this",
+        "have",
+        "has",
+        "are",
+        "was",
+        "not",
+        "but",
+        "can",
+        "how",
+        "what",
+        "why",
+        "when",
+        "where",
+        "from",
+        "into",
+        "any",
+        "all",
+        "our",
+        "out",
+        "get",
+        "got",
+        "its",
+        "it's",
+        "been",
+        "did",
+        "does",
+        "just",
+        "still",
+    ]
 )
 
 
@@ -305,9 +375,7 @@ def pick_facts(article: Article, message: str, limit: int = MAX_FACTS) -> list[s
     if len(facts) <= limit:
         return facts
     wanted = _terms(message)
-    scored = sorted(
-        range(len(facts)), key=lambda i: (-len(_terms(facts[i]) & wanted), i)
-    )
+    scored = sorted(range(len(facts)), key=lambda i: (-len(_terms(facts[i]) & wanted), i))
     return [facts[i] for i in sorted(scored[:limit])]
 
 
@@ -425,7 +493,7 @@ def _drop_lead_in(paragraph: str) -> str:
     """The paragraph without its last sentence when that announces a list ("...:", 以下, 如下)."""
     text = paragraph.rstrip()
     cuts = [m.end() for m in _SENTENCE_END.finditer(text) if m.end() < len(text)]
-    last = text[cuts[-1]:] if cuts else text
+    last = text[cuts[-1] :] if cuts else text
     if not _ANNOUNCES_LIST.search(last):
         return text
     return text[: cuts[-1]].rstrip() if cuts else ""
@@ -504,18 +572,24 @@ class OfflineDrafter:
         scores: dict[str, float] = {}
         for h in hits:
             scores.setdefault(h.article_id, float(h.score))
-        scenario = choose_scenario([] if abstain else ids, level, escalation,
-                                   evidence=self.phrases.evidence(message, lang), scores=scores)
+        scenario = choose_scenario(
+            [] if abstain else ids,
+            level,
+            escalation,
+            evidence=self.phrases.evidence(message, lang),
+            scores=scores,
+        )
         if scenario is not None:
             playbook = self.lookup(scenario, lang)
             if playbook is not None:
                 facts_faq = self._facts_faq(playbook, hits, scores, lang)
                 body = self._playbook_blocks(playbook, max(1, level), facts_faq, message, lang)
-                used = (playbook, facts_faq) if facts_faq is not None and any(
-                    b.source == facts_faq.id for b in body
-                ) else (playbook,)
-                return OfflineDraft((head, *self._closing(body, lang), tail), scenario, level,
-                                    used)
+                used = (
+                    (playbook, facts_faq)
+                    if facts_faq is not None and any(b.source == facts_faq.id for b in body)
+                    else (playbook,)
+                )
+                return OfflineDraft((head, *self._closing(body, lang), tail), scenario, level, used)
         if abstain or faq is None:
             body = self._abstain_blocks(lang, level)
             return OfflineDraft((head, *self._closing(body, lang), tail), "abstain", level)
@@ -531,8 +605,9 @@ class OfflineDrafter:
                     return art
         return None
 
-    def _facts_faq(self, playbook: Article, hits: Sequence[HitLike],
-                   scores: Mapping[str, float], lang: str) -> Article | None:
+    def _facts_faq(
+        self, playbook: Article, hits: Sequence[HitLike], scores: Mapping[str, float], lang: str
+    ) -> Article | None:
         """The FAQ whose key facts fill a playbook's ``{facts}``, or None to leave them out.
 
         A topical playbook takes the best-ranked retrieved FAQ (score >= MIN_FAQ_SCORE)
@@ -571,12 +646,18 @@ class OfflineDrafter:
         first = blocks[0]
         apologised = bool(self.phrases.cue("apology", lang).search(first.text))
         understood = bool(self.phrases.cue("understanding", lang).search(first.text))
-        variant = {(False, False): "default", (True, False): "after_apology",
-                   (False, True): "after_understanding", (True, True): "after_both"}[
-                       apologised, understood]
+        variant = {
+            (False, False): "default",
+            (True, False): "after_apology",
+            (False, True): "after_understanding",
+            (True, True): "after_both",
+        }[apologised, understood]
         phrase = str(self.phrases.get("empathy", lang)[level][variant]).strip()
-        kinds = ("thanks",) if variant == "after_understanding" else (
-            "thanks", "apology", "understanding")
+        kinds = (
+            ("thanks",)
+            if variant == "after_understanding"
+            else ("thanks", "apology", "understanding")
+        )
         if not phrase:
             return blocks
         line, sep, rest = first.text.partition("\n")
@@ -584,8 +665,11 @@ class OfflineDrafter:
             return [Block(phrase), *blocks]
         parts = _sentences(line)
         k = 0
-        while (k < len(parts) and not _ANNOUNCES_LIST.search(parts[k])
-               and self._is_courtesy(parts[k], lang, kinds)):
+        while (
+            k < len(parts)
+            and not _ANNOUNCES_LIST.search(parts[k])
+            and self._is_courtesy(parts[k], lang, kinds)
+        ):
             k += 1
         space = "" if lang in ("ja", "zh") else " "
         before, after = "".join(parts[:k]).strip(), "".join(parts[k:]).strip()
@@ -602,8 +686,10 @@ class OfflineDrafter:
         kept = []
         for b in blocks:
             if b.source is None and cue.search(b.text):
-                lines = ["".join(s for s in _sentences(ln) if not cue.search(s)).strip()
-                         for ln in b.text.split("\n")]
+                lines = [
+                    "".join(s for s in _sentences(ln) if not cue.search(s)).strip()
+                    for ln in b.text.split("\n")
+                ]
                 text = "\n".join(ln for ln in lines if ln)
                 if text:
                     kept.append(Block(text, None, b.kind))
@@ -632,12 +718,16 @@ class OfflineDrafter:
 
     def _faq_blocks(self, faq: Article, lang: str, level: int) -> list[Block]:
         section = faq.section("reply-template")
-        body = [Block(p, faq.id) for p in _paragraphs(_template_body(section.text if section else ""))]
+        body = [
+            Block(p, faq.id) for p in _paragraphs(_template_body(section.text if section else ""))
+        ]
         if not body:  # no template: the key facts, announced
             facts = faq.bullets("key-facts")[:MAX_FACTS]
             if facts:
-                body = [Block(str(self.phrases.get("facts_lead_in", lang))),
-                        Block(_bullets(facts), faq.id)]
+                body = [
+                    Block(str(self.phrases.get("facts_lead_in", lang))),
+                    Block(_bullets(facts), faq.id),
+                ]
         return self._with_handover(self._with_opening(body, lang, level), lang, level)
 
     def _rejoin(self, paragraph: str, lang: str) -> str:

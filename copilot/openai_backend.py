@@ -207,13 +207,19 @@ class OpenAIBackend:
         if isinstance(exc, BackendError):
             return exc
         if isinstance(exc, openai.APITimeoutError):
-            return _Retryable(BackendError(
-                f"the LLM endpoint {where} did not answer within {timeout:g}s "
-                "(COPILOT_LLM_TIMEOUT_S)"))
+            return _Retryable(
+                BackendError(
+                    f"the LLM endpoint {where} did not answer within {timeout:g}s "
+                    "(COPILOT_LLM_TIMEOUT_S)"
+                )
+            )
         if isinstance(exc, openai.APIConnectionError):
-            return _Retryable(BackendError(
-                f"cannot reach the LLM endpoint {where} ({_cause(exc)}); is the server running? "
-                "(COPILOT_LLM_BASE_URL)"))
+            return _Retryable(
+                BackendError(
+                    f"cannot reach the LLM endpoint {where} ({_cause(exc)}); is the server running? "
+                    "(COPILOT_LLM_BASE_URL)"
+                )
+            )
         if isinstance(exc, openai.APIStatusError):
             status = exc.status_code
             detail = _short(exc)
@@ -224,8 +230,7 @@ class OpenAIBackend:
                 )
             if status in (401, 403):
                 return BackendError(
-                    f"the LLM endpoint {where} refused the API key ({status}); "
-                    "check OPENAI_API_KEY"
+                    f"the LLM endpoint {where} refused the API key ({status}); check OPENAI_API_KEY"
                 )
             if status == 404:
                 return BackendError(

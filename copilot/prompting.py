@@ -20,8 +20,15 @@ from copilot.offline import count_tokens
 from copilot.prompts import PromptSet
 
 LANGUAGE_NAMES = {"en": "English", "ja": "Japanese (日本語)", "zh": "Simplified Chinese (简体中文)"}
-FENCE_TAGS = ("customer_message", "history", "agent_note", "sources", "source", "draft",
-              "violations")
+FENCE_TAGS = (
+    "customer_message",
+    "history",
+    "agent_note",
+    "sources",
+    "source",
+    "draft",
+    "violations",
+)
 _TAG_RE = re.compile(r"<(/?)\s*(" + "|".join(FENCE_TAGS) + r")\b", re.IGNORECASE)
 
 
@@ -60,8 +67,10 @@ class Assembled:
     truncated: list[str] = field(default_factory=list)
 
 
-NO_SOURCES = ("(no knowledge-base article matched this message: state no facts; ask for "
-              "the details you need or offer to pass the case to a colleague)")
+NO_SOURCES = (
+    "(no knowledge-base article matched this message: state no facts; ask for "
+    "the details you need or offer to pass the case to a colleague)"
+)
 
 
 def format_sources(chunks: Sequence[SourceChunk], empty: str = NO_SOURCES) -> str:
@@ -93,7 +102,7 @@ def shorten(text: str, keep_tokens: int) -> str:
     if len(tokens) <= keep_tokens:
         return text
     half = max(1, keep_tokens // 2)
-    return (encoding().decode(tokens[:half]) + "\n[...]\n" + encoding().decode(tokens[-half:]))
+    return encoding().decode(tokens[:half]) + "\n[...]\n" + encoding().decode(tokens[-half:])
 
 
 def assemble_draft(
@@ -162,7 +171,12 @@ REWRITE_SOURCE_TOKENS = 500  # per cited article in the rewrite prompt
 
 
 def rewrite_messages(
-    prompts: PromptSet, *, language: str, tone: str, articles: Sequence[Any], draft: str,
+    prompts: PromptSet,
+    *,
+    language: str,
+    tone: str,
+    articles: Sequence[Any],
+    draft: str,
     settings: Any,
 ) -> Callable[[str], list[Message]]:
     """A function of the guardrail feedback ("" at first) giving the rewrite messages.
@@ -171,22 +185,31 @@ def rewrite_messages(
     best first, within half the token budget; ``draft`` must already be masked.
     """
     lang_name = LANGUAGE_NAMES.get(language, language)
-    chunks = [SourceChunk(a.id, a.title, shorten(a.body, REWRITE_SOURCE_TOKENS))
-              for a in articles]
-    while chunks and sum(count_tokens(c.text) for c in chunks) > (
-            settings.prompt_token_budget - count_tokens(draft)) // 2:
+    chunks = [SourceChunk(a.id, a.title, shorten(a.body, REWRITE_SOURCE_TOKENS)) for a in articles]
+    while (
+        chunks
+        and sum(count_tokens(c.text) for c in chunks)
+        > (settings.prompt_token_budget - count_tokens(draft)) // 2
+    ):
         chunks.pop()
-    system = prompts["system"].render(language_name=lang_name,
-                                      allowed_domains=", ".join(settings.allowed_domains))
+    system = prompts["system"].render(
+        language_name=lang_name, allowed_domains=", ".join(settings.allowed_domains)
+    )
     rewrite = prompts["rewrite"]
 
     def build(violations: str) -> list[Message]:
-        feedback = (f"{rewrite.snippet('feedback')}\n<violations>\n{violations}\n</violations>\n"
-                    if violations else "")
+        feedback = (
+            f"{rewrite.snippet('feedback')}\n<violations>\n{violations}\n</violations>\n"
+            if violations
+            else ""
+        )
         user = rewrite.render(
-            language_name=lang_name, tone=tone,
+            language_name=lang_name,
+            tone=tone,
             sources=format_sources(chunks, rewrite.snippet("no_sources")),
-            draft=neutralise(draft), feedback=feedback)
+            draft=neutralise(draft),
+            feedback=feedback,
+        )
         return [Message("system", system), Message("user", user)]
 
     return build
@@ -286,8 +309,12 @@ def flag_dict(flag: Any) -> dict[str, Any]:
 
 
 def situation_text(
-    prompts: PromptSet, flags: Sequence[dict[str, Any]], emotion: int, escalation: bool,
-    abstain: bool, masked: bool,
+    prompts: PromptSet,
+    flags: Sequence[dict[str, Any]],
+    emotion: int,
+    escalation: bool,
+    abstain: bool,
+    masked: bool,
 ) -> str:
     """The ``{{situation}}`` lines for the draft prompt, from the draft prompt's snippets."""
     draft = prompts["draft"]
@@ -317,8 +344,14 @@ class EmptyViolation:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, like the guardrail's violations."""
-        return {"rule": self.rule, "severity": self.severity, "span": None, "excerpt": "",
-                "message": self.message, "fix": self.fix}
+        return {
+            "rule": self.rule,
+            "severity": self.severity,
+            "span": None,
+            "excerpt": "",
+            "message": self.message,
+            "fix": self.fix,
+        }
 
 
 @dataclass(frozen=True)

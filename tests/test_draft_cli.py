@@ -18,8 +18,20 @@ from copilot.cli import main
 from tests.llm_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT_KEYS = {"id", "draft", "language", "sources", "verdict", "violations", "flags", "attempts",
-            "backend", "prompt_version", "kb_version", "latency_ms"}
+OUT_KEYS = {
+    "id",
+    "draft",
+    "language",
+    "sources",
+    "verdict",
+    "violations",
+    "flags",
+    "attempts",
+    "backend",
+    "prompt_version",
+    "kb_version",
+    "latency_ms",
+}
 
 
 def lines(path: Path) -> list[dict]:  # type: ignore[type-arg]
@@ -27,8 +39,15 @@ def lines(path: Path) -> list[dict]:  # type: ignore[type-arg]
 
 
 def test_draft_one_message(use_kb_store: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc = main(["draft", "--text", "How long does a withdrawal take? It has been an hour.",
-               "--name", "Ken"])
+    rc = main(
+        [
+            "draft",
+            "--text",
+            "How long does a withdrawal take? It has been an hour.",
+            "--name",
+            "Ken",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0, out
     assert out.startswith("Hi Ken,\n")
@@ -45,15 +64,26 @@ def test_draft_one_message_as_json(use_kb_store: Path, capsys: pytest.CaptureFix
     assert data["backend"] == "offline" and data["verdict"] == "pass"
 
 
-def test_draft_file_goes_on_after_bad_lines(use_kb_store: Path, tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_draft_file_goes_on_after_bad_lines(
+    use_kb_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = tmp_path / "in.jsonl"
     rows = [
-        {"id": "a", "customer_message": "I lost my 2FA phone, how do I get back in?", "customer_name": "Sarah"},
+        {
+            "id": "a",
+            "customer_message": "I lost my 2FA phone, how do I get back in?",
+            "customer_name": "Sarah",
+        },
         {"id": "b", "customer_message": "我的身份认证被拒绝了，怎么重新提交？", "language": "zh"},
-        {"id": "c", "customer_message": "any news?", "language": "en",
-         "history": [{"role": "customer", "text": "my BTC withdrawal is stuck"},
-                     {"role": "agent", "text": "I'm checking"}]},
+        {
+            "id": "c",
+            "customer_message": "any news?",
+            "language": "en",
+            "history": [
+                {"role": "customer", "text": "my BTC withdrawal is stuck"},
+                {"role": "agent", "text": "I'm checking"},
+            ],
+        },
         {"id": "d"},
         {"id": "e", "customer_message": "hi", "language": "fr"},
         {"id": "f", "customer_message": "x" * 9000},
@@ -85,30 +115,53 @@ def test_draft_file_goes_on_after_bad_lines(use_kb_store: Path, tmp_path: Path,
     assert "3 drafted (0 blocked), 6 failed" in err and "Traceback" not in err
 
 
-def test_input_needs_output(use_kb_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_input_needs_output(
+    use_kb_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["draft", "--input", str(tmp_path / "x.jsonl")]) == 2
     assert "--input needs --output" in capsys.readouterr().err
 
 
-def test_missing_input_file_is_a_clear_error(use_kb_store: Path, tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
-    rc = main(["draft", "--input", str(tmp_path / "nope.jsonl"), "--output", str(tmp_path / "o.jsonl")])
+def test_missing_input_file_is_a_clear_error(
+    use_kb_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = main(
+        ["draft", "--input", str(tmp_path / "nope.jsonl"), "--output", str(tmp_path / "o.jsonl")]
+    )
     assert rc == 2 and "cannot read file" in capsys.readouterr().err
 
 
-def test_endpoint_down_fails_each_line_without_traceback(use_kb_store: Path, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_endpoint_down_fails_each_line_without_traceback(
+    use_kb_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     src = tmp_path / "in.jsonl"
-    src.write_text('{"id": 1, "customer_message": "where is my withdrawal?"}\n'
-                   '{"id": 2, "customer_message": "fees?"}\n', encoding="utf-8")
+    src.write_text(
+        '{"id": 1, "customer_message": "where is my withdrawal?"}\n'
+        '{"id": 2, "customer_message": "fees?"}\n',
+        encoding="utf-8",
+    )
     dst = tmp_path / "out.jsonl"
     monkeypatch.setenv("COPILOT_LLM_BASE_URL", f"http://127.0.0.1:{free_port()}/v1")
     monkeypatch.setenv("COPILOT_LLM_MODEL", "smollm2")
     monkeypatch.setenv("COPILOT_LLM_MAX_RETRIES", "0")
     proc = subprocess.run(
-        [sys.executable, "-m", "copilot", "draft", "--input", str(src), "--output", str(dst),
-         "--backend", "openai"],
-        cwd=ROOT, capture_output=True, text=True, timeout=240, check=False,
+        [
+            sys.executable,
+            "-m",
+            "copilot",
+            "draft",
+            "--input",
+            str(src),
+            "--output",
+            str(dst),
+            "--backend",
+            "openai",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
     )
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
@@ -117,7 +170,11 @@ def test_endpoint_down_fails_each_line_without_traceback(use_kb_store: Path, tmp
     assert all("cannot reach the LLM endpoint" in o["error"] for o in out)
     single = subprocess.run(
         [sys.executable, "-m", "copilot", "draft", "--text", "hi", "--backend", "openai"],
-        cwd=ROOT, capture_output=True, text=True, timeout=240, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
     )
     assert single.returncode == 1 and "Traceback" not in single.stderr
     assert single.stderr.startswith("error: cannot reach the LLM endpoint")

@@ -52,7 +52,10 @@ def test_ingest_is_incremental(tmp_path: Path, small_kb: Path) -> None:
     assert again.chunks_embedded == 0 and again.kb_version == first.kb_version
 
     path = small_kb / "faq/kyc.en.md"
-    path.write_text(path.read_text(encoding="utf-8") + "\n## Extra {#q-extra}\nA new answer about selfies.\n", encoding="utf-8")
+    path.write_text(
+        path.read_text(encoding="utf-8") + "\n## Extra {#q-extra}\nA new answer about selfies.\n",
+        encoding="utf-8",
+    )
     changed = run_ingest(s, small_kb)
     assert (changed.added, changed.updated, changed.unchanged) == (0, 1, 2)
     assert changed.kb_version != first.kb_version
@@ -102,7 +105,16 @@ def chroma_server(tmp_path: Path) -> Iterator[str]:
     chroma = Path(sys.executable).parent / "chroma"
     port = _free_port()
     proc = subprocess.Popen(
-        [str(chroma), "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1", "--port", str(port)],
+        [
+            str(chroma),
+            "run",
+            "--path",
+            str(tmp_path / "server"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -161,8 +173,18 @@ def test_ingest_cli_refuses_a_broken_kb(tmp_path: Path, small_kb: Path, capsys) 
 def test_external_jsonl_kb(tmp_path: Path) -> None:
     src = tmp_path / "kb.jsonl"
     src.write_text(
-        json.dumps({"doc_id": "card_lost", "intent": "card_lost", "train_exemplars": ["I lost my card", "card missing"]}) + "\n"
-        + json.dumps({"doc_id": "top_up", "intent": "top_up", "train_exemplars": ["how do I top up"]}) + "\n",
+        json.dumps(
+            {
+                "doc_id": "card_lost",
+                "intent": "card_lost",
+                "train_exemplars": ["I lost my card", "card missing"],
+            }
+        )
+        + "\n"
+        + json.dumps(
+            {"doc_id": "top_up", "intent": "top_up", "train_exemplars": ["how do I top up"]}
+        )
+        + "\n",
         encoding="utf-8",
     )
     docs = docs_from_jsonl(src, "doc_id", ["intent", "train_exemplars"])

@@ -79,14 +79,36 @@ def test_good_article_parses(tmp_path: Path) -> None:
 
 def test_every_problem_is_reported_with_path_and_line(tmp_path: Path) -> None:
     write(tmp_path, "faq/missing.en.md", GOOD.replace("version: 1\n", ""))
-    write(tmp_path, "faq/lang.en.md", GOOD.replace("language: en", "language: fr").replace("faq/example", "faq/lang"))
-    write(tmp_path, "faq/date.en.md", GOOD.replace("2026-11-20", "someday").replace("faq/example", "faq/date"))
-    write(tmp_path, "faq/unknown.en.md", GOOD.replace("version: 1", "version: 1\nauthor: me").replace("faq/example", "faq/unknown"))
-    write(tmp_path, "faq/empty.en.md", GOOD.split("# Example")[0].replace("faq/example", "faq/empty"))
-    write(tmp_path, "faq/yaml.en.md", GOOD.replace('title: "Example: an article"', "title: Example: broken"))
+    write(
+        tmp_path,
+        "faq/lang.en.md",
+        GOOD.replace("language: en", "language: fr").replace("faq/example", "faq/lang"),
+    )
+    write(
+        tmp_path,
+        "faq/date.en.md",
+        GOOD.replace("2026-11-20", "someday").replace("faq/example", "faq/date"),
+    )
+    write(
+        tmp_path,
+        "faq/unknown.en.md",
+        GOOD.replace("version: 1", "version: 1\nauthor: me").replace("faq/example", "faq/unknown"),
+    )
+    write(
+        tmp_path, "faq/empty.en.md", GOOD.split("# Example")[0].replace("faq/example", "faq/empty")
+    )
+    write(
+        tmp_path,
+        "faq/yaml.en.md",
+        GOOD.replace('title: "Example: an article"', "title: Example: broken"),
+    )
     write(tmp_path, "faq/dup-a.en.md", GOOD.replace("faq/example", "faq/dup"))
     write(tmp_path, "faq/dup-b.en.md", GOOD.replace("faq/example", "faq/dup"))
-    write(tmp_path, "faq/anchor.en.md", GOOD.replace(" {#key-facts}", "").replace("faq/example", "faq/anchor"))
+    write(
+        tmp_path,
+        "faq/anchor.en.md",
+        GOOD.replace(" {#key-facts}", "").replace("faq/example", "faq/anchor"),
+    )
     write(tmp_path, "faq/nofront.en.md", "# Just a heading\n")
     _, problems = validate_kb(tmp_path)
     text = "\n".join(str(p) for p in problems)
@@ -103,7 +125,9 @@ def test_every_problem_is_reported_with_path_and_line(tmp_path: Path) -> None:
 
 
 def test_unknown_template_placeholder(tmp_path: Path) -> None:
-    write(tmp_path, "faq/ph.en.md", GOOD.replace("Here is the answer.", "Your balance is {balance}."))
+    write(
+        tmp_path, "faq/ph.en.md", GOOD.replace("Here is the answer.", "Your balance is {balance}.")
+    )
     _, problems = validate_kb(tmp_path)
     assert len(problems) == 1 and "unknown placeholder {balance}" in problems[0].message
 

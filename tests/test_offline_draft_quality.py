@@ -43,21 +43,37 @@ from copilot.offline_drafter import (
 ROOT = Path(__file__).resolve().parent.parent
 PHRASES = ROOT / "prompts" / "offline_phrases.yaml"
 LANGS = ("en", "ja", "zh")
-SIGN_OFF = {"en": "Best regards,", "ja": "引き続きよろしくお願いいたします。", "zh": "祝您一切顺利！"}
+SIGN_OFF = {
+    "en": "Best regards,",
+    "ja": "引き続きよろしくお願いいたします。",
+    "zh": "祝您一切顺利！",
+}
 
 # The test's own reading of the text (deliberately not the drafter's cue patterns).
-APOLOGY = {"en": r"\bsorry\b|\bapologi", "ja": r"申し訳|お詫び|おわび|すみません",
-           "zh": r"抱歉|歉意|对不起|致歉"}
+APOLOGY = {
+    "en": r"\bsorry\b|\bapologi",
+    "ja": r"申し訳|お詫び|おわび|すみません",
+    "zh": r"抱歉|歉意|对不起|致歉",
+}
 THANKS = {"en": r"\bthank", "ja": r"ありがとう", "zh": r"感谢|谢谢"}
-CLOSING = {"en": r"^(?:best |kind |warm )?regards,?$|^sincerely,?$",
-           "ja": r"よろしくお願い(?:いた|申し上げ)?(?:します|ます)。?$", "zh": r"^祝您|^此致|^敬礼"}
-HANDOVER = {"en": r"\bTier 2\b|\bsupervisor\b|\bspecialist\b|\bright colleague\b",
-            "ja": r"引き継", "zh": r"转交"}
+CLOSING = {
+    "en": r"^(?:best |kind |warm )?regards,?$|^sincerely,?$",
+    "ja": r"よろしくお願い(?:いた|申し上げ)?(?:します|ます)。?$",
+    "zh": r"^祝您|^此致|^敬礼",
+}
+HANDOVER = {
+    "en": r"\bTier 2\b|\bsupervisor\b|\bspecialist\b|\bright colleague\b",
+    "ja": r"引き継",
+    "zh": r"转交",
+}
 LEAD_IN = re.compile(r"[:：]\s*$|以下|如下|次の(?:とおり|点|手順|方法|いずれか)")
 LIST_ITEM = re.compile(r"^(?:- |\d+\. )")
 CITATION = re.compile(r"\[[a-z]+/[a-z0-9-]+\]")
-SENTENCE = {"en": re.compile(r"(?<=[.!?])\s+"), "ja": re.compile(r"(?<=[。！？])"),
-            "zh": re.compile(r"(?<=[。！？])")}
+SENTENCE = {
+    "en": re.compile(r"(?<=[.!?])\s+"),
+    "ja": re.compile(r"(?<=[。！？])"),
+    "zh": re.compile(r"(?<=[。！？])"),
+}
 CJK_PUNCT = "。！？）」』”"
 
 
@@ -95,7 +111,7 @@ def reading_problems(text: str, lang: str, *, drafted_opening: bool = True) -> l
                 problems.append(f"{len(hits)} {name} sentences in the opening: {hits}")
     # citations only at the end of a sentence, list item or paragraph
     for m in CITATION.finditer(text):
-        before, after = text[: m.start()], text[m.end():]
+        before, after = text[: m.start()], text[m.end() :]
         if before.endswith(" "):
             prev = before.rstrip()[-1:]
             if prev in CJK_PUNCT or not re.match(r"[.!?:)\"”]", prev):
@@ -145,8 +161,11 @@ def kb() -> dict[tuple[str, str], Article]:
     return {(a.id, a.language): a for a in load_kb(ROOT / "knowledge")}
 
 
-def make_drafter(kb: dict[tuple[str, str], Article], hide: tuple[str, ...] = (),
-                 replace: dict[str, Article] | None = None) -> OfflineDrafter:
+def make_drafter(
+    kb: dict[tuple[str, str], Article],
+    hide: tuple[str, ...] = (),
+    replace: dict[str, Article] | None = None,
+) -> OfflineDrafter:
     def lookup(aid: str, lang: str) -> Article | None:
         if aid in hide:
             return None
@@ -164,8 +183,14 @@ def drafter(kb: dict[tuple[str, str], Article]) -> OfflineDrafter:
 
 def compose(d: OfflineDrafter, lang: str, ids: list[str], **kw: Any) -> OfflineDraft:
     hits = [H(a, kw.pop("score", 0.8), a.split("/")[0]) for a in ids]
-    return d.compose(message=kw.pop("message", "help"), language=lang, name=kw.pop("name", None),
-                     hits=hits, abstain=kw.pop("abstain", False), **kw)
+    return d.compose(
+        message=kw.pop("message", "help"),
+        language=lang,
+        name=kw.pop("name", None),
+        hits=hits,
+        abstain=kw.pop("abstain", False),
+        **kw,
+    )
 
 
 def rewrite_template(article: Article, anchor: str, edit: Callable[[str], str]) -> Article:
@@ -192,15 +217,25 @@ def test_every_composition_reads_well(kb: dict[tuple[str, str], Article]) -> Non
             failures += [(lang, "abstain", level, p) for p in reading_problems(d.text, lang)]
             for pb in playbooks:
                 for extra in ([], ["faq/fees"], ["faq/withdrawal"], ["faq/kyc"]):
-                    d = compose(d_all, lang, [pb, *extra], emotion=level, escalation=pb.endswith(
-                        "escalation"), message="fee withdrawal app error")
-                    failures += [(lang, pb, level, extra, p)
-                                 for p in reading_problems(d.text, lang, drafted_opening=False)]
+                    d = compose(
+                        d_all,
+                        lang,
+                        [pb, *extra],
+                        emotion=level,
+                        escalation=pb.endswith("escalation"),
+                        message="fee withdrawal app error",
+                    )
+                    failures += [
+                        (lang, pb, level, extra, p)
+                        for p in reading_problems(d.text, lang, drafted_opening=False)
+                    ]
     assert failures == []
 
 
 def _messages(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -208,26 +243,42 @@ def offline_copilot(kb_store: Path) -> Any:
     from copilot.drafting import build_copilot
     from copilot.settings import Settings
 
-    settings = Settings.load(env={
-        "COPILOT_DATA_DIR": str(kb_store), "COPILOT_KNOWLEDGE_DIR": str(ROOT / "knowledge"),
-        "COPILOT_PROMPTS_DIR": str(ROOT / "prompts"),
-        "COPILOT_POLICY_FILE": str(ROOT / "prompts" / "policy.yaml")})
+    settings = Settings.load(
+        env={
+            "COPILOT_DATA_DIR": str(kb_store),
+            "COPILOT_KNOWLEDGE_DIR": str(ROOT / "knowledge"),
+            "COPILOT_PROMPTS_DIR": str(ROOT / "prompts"),
+            "COPILOT_POLICY_FILE": str(ROOT / "prompts" / "policy.yaml"),
+        }
+    )
     return build_copilot(settings, "offline")
 
 
-@pytest.mark.parametrize("path", [ROOT / "evals" / "samples" / "messages_v1.jsonl",
-                                  ROOT / "evals" / "golden" / "golden_v1.jsonl"],
-                         ids=["samples", "golden"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        ROOT / "evals" / "samples" / "messages_v1.jsonl",
+        ROOT / "evals" / "golden" / "golden_v1.jsonl",
+    ],
+    ids=["samples", "golden"],
+)
 def test_every_eval_message_draft_reads_well(offline_copilot: Any, path: Path) -> None:
     from copilot.drafting import DraftRequest
 
     failures = []
     for row in _messages(path):
-        res = offline_copilot.draft(DraftRequest(row["customer_message"], language=row.get("language"),
-                                                 customer_name=row.get("customer_name")))
+        res = offline_copilot.draft(
+            DraftRequest(
+                row["customer_message"],
+                language=row.get("language"),
+                customer_name=row.get("customer_name"),
+            )
+        )
         drafted = res.scenario in ("faq", "abstain")
-        failures += [(row["id"], res.scenario, p)
-                     for p in reading_problems(res.draft, res.language, drafted_opening=drafted)]
+        failures += [
+            (row["id"], res.scenario, p)
+            for p in reading_problems(res.draft, res.language, drafted_opening=drafted)
+        ]
     assert failures == []
 
 
@@ -247,8 +298,10 @@ def test_opening_never_adds_a_second_apology(drafter: OfflineDrafter, lang: str)
 def test_reported_japanese_case_is_merged(drafter: OfflineDrafter) -> None:
     d = compose(drafter, "ja", ["faq/withdrawal"], emotion=2, name="山田")
     assert "ご不快な思いをおかけしており、誠に申し訳ございません。" not in d.text
-    assert d.text.startswith("山田様\n\nお問い合わせいただきありがとうございます。出金がまだ着金しておらず、"
-                             "ご心配をおかけして申し訳ございません。解決に向けて")
+    assert d.text.startswith(
+        "山田様\n\nお問い合わせいただきありがとうございます。出金がまだ着金しておらず、"
+        "ご心配をおかけして申し訳ございません。解決に向けて"
+    )
 
 
 @pytest.mark.parametrize("lang", LANGS)
@@ -259,7 +312,9 @@ def test_opening_stays_in_the_first_paragraph_and_before_the_lead_in(
         calm = compose(drafter, lang, [faq]).text.split("\n\n")
         upset = compose(drafter, lang, [faq], emotion=2).text.split("\n\n")
         assert len(upset) == len(calm) and upset[2:] == calm[2:]
-        assert LEAD_IN.search(upset[1]) and LIST_ITEM.match(upset[2])  # lead-in still right before its list
+        assert LEAD_IN.search(upset[1]) and LIST_ITEM.match(
+            upset[2]
+        )  # lead-in still right before its list
         assert upset[1].count("[") == 0  # no citation mark in the middle of the FAQ's run
 
 
@@ -278,18 +333,31 @@ def test_hand_over_is_offered_once(kb: dict[tuple[str, str], Article], lang: str
     d = compose(make_drafter(kb, hide=(ANGRY,)), lang, [], abstain=True, emotion=3)
     handover = Phrases.load(PHRASES).get("handover", lang)
     assert d.scenario == "abstain" and d.text.count(handover) == 1
-    offers = [s for p in d.text.split("\n\n") for s in sentences(p, lang) if re.search(HANDOVER[lang], s)]
-    assert offers == sentences(handover, lang)[:1]  # the vaguer "a specialist/colleague" offer is gone
+    offers = [
+        s for p in d.text.split("\n\n") for s in sentences(p, lang) if re.search(HANDOVER[lang], s)
+    ]
+    assert (
+        offers == sentences(handover, lang)[:1]
+    )  # the vaguer "a specialist/colleague" offer is gone
     assert d.text.split("\n\n")[-2] == handover
 
 
-@pytest.mark.parametrize(("lang", "closing"), [
-    ("en", "Best regards,"), ("en", "Kind regards"), ("ja", "今後ともよろしくお願い申し上げます。"),
-    ("ja", "引き続きよろしくお願いいたします。"), ("zh", "祝您生活愉快！"), ("zh", "祝您一切顺利！"),
-])
-def test_a_template_closing_line_is_not_doubled(kb: dict[tuple[str, str], Article], lang: str,
-                                                closing: str) -> None:
+@pytest.mark.parametrize(
+    ("lang", "closing"),
+    [
+        ("en", "Best regards,"),
+        ("en", "Kind regards"),
+        ("ja", "今後ともよろしくお願い申し上げます。"),
+        ("ja", "引き続きよろしくお願いいたします。"),
+        ("zh", "祝您生活愉快！"),
+        ("zh", "祝您一切顺利！"),
+    ],
+)
+def test_a_template_closing_line_is_not_doubled(
+    kb: dict[tuple[str, str], Article], lang: str, closing: str
+) -> None:
     for sep in ("\n\n", "\n", " " if lang == "en" else ""):
+
         def add_closing(t: str, sep: str = sep) -> str:
             return t.rstrip() + sep + closing + "\n"
 
@@ -301,47 +369,69 @@ def test_a_template_closing_line_is_not_doubled(kb: dict[tuple[str, str], Articl
 
 
 # ---- citations ------------------------------------------------------------------------------
-@pytest.mark.parametrize(("lang", "expected"), [
-    ("en", "I'm happy to walk you through it. [playbook/fee-dispute] These are the fee rules that apply:"),
-    ("ja", "内訳を順を追ってご説明いたします。[playbook/fee-dispute] 該当する手数料のルールは以下のとおりです。"),
-    ("zh", "我很乐意为您逐项说明。[playbook/fee-dispute] 适用的收费规则如下："),
-])
-def test_citation_follows_the_sentence_before_a_list_lead_in(drafter: OfflineDrafter, lang: str,
-                                                             expected: str) -> None:
-    d = compose(drafter, lang, ["playbook/fee-dispute", "faq/fees"], emotion=1,
-                message="taker fee futures")
+@pytest.mark.parametrize(
+    ("lang", "expected"),
+    [
+        (
+            "en",
+            "I'm happy to walk you through it. [playbook/fee-dispute] These are the fee rules that apply:",
+        ),
+        (
+            "ja",
+            "内訳を順を追ってご説明いたします。[playbook/fee-dispute] 該当する手数料のルールは以下のとおりです。",
+        ),
+        ("zh", "我很乐意为您逐项说明。[playbook/fee-dispute] 适用的收费规则如下："),
+    ],
+)
+def test_citation_follows_the_sentence_before_a_list_lead_in(
+    drafter: OfflineDrafter, lang: str, expected: str
+) -> None:
+    d = compose(
+        drafter, lang, ["playbook/fee-dispute", "faq/fees"], emotion=1, message="taker fee futures"
+    )
     assert expected + "\n\n- " in d.text
     facts_end = d.text.split("\n\n")[2].splitlines()[-1]
     assert facts_end.endswith(("。[faq/fees]", ". [faq/fees]"))
 
 
 @pytest.mark.parametrize("lang", ["ja", "zh"])
-def test_no_space_before_a_citation_after_cjk_punctuation(drafter: OfflineDrafter, lang: str) -> None:
+def test_no_space_before_a_citation_after_cjk_punctuation(
+    drafter: OfflineDrafter, lang: str
+) -> None:
     d = compose(drafter, lang, ["faq/withdrawal"])
     assert "。[faq/withdrawal]" in d.text and " [faq/withdrawal]" not in d.text
     assert "). [faq/withdrawal]" not in compose(drafter, "en", ["faq/withdrawal"]).text
 
 
 # ---- lists ----------------------------------------------------------------------------------
-@pytest.mark.parametrize(("lang", "joined"), [
-    ("en", "\n\nYou can check https://status.example.com"),
-    ("ja", "https://status.example.com でご確認いただけ"),
-    ("zh", "\n\n您可以在 https://status.example.com 查看"),
-])
-def test_no_dangling_also_when_the_facts_list_is_left_out(drafter: OfflineDrafter, lang: str,
-                                                          joined: str) -> None:
+@pytest.mark.parametrize(
+    ("lang", "joined"),
+    [
+        ("en", "\n\nYou can check https://status.example.com"),
+        ("ja", "https://status.example.com でご確認いただけ"),
+        ("zh", "\n\n您可以在 https://status.example.com 查看"),
+    ],
+)
+def test_no_dangling_also_when_the_facts_list_is_left_out(
+    drafter: OfflineDrafter, lang: str, joined: str
+) -> None:
     d = compose(drafter, lang, ["playbook/technical-fault"], emotion=1)
     assert joined in d.text and "- " not in d.text
     assert reading_problems(d.text, lang, drafted_opening=False) == []
 
 
-@pytest.mark.parametrize(("lang", "own_lead_in"), [
-    ("en", "These are the fee rules that apply:"), ("ja", "該当する手数料のルールは以下のとおりです。"),
-    ("zh", "适用的收费规则如下："),
-])
-def test_unrelated_faq_facts_get_a_neutral_lead_in(drafter: OfflineDrafter, lang: str,
-                                                   own_lead_in: str) -> None:
-    """"These are the fee rules that apply:" must not announce identity-verification facts."""
+@pytest.mark.parametrize(
+    ("lang", "own_lead_in"),
+    [
+        ("en", "These are the fee rules that apply:"),
+        ("ja", "該当する手数料のルールは以下のとおりです。"),
+        ("zh", "适用的收费规则如下："),
+    ],
+)
+def test_unrelated_faq_facts_get_a_neutral_lead_in(
+    drafter: OfflineDrafter, lang: str, own_lead_in: str
+) -> None:
+    """ "These are the fee rules that apply:" must not announce identity-verification facts."""
     neutral = Phrases.load(PHRASES).get("facts_lead_in", lang)
     related = compose(drafter, lang, ["playbook/fee-dispute", "faq/fees"], emotion=1, message="fee")
     assert own_lead_in + "\n\n- " in related.text  # a fee FAQ keeps the playbook's lead-in
@@ -354,8 +444,9 @@ def test_unrelated_faq_facts_get_a_neutral_lead_in(drafter: OfflineDrafter, lang
 
 
 @pytest.mark.parametrize("lang", LANGS)
-def test_faq_without_a_template_announces_its_facts(kb: dict[tuple[str, str], Article],
-                                                    lang: str) -> None:
+def test_faq_without_a_template_announces_its_facts(
+    kb: dict[tuple[str, str], Article], lang: str
+) -> None:
     art = rewrite_template(kb[("faq/bonus", lang)], "reply-template", lambda t: "\n")
     d = compose(make_drafter(kb, replace={"faq/bonus": art}), lang, ["faq/bonus"], emotion=1)
     paragraphs = d.text.split("\n\n")
@@ -366,28 +457,45 @@ def test_faq_without_a_template_announces_its_facts(kb: dict[tuple[str, str], Ar
 
 # ---- Markdown, honorifics -------------------------------------------------------------------
 def test_markdown_from_the_kb_becomes_plain_text() -> None:
-    md = ("## Heading\n**Bold** and __strong__, *italic*, `Assets > Withdraw`, "
-          "[status page](https://status.example.com), [https://example.com](https://example.com)\n"
-          "* one\n+ two\n---\n> quoted")
-    assert plain_text(md) == ("Heading\nBold and strong, italic, Assets > Withdraw, "
-                              "status page (https://status.example.com), https://example.com\n"
-                              "- one\n- two\n\nquoted")
-    assert plain_text("5 * 3 = 15, snake_case_name, 0.10% fee") == "5 * 3 = 15, snake_case_name, 0.10% fee"
+    md = (
+        "## Heading\n**Bold** and __strong__, *italic*, `Assets > Withdraw`, "
+        "[status page](https://status.example.com), [https://example.com](https://example.com)\n"
+        "* one\n+ two\n---\n> quoted"
+    )
+    assert plain_text(md) == (
+        "Heading\nBold and strong, italic, Assets > Withdraw, "
+        "status page (https://status.example.com), https://example.com\n"
+        "- one\n- two\n\nquoted"
+    )
+    assert (
+        plain_text("5 * 3 = 15, snake_case_name, 0.10% fee")
+        == "5 * 3 = 15, snake_case_name, 0.10% fee"
+    )
 
 
 @pytest.mark.parametrize("lang", LANGS)
 def test_markdown_in_a_template_is_not_sent(kb: dict[tuple[str, str], Article], lang: str) -> None:
-    art = rewrite_template(kb[("faq/bonus", lang)], "reply-template",
-                           lambda t: t.replace("Rewards Center", "**Rewards Center**", 1))
+    art = rewrite_template(
+        kb[("faq/bonus", lang)],
+        "reply-template",
+        lambda t: t.replace("Rewards Center", "**Rewards Center**", 1),
+    )
     d = compose(make_drafter(kb, replace={"faq/bonus": art}), lang, ["faq/bonus"])
     assert "**" not in d.text and "Rewards Center" in d.text
 
 
-@pytest.mark.parametrize(("lang", "name", "expected"), [
-    ("ja", "山田さま", "山田様"), ("ja", "山田 様", "山田様"), ("ja", "Mr. Smith", "Smith様"),
-    ("ja", "Ms Tanaka さん", "Tanaka様"), ("ja", "様", "様様"),  # a lone honorific is left alone
-    ("zh", "Mr. Smith", "Mr. Smith您好，"), ("en", "Mr. Smith", "Hi Mr. Smith,"),
-])
+@pytest.mark.parametrize(
+    ("lang", "name", "expected"),
+    [
+        ("ja", "山田さま", "山田様"),
+        ("ja", "山田 様", "山田様"),
+        ("ja", "Mr. Smith", "Smith様"),
+        ("ja", "Ms Tanaka さん", "Tanaka様"),
+        ("ja", "様", "様様"),  # a lone honorific is left alone
+        ("zh", "Mr. Smith", "Mr. Smith您好，"),
+        ("en", "Mr. Smith", "Hi Mr. Smith,"),
+    ],
+)
 def test_no_doubled_honorific(lang: str, name: str, expected: str) -> None:
     assert greeting(Phrases.load(PHRASES), lang, name) == expected
 
@@ -399,7 +507,9 @@ def test_phrases_file_requires_every_empathy_variant_and_valid_cues(tmp_path: Pa
     bad.write_text(text.replace('      after_both: ""\n', "", 1), encoding="utf-8")
     with pytest.raises(CopilotError, match=r"empathy\.en\.1 needs the texts"):
         Phrases.load(bad)
-    bad.write_text(text.replace("    apology: '申し訳", "    apology: '(申し訳", 1), encoding="utf-8")
+    bad.write_text(
+        text.replace("    apology: '申し訳", "    apology: '(申し訳", 1), encoding="utf-8"
+    )
     with pytest.raises(CopilotError, match=r"cues\.ja\.apology is not a valid regular expression"):
         Phrases.load(bad)
     bad.write_text(text.replace("facts_lead_in:", "facts_lead_in_:", 1), encoding="utf-8")

@@ -29,7 +29,11 @@ from copilot.offline_drafter import (
 
 ROOT = Path(__file__).resolve().parent.parent
 PHRASES = ROOT / "prompts" / "offline_phrases.yaml"
-SIGN_OFF = {"en": "Best regards,", "ja": "引き続きよろしくお願いいたします。", "zh": "祝您一切顺利！"}
+SIGN_OFF = {
+    "en": "Best regards,",
+    "ja": "引き続きよろしくお願いいたします。",
+    "zh": "祝您一切顺利！",
+}
 
 
 @dataclass
@@ -51,74 +55,145 @@ def drafter(kb: dict[tuple[str, str], Article]) -> OfflineDrafter:
 
 def compose(drafter: OfflineDrafter, message: str, language: str, ids: list[str], **kw: Any) -> Any:
     hits = [H(a, kw.pop("score", 0.8), a.split("/")[0]) for a in ids]
-    return drafter.compose(message=message, language=language, name=kw.pop("name", None),
-                           hits=hits, abstain=kw.pop("abstain", False), **kw)
+    return drafter.compose(
+        message=message,
+        language=language,
+        name=kw.pop("name", None),
+        hits=hits,
+        abstain=kw.pop("abstain", False),
+        **kw,
+    )
 
 
 # ---- greeting, scenario, facts ---------------------------------------------------------------
-@pytest.mark.parametrize(("lang", "name", "expected"), [
-    ("en", "Ken", "Hi Ken,"), ("en", None, "Hi there,"), ("en", "  ", "Hi there,"),
-    ("ja", "山田", "山田様"), ("ja", "山田様", "山田様"), ("ja", "山田さん", "山田様"), ("ja", None, "お客様"),
-    ("zh", "李明", "李明您好，"), ("zh", None, "您好，"),
-    ("en", "Ken {facts}\n[x]", "Hi Ken facts x,"), ("en", "[CUSTOMER_NAME]", "Hi [CUSTOMER_NAME],"),
-])
+@pytest.mark.parametrize(
+    ("lang", "name", "expected"),
+    [
+        ("en", "Ken", "Hi Ken,"),
+        ("en", None, "Hi there,"),
+        ("en", "  ", "Hi there,"),
+        ("ja", "山田", "山田様"),
+        ("ja", "山田様", "山田様"),
+        ("ja", "山田さん", "山田様"),
+        ("ja", None, "お客様"),
+        ("zh", "李明", "李明您好，"),
+        ("zh", None, "您好，"),
+        ("en", "Ken {facts}\n[x]", "Hi Ken facts x,"),
+        ("en", "[CUSTOMER_NAME]", "Hi [CUSTOMER_NAME],"),
+    ],
+)
 def test_greeting(lang: str, name: str | None, expected: str) -> None:
     assert greeting(Phrases.load(PHRASES), lang, name) == expected
 
 
-@pytest.mark.parametrize(("ids", "emotion", "escalation", "expected"), [
-    (["faq/withdrawal", "faq/fees"], 0, False, None),
-    (["faq/withdrawal"], 0, True, ESCALATION),
-    (["playbook/liquidation", "faq/fees"], 0, False, None),  # ranked first is not evidence
-    (["faq/fees", "playbook/fee-dispute"], 0, False, None),
-    (["faq/fees", "playbook/fee-dispute"], 1, False, None),  # nor is an upset customer
-    (["faq/withdrawal", "faq/fees", ANGRY], 2, False, ANGRY),
-    (["faq/withdrawal", "faq/fees"], 2, False, None),
-    (["faq/withdrawal"], 3, False, ANGRY),
-    ([ANGRY, "faq/withdrawal"], 0, False, None),
-    ([ESCALATION, "faq/withdrawal"], 2, False, ESCALATION),
-    ([], 0, False, None),
-])
-def test_choose_scenario(ids: list[str], emotion: int, escalation: bool, expected: str | None) -> None:
+@pytest.mark.parametrize(
+    ("ids", "emotion", "escalation", "expected"),
+    [
+        (["faq/withdrawal", "faq/fees"], 0, False, None),
+        (["faq/withdrawal"], 0, True, ESCALATION),
+        (["playbook/liquidation", "faq/fees"], 0, False, None),  # ranked first is not evidence
+        (["faq/fees", "playbook/fee-dispute"], 0, False, None),
+        (["faq/fees", "playbook/fee-dispute"], 1, False, None),  # nor is an upset customer
+        (["faq/withdrawal", "faq/fees", ANGRY], 2, False, ANGRY),
+        (["faq/withdrawal", "faq/fees"], 2, False, None),
+        (["faq/withdrawal"], 3, False, ANGRY),
+        ([ANGRY, "faq/withdrawal"], 0, False, None),
+        ([ESCALATION, "faq/withdrawal"], 2, False, ESCALATION),
+        ([], 0, False, None),
+    ],
+)
+def test_choose_scenario(
+    ids: list[str], emotion: int, escalation: bool, expected: str | None
+) -> None:
     assert choose_scenario(ids, emotion, escalation) == expected
 
 
-@pytest.mark.parametrize(("ids", "scores", "evidence", "emotion", "expected"), [
-    # cues in the message: the best-ranked retrieved playbook with cues
-    (["faq/fees", "playbook/liquidation"], {}, {"playbook/liquidation"}, 0, "playbook/liquidation"),
-    (["playbook/fee-dispute", "faq/fees", "playbook/liquidation"], {},
-     {"playbook/liquidation"}, 0, "playbook/liquidation"),
-    (["faq/fees"], {}, {"playbook/liquidation"}, 0, None),  # cue, but not retrieved
-    # no cues: rank one with a clear margin over the best FAQ
-    (["playbook/liquidation", "faq/risk-tools"], {"playbook/liquidation": 0.8, "faq/risk-tools": 0.5},
-     set(), 0, "playbook/liquidation"),
-    (["playbook/liquidation", "faq/risk-tools"], {"playbook/liquidation": 0.5, "faq/risk-tools": 0.49},
-     set(), 0, None),
-    (["playbook/technical-fault"], {"playbook/technical-fault": 0.4}, set(), 0,
-     "playbook/technical-fault"),
-    # an upset customer: the playbook ranked first and no FAQ scoring higher is enough
-    (["playbook/fee-dispute", "faq/fees"], {"playbook/fee-dispute": 0.6, "faq/fees": 0.6}, set(), 1,
-     "playbook/fee-dispute"),
-    (["faq/fees", "playbook/fee-dispute"], {"faq/fees": 0.6, "playbook/fee-dispute": 0.6}, set(), 1,
-     None),
-])
-def test_topical_playbook_needs_evidence(ids: list[str], scores: dict[str, float],
-                                         evidence: set[str], emotion: int,
-                                         expected: str | None) -> None:
+@pytest.mark.parametrize(
+    ("ids", "scores", "evidence", "emotion", "expected"),
+    [
+        # cues in the message: the best-ranked retrieved playbook with cues
+        (
+            ["faq/fees", "playbook/liquidation"],
+            {},
+            {"playbook/liquidation"},
+            0,
+            "playbook/liquidation",
+        ),
+        (
+            ["playbook/fee-dispute", "faq/fees", "playbook/liquidation"],
+            {},
+            {"playbook/liquidation"},
+            0,
+            "playbook/liquidation",
+        ),
+        (["faq/fees"], {}, {"playbook/liquidation"}, 0, None),  # cue, but not retrieved
+        # no cues: rank one with a clear margin over the best FAQ
+        (
+            ["playbook/liquidation", "faq/risk-tools"],
+            {"playbook/liquidation": 0.8, "faq/risk-tools": 0.5},
+            set(),
+            0,
+            "playbook/liquidation",
+        ),
+        (
+            ["playbook/liquidation", "faq/risk-tools"],
+            {"playbook/liquidation": 0.5, "faq/risk-tools": 0.49},
+            set(),
+            0,
+            None,
+        ),
+        (
+            ["playbook/technical-fault"],
+            {"playbook/technical-fault": 0.4},
+            set(),
+            0,
+            "playbook/technical-fault",
+        ),
+        # an upset customer: the playbook ranked first and no FAQ scoring higher is enough
+        (
+            ["playbook/fee-dispute", "faq/fees"],
+            {"playbook/fee-dispute": 0.6, "faq/fees": 0.6},
+            set(),
+            1,
+            "playbook/fee-dispute",
+        ),
+        (
+            ["faq/fees", "playbook/fee-dispute"],
+            {"faq/fees": 0.6, "playbook/fee-dispute": 0.6},
+            set(),
+            1,
+            None,
+        ),
+    ],
+)
+def test_topical_playbook_needs_evidence(
+    ids: list[str], scores: dict[str, float], evidence: set[str], emotion: int, expected: str | None
+) -> None:
     assert choose_scenario(ids, emotion, False, evidence=evidence, scores=scores) == expected
 
 
-def test_close_playbooks_are_ordered_by_their_when_section(kb: dict[tuple[str, str], Article]) -> None:
+def test_close_playbooks_are_ordered_by_their_when_section(
+    kb: dict[tuple[str, str], Article],
+) -> None:
     hits = [H("playbook/fee-dispute", 0.55), H("playbook/liquidation", 0.45), H("faq/fees", 0.4)]
-    ranked = rank_articles(hits, "My long got liquidated, the liquidation price was wrong",
-                           lambda a, lang: kb.get((a, lang)), "en")
+    ranked = rank_articles(
+        hits,
+        "My long got liquidated, the liquidation price was wrong",
+        lambda a, lang: kb.get((a, lang)),
+        "en",
+    )
     assert ranked == ["playbook/liquidation", "playbook/fee-dispute", "faq/fees"]
     far = [H("playbook/fee-dispute", 0.9), H("playbook/liquidation", 0.4)]
-    assert rank_articles(far, "liquidated", lambda a, lang: kb.get((a, lang)), "en")[0] == "playbook/fee-dispute"
+    assert (
+        rank_articles(far, "liquidated", lambda a, lang: kb.get((a, lang)), "en")[0]
+        == "playbook/fee-dispute"
+    )
 
 
 def test_pick_facts_prefers_bullets_about_the_message(kb: dict[tuple[str, str], Article]) -> None:
-    facts = pick_facts(kb[("faq/withdrawal", "en")], "what is the minimum withdrawal and the network fee")
+    facts = pick_facts(
+        kb[("faq/withdrawal", "en")], "what is the minimum withdrawal and the network fee"
+    )
     assert len(facts) == 3
     assert any("Minimum withdrawal" in f for f in facts) and any("Network fees" in f for f in facts)
     all_facts = kb[("faq/withdrawal", "en")].bullets("key-facts")
@@ -126,15 +201,31 @@ def test_pick_facts_prefers_bullets_about_the_message(kb: dict[tuple[str, str], 
 
 
 # ---- composition -------------------------------------------------------------------------------
-def test_faq_reply_reads_like_an_agent_wrote_it(drafter: OfflineDrafter, kb: dict[tuple[str, str], Article]) -> None:
-    d = compose(drafter, "how long does a withdrawal take?", "en", ["faq/withdrawal", "faq/fees"], name="Ken")
+def test_faq_reply_reads_like_an_agent_wrote_it(
+    drafter: OfflineDrafter, kb: dict[tuple[str, str], Article]
+) -> None:
+    d = compose(
+        drafter,
+        "how long does a withdrawal take?",
+        "en",
+        ["faq/withdrawal", "faq/fees"],
+        name="Ken",
+    )
     text = d.text
     assert d.scenario == "faq" and d.cited == ["faq/withdrawal"]
     assert text.startswith("Hi Ken,\n\nThank you for contacting us")
     assert text.endswith("[faq/withdrawal]\n\nBest regards,")
     assert "{name}" not in text and "{facts}" not in text and "##" not in text
-    assert text == compose(drafter, "how long does a withdrawal take?", "en",
-                           ["faq/withdrawal", "faq/fees"], name="Ken").text  # deterministic
+    assert (
+        text
+        == compose(
+            drafter,
+            "how long does a withdrawal take?",
+            "en",
+            ["faq/withdrawal", "faq/fees"],
+            name="Ken",
+        ).text
+    )  # deterministic
 
 
 @pytest.mark.parametrize("lang", ["en", "ja", "zh"])
@@ -143,36 +234,54 @@ def test_upset_faq_question_gets_an_empathetic_opening(drafter: OfflineDrafter, 
     phrases = Phrases.load(PHRASES)
     calm = compose(drafter, "voucher", lang, ["faq/bonus"]).text.split("\n\n")
     end = {"en": ". ", "ja": "。", "zh": "。"}[lang]
-    thanks, lead_in = calm[1].split(end, 1)  # "Thank you for ... vouchers" / "Here is how they work:"
+    thanks, lead_in = calm[1].split(
+        end, 1
+    )  # "Thank you for ... vouchers" / "Here is how they work:"
     for level in (1, 2):
-        paragraphs = compose(drafter, "voucher", lang, ["faq/bonus"], emotion=level).text.split("\n\n")
-        phrase = phrases.get("empathy", lang)[level]["default"]  # bonus neither apologises nor empathises
+        paragraphs = compose(drafter, "voucher", lang, ["faq/bonus"], emotion=level).text.split(
+            "\n\n"
+        )
+        phrase = phrases.get("empathy", lang)[level][
+            "default"
+        ]  # bonus neither apologises nor empathises
         space = " " if lang == "en" else ""
         assert paragraphs[1] == f"{thanks}{end.strip()}{space}{phrase}{space}{lead_in}"
         assert paragraphs[2:] == calm[2:] and paragraphs[-1] == SIGN_OFF[lang]
 
 
-@pytest.mark.parametrize(("lang", "variants"), [
-    ("en", {1: "after_apology", 2: "after_apology"}),  # "I am sorry your withdrawal has not arrived"
-    ("ja", {1: "after_both", 2: "after_both"}),  # 「ご心配をおかけして申し訳ございません」
-    ("zh", {1: "after_both", 2: "after_both"}),  # 「让您担心了，非常抱歉」
-])
-def test_opening_leaves_out_what_the_template_already_says(drafter: OfflineDrafter, lang: str,
-                                                           variants: dict[int, str]) -> None:
+@pytest.mark.parametrize(
+    ("lang", "variants"),
+    [
+        (
+            "en",
+            {1: "after_apology", 2: "after_apology"},
+        ),  # "I am sorry your withdrawal has not arrived"
+        ("ja", {1: "after_both", 2: "after_both"}),  # 「ご心配をおかけして申し訳ございません」
+        ("zh", {1: "after_both", 2: "after_both"}),  # 「让您担心了，非常抱歉」
+    ],
+)
+def test_opening_leaves_out_what_the_template_already_says(
+    drafter: OfflineDrafter, lang: str, variants: dict[int, str]
+) -> None:
     phrases = Phrases.load(PHRASES)
     calm = compose(drafter, "withdrawal", lang, ["faq/withdrawal"]).text.split("\n\n")
     for level, variant in variants.items():
-        opening = compose(drafter, "withdrawal", lang, ["faq/withdrawal"],
-                          emotion=level).text.split("\n\n")[1]
+        opening = compose(
+            drafter, "withdrawal", lang, ["faq/withdrawal"], emotion=level
+        ).text.split("\n\n")[1]
         phrase = phrases.get("empathy", lang)[level][variant]
         space = " " if lang == "en" and phrase else ""
         assert opening == f"{calm[1]}{space}{phrase}"
 
 
-def test_playbook_level_follows_emotion(drafter: OfflineDrafter, kb: dict[tuple[str, str], Article]) -> None:
+def test_playbook_level_follows_emotion(
+    drafter: OfflineDrafter, kb: dict[tuple[str, str], Article]
+) -> None:
     art = kb[("playbook/fee-dispute", "ja")]
     for emotion, level in ((0, 1), (1, 1), (2, 2), (3, 3)):
-        d = compose(drafter, "手数料が高すぎる", "ja", ["playbook/fee-dispute", "faq/fees"], emotion=emotion)
+        d = compose(
+            drafter, "手数料が高すぎる", "ja", ["playbook/fee-dispute", "faq/fees"], emotion=emotion
+        )
         assert d.scenario == "playbook/fee-dispute" and d.level == emotion
         section = art.section(f"level-{level}")
         assert section is not None
@@ -181,13 +290,21 @@ def test_playbook_level_follows_emotion(drafter: OfflineDrafter, kb: dict[tuple[
 
 
 def test_playbook_facts_come_from_the_best_faq(drafter: OfflineDrafter) -> None:
-    d = compose(drafter, "why was I charged a taker fee on futures?", "en",
-                ["playbook/fee-dispute", "faq/fees"], emotion=1, name="Ann")
+    d = compose(
+        drafter,
+        "why was I charged a taker fee on futures?",
+        "en",
+        ["playbook/fee-dispute", "faq/fees"],
+        emotion=1,
+        name="Ann",
+    )
     bullets = [ln for ln in d.text.splitlines() if ln.startswith("- ")]
     assert 1 <= len(bullets) <= 3 and bullets[-1].endswith("[faq/fees]")
     assert any("0.06%" in b for b in bullets)
-    assert ("I'm happy to walk you through it. [playbook/fee-dispute] These are the fee rules that "
-            "apply:\n\n- ") in d.text
+    assert (
+        "I'm happy to walk you through it. [playbook/fee-dispute] These are the fee rules that "
+        "apply:\n\n- "
+    ) in d.text
     assert d.cited == ["playbook/fee-dispute", "faq/fees"]
     assert [a.id for a in d.articles] == ["playbook/fee-dispute", "faq/fees"]
 
@@ -213,7 +330,9 @@ def test_abstention_asks_for_details(drafter: OfflineDrafter, lang: str) -> None
 
 
 def test_escalation_cue_wins_even_without_a_source(drafter: OfflineDrafter) -> None:
-    d = compose(drafter, "I will sue you", "zh", [], abstain=True, escalation=True, emotion=2, name="王强")
+    d = compose(
+        drafter, "I will sue you", "zh", [], abstain=True, escalation=True, emotion=2, name="王强"
+    )
     assert d.scenario == ESCALATION and d.text.startswith("王强您好，")
     assert "[playbook/escalation]" in d.text and "Tier 2" in d.text
 
@@ -236,8 +355,10 @@ def test_revision_drops_a_paragraph_and_keeps_citations(drafter: OfflineDrafter)
 
 def test_phrases_file_is_validated(tmp_path: Path) -> None:
     bad = tmp_path / "p.yaml"
-    bad.write_text(PHRASES.read_text(encoding="utf-8").replace("  zh: \"祝您一切顺利！\"\n", ""),
-                   encoding="utf-8")
+    bad.write_text(
+        PHRASES.read_text(encoding="utf-8").replace('  zh: "祝您一切顺利！"\n', ""),
+        encoding="utf-8",
+    )
     with pytest.raises(CopilotError, match="section 'sign_off' has no 'zh' entry"):
         Phrases.load(bad)
     with pytest.raises(CopilotError, match="not found"):
@@ -246,7 +367,9 @@ def test_phrases_file_is_validated(tmp_path: Path) -> None:
 
 # ---- the whole offline pipeline against the real retriever and guardrail -------------------
 def _messages(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
 
 
 GOLDEN = ROOT / "evals" / "golden" / "golden_v1.jsonl"
@@ -266,10 +389,14 @@ def offline_copilot(kb_store: Path) -> Any:
     from copilot.drafting import build_copilot
     from copilot.settings import Settings
 
-    settings = Settings.load(env={
-        "COPILOT_DATA_DIR": str(kb_store), "COPILOT_KNOWLEDGE_DIR": str(ROOT / "knowledge"),
-        "COPILOT_PROMPTS_DIR": str(ROOT / "prompts"),
-        "COPILOT_POLICY_FILE": str(ROOT / "prompts" / "policy.yaml")})
+    settings = Settings.load(
+        env={
+            "COPILOT_DATA_DIR": str(kb_store),
+            "COPILOT_KNOWLEDGE_DIR": str(ROOT / "knowledge"),
+            "COPILOT_PROMPTS_DIR": str(ROOT / "prompts"),
+            "COPILOT_POLICY_FILE": str(ROOT / "prompts" / "policy.yaml"),
+        }
+    )
     return build_copilot(settings, "offline")
 
 
@@ -279,12 +406,23 @@ def test_every_offline_draft_passes_the_guardrail(offline_copilot: Any, path: Pa
 
     failures = []
     for row in _messages(path):
-        res = offline_copilot.draft(DraftRequest(row["customer_message"], language=row.get("language"),
-                                                 customer_name=row.get("customer_name")))
+        res = offline_copilot.draft(
+            DraftRequest(
+                row["customer_message"],
+                language=row.get("language"),
+                customer_name=row.get("customer_name"),
+            )
+        )
         assert res.language == row["language"]
         assert res.draft.endswith(SIGN_OFF[res.language])
         assert res.abstained or res.sources, row["id"]
         if res.verdict != "pass" or res.blocked:
-            failures.append((row["id"], res.scenario, [v["rule"] for v in res.violations],
-                             [v["excerpt"] for v in res.violations]))
+            failures.append(
+                (
+                    row["id"],
+                    res.scenario,
+                    [v["rule"] for v in res.violations],
+                    [v["excerpt"] for v in res.violations],
+                )
+            )
     assert failures == []

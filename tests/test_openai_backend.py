@@ -33,10 +33,13 @@ WALLET = "0x52908400098527886E0F7030069857D2E4169EE7"
 
 
 def backend_for(url: str, **kw: Any) -> tuple[OpenAIBackend, list[float]]:
-    env = {"COPILOT_LLM_BASE_URL": url, "COPILOT_LLM_MODEL": "smollm2",
-           "COPILOT_LLM_MAX_RETRIES": str(kw.pop("retries", 2)),
-           "COPILOT_LLM_TIMEOUT_S": str(kw.pop("timeout", 10)),
-           "COPILOT_LLM_DEADLINE_S": str(kw.pop("deadline", 60))}
+    env = {
+        "COPILOT_LLM_BASE_URL": url,
+        "COPILOT_LLM_MODEL": "smollm2",
+        "COPILOT_LLM_MAX_RETRIES": str(kw.pop("retries", 2)),
+        "COPILOT_LLM_TIMEOUT_S": str(kw.pop("timeout", 10)),
+        "COPILOT_LLM_DEADLINE_S": str(kw.pop("deadline", 60)),
+    }
     backend = OpenAIBackend.from_settings(Settings.load(env=env))
     sleeps: list[float] = []
     backend.sleep = sleeps.append
@@ -53,14 +56,22 @@ def test_missing_key_for_openai_is_reported_when_building(monkeypatch: pytest.Mo
     monkeypatch.delenv("OPENAI_API_KEY")
     with pytest.raises(SettingsError, match="OPENAI_API_KEY is not set"):
         build_backend(Settings.load(env={"COPILOT_LLM_BACKEND": "openai"}))
-    built = build_backend(Settings.load(env={"COPILOT_LLM_BACKEND": "openai",
-                                             "COPILOT_LLM_BASE_URL": "http://127.0.0.1:9/v1",
-                                             "COPILOT_LLM_MODEL": "qwen"}))
+    built = build_backend(
+        Settings.load(
+            env={
+                "COPILOT_LLM_BACKEND": "openai",
+                "COPILOT_LLM_BASE_URL": "http://127.0.0.1:9/v1",
+                "COPILOT_LLM_MODEL": "qwen",
+            }
+        )
+    )
     assert built.name == "openai" and built.model == "qwen"
 
 
-@pytest.mark.parametrize(("model", "expected"), [("gpt-4o-mini", True), ("o3-mini", True),
-                                                  ("smollm2", False), ("llama3.1:8b", False)])
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [("gpt-4o-mini", True), ("o3-mini", True), ("smollm2", False), ("llama3.1:8b", False)],
+)
 def test_is_openai_model(model: str, expected: bool) -> None:
     assert is_openai_model(model) is expected
 
@@ -91,11 +102,14 @@ def test_gives_up_after_max_retries(scripted: Scripted) -> None:
     assert len(sleeps) == 2 and len(scripted.seen) == 3
 
 
-@pytest.mark.parametrize(("status", "message"), [
-    (400, "answered 400: scripted 400"),
-    (401, "refused the API key.*OPENAI_API_KEY"),
-    (404, "404 for model 'smollm2'.*COPILOT_LLM_MODEL"),
-])
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        (400, "answered 400: scripted 400"),
+        (401, "refused the API key.*OPENAI_API_KEY"),
+        (404, "404 for model 'smollm2'.*COPILOT_LLM_MODEL"),
+    ],
+)
 def test_client_errors_are_not_retried(scripted: Scripted, status: int, message: str) -> None:
     scripted.queue(status)
     backend, sleeps = backend_for(scripted.url)
@@ -115,7 +129,9 @@ def test_retries_stop_at_the_deadline(scripted: Scripted) -> None:
 # ---- timeout and server down -----------------------------------------------------------------
 def test_timeout_on_a_server_that_never_answers(silent_server: SilentServer) -> None:
     backend, _ = backend_for(silent_server.url, retries=0, timeout=0.5)
-    with pytest.raises(BackendError, match=r"did not answer within 0\.5s \(COPILOT_LLM_TIMEOUT_S\)"):
+    with pytest.raises(
+        BackendError, match=r"did not answer within 0\.5s \(COPILOT_LLM_TIMEOUT_S\)"
+    ):
         backend.complete(MSGS)
     with pytest.raises(BackendError, match=r"did not answer within 0\.5s"):
         list(backend.stream(MSGS))
@@ -124,13 +140,16 @@ def test_timeout_on_a_server_that_never_answers(silent_server: SilentServer) -> 
 def test_server_down_is_a_clear_error() -> None:
     url = f"http://127.0.0.1:{free_port()}/v1"
     backend, sleeps = backend_for(url, retries=1)
-    with pytest.raises(BackendError, match=r"cannot reach the LLM endpoint .*refused.*is the server running\?"):
+    with pytest.raises(
+        BackendError, match=r"cannot reach the LLM endpoint .*refused.*is the server running\?"
+    ):
         backend.complete(MSGS)
     assert sleeps == [0.5]
 
 
-def test_pipeline_sends_only_masked_data_to_the_endpoint(scripted: Scripted, use_kb_store: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pipeline_sends_only_masked_data_to_the_endpoint(
+    scripted: Scripted, use_kb_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from copilot.drafting import DraftRequest, build_copilot
     from copilot.settings import get_settings
 
@@ -138,8 +157,11 @@ def test_pipeline_sends_only_masked_data_to_the_endpoint(scripted: Scripted, use
     monkeypatch.setenv("COPILOT_LLM_MODEL", "smollm2")
     get_settings.cache_clear()
     cp = build_copilot(get_settings(), "openai")
-    res = cp.draft(DraftRequest(f"My withdrawal to {WALLET} is stuck. I'm {EMAIL}, card {CARD}.",
-                                customer_name="Ken"))
+    res = cp.draft(
+        DraftRequest(
+            f"My withdrawal to {WALLET} is stuck. I'm {EMAIL}, card {CARD}.", customer_name="Ken"
+        )
+    )
     sent = str(scripted.seen)
     for raw in (EMAIL, CARD, WALLET, "Ken"):
         assert raw not in sent
@@ -166,8 +188,9 @@ def test_stream_real_server(llama_server: LlamaFixture) -> None:
 
 
 @pytest.mark.llm_server
-def test_masked_data_never_reaches_the_real_server(llama_server: LlamaFixture, use_kb_store: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_masked_data_never_reaches_the_real_server(
+    llama_server: LlamaFixture, use_kb_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from copilot.drafting import DraftRequest, build_copilot
     from copilot.settings import get_settings
 
@@ -178,9 +201,13 @@ def test_masked_data_never_reaches_the_real_server(llama_server: LlamaFixture, u
     cp = build_copilot(get_settings(), "openai")
     cp.backend = CappedBackend(cp.backend, 24)
     llama_server.proxy.bodies.clear()
-    res = cp.draft(DraftRequest(
-        f"Hi, I'm {EMAIL}. I paid with card {CARD} and withdrew to {WALLET}; it never arrived.",
-        customer_name="Ken", agent_note=f"verified e-mail {EMAIL}"))
+    res = cp.draft(
+        DraftRequest(
+            f"Hi, I'm {EMAIL}. I paid with card {CARD} and withdrew to {WALLET}; it never arrived.",
+            customer_name="Ken",
+            agent_note=f"verified e-mail {EMAIL}",
+        )
+    )
     received = llama_server.proxy.received()
     assert llama_server.proxy.bodies, "the proxy saw no request"
     for raw in (EMAIL, CARD, WALLET, "Ken"):
@@ -193,8 +220,9 @@ def test_masked_data_never_reaches_the_real_server(llama_server: LlamaFixture, u
 
 
 @pytest.mark.llm_server
-def test_rewrite_against_the_real_server(llama_server: LlamaFixture, use_kb_store: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rewrite_against_the_real_server(
+    llama_server: LlamaFixture, use_kb_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from copilot.drafting import build_copilot
     from copilot.settings import get_settings
 
@@ -204,6 +232,8 @@ def test_rewrite_against_the_real_server(llama_server: LlamaFixture, use_kb_stor
     get_settings.cache_clear()
     cp = build_copilot(get_settings(), "openai")
     cp.backend = CappedBackend(cp.backend, 24)
-    res = cp.rewrite("Hi there,\n\nWithdrawals usually take 30 minutes [faq/withdrawal].", "concise")
+    res = cp.rewrite(
+        "Hi there,\n\nWithdrawals usually take 30 minutes [faq/withdrawal].", "concise"
+    )
     assert res.scenario == "rewrite:concise" and res.prompt_version == "system@1+rewrite@1"
     assert 1 <= res.attempts <= 3 and res.verdict in ("pass", "reject")

@@ -23,11 +23,21 @@ def test_shipped_prompts_load_with_versions_and_hashes() -> None:
     for name in PROMPT_NAMES:
         p = prompts[name]
         assert p.version >= 1 and p.name == name
-        assert p.sha256 == hashlib.sha256((ROOT / "prompts" / f"{name}.md").read_bytes()).hexdigest()
+        assert (
+            p.sha256 == hashlib.sha256((ROOT / "prompts" / f"{name}.md").read_bytes()).hexdigest()
+        )
     assert prompts.version(["system", "draft"]) == "system@1+draft@1"
     assert prompts.sha256(["system", "draft"]) != prompts.sha256(["system", "rewrite"])
-    for key in ("emotion_0", "emotion_1", "emotion_2", "emotion_3", "escalation", "injection",
-                "pii", "abstain"):
+    for key in (
+        "emotion_0",
+        "emotion_1",
+        "emotion_2",
+        "emotion_3",
+        "escalation",
+        "injection",
+        "pii",
+        "abstain",
+    ):
         assert prompts["draft"].snippet(key)
     assert prompts["rewrite"].snippet("feedback") and prompts["rewrite"].snippet("no_sources")
 
@@ -49,15 +59,24 @@ def test_render_is_single_pass_and_checks_variables(tmp_path: Path) -> None:
         p.render(a="1", b="2", c="3")
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("no front matter\n", "missing front matter"),
-    ("---\nvariables: [a]\n---\n{{a}}\n", "'version:' must be a whole number"),
-    ("---\nversion: 1\nvariables: [a]\n---\n{{a}} {{b}}\n", "variable 'b' is used but not declared"),
-    ("---\nversion: 1\nvariables: [a, b]\n---\n{{a}}\n", "variable 'b' is declared but not used"),
-    ("---\nversion: 1\nvariabels: [a]\n---\nx\n", "unknown front-matter field 'variabels'"),
-    ("---\nversion: [1\n---\nx\n", "not valid YAML"),
-    ("---\nversion: 1\nsnippets: [a]\n---\nx\n", "'snippets:' must map names to text"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("no front matter\n", "missing front matter"),
+        ("---\nvariables: [a]\n---\n{{a}}\n", "'version:' must be a whole number"),
+        (
+            "---\nversion: 1\nvariables: [a]\n---\n{{a}} {{b}}\n",
+            "variable 'b' is used but not declared",
+        ),
+        (
+            "---\nversion: 1\nvariables: [a, b]\n---\n{{a}}\n",
+            "variable 'b' is declared but not used",
+        ),
+        ("---\nversion: 1\nvariabels: [a]\n---\nx\n", "unknown front-matter field 'variabels'"),
+        ("---\nversion: [1\n---\nx\n", "not valid YAML"),
+        ("---\nversion: 1\nsnippets: [a]\n---\nx\n", "'snippets:' must map names to text"),
+    ],
+)
 def test_bad_prompt_files_name_file_and_problem(tmp_path: Path, text: str, message: str) -> None:
     path = write(tmp_path, text)
     with pytest.raises(PromptError, match=message) as info:

@@ -31,12 +31,18 @@ def test_env_overrides_toml_which_overrides_defaults(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("env", "needle"),
     [
-        ({"COPILOT_LLM_BACKEND": "gpt"}, "COPILOT_LLM_BACKEND: 'gpt' is not allowed; use one of offline, openai, fake"),
+        (
+            {"COPILOT_LLM_BACKEND": "gpt"},
+            "COPILOT_LLM_BACKEND: 'gpt' is not allowed; use one of offline, openai, fake",
+        ),
         ({"COPILOT_RETRIEVAL_K": "many"}, "COPILOT_RETRIEVAL_K: 'many' is not a whole number"),
         ({"COPILOT_RETRIEVAL_K": "0"}, "COPILOT_RETRIEVAL_K: '0' must be at least 1"),
         ({"COPILOT_CHROMA_URL": "localhost:8000"}, "COPILOT_CHROMA_URL"),
         ({"COPILOT_DATABASE_URL": "mysql://x"}, "COPILOT_DATABASE_URL"),
-        ({"COPILOT_GUARDRAIL_LLM_JUDGE": "maybe"}, "COPILOT_GUARDRAIL_LLM_JUDGE: 'maybe' is not allowed"),
+        (
+            {"COPILOT_GUARDRAIL_LLM_JUDGE": "maybe"},
+            "COPILOT_GUARDRAIL_LLM_JUDGE: 'maybe' is not allowed",
+        ),
         ({"COPILOT_EMBEDDING_MODEL": "bert"}, "COPILOT_EMBEDDING_MODEL"),
         ({"COPILOT_COLLECTION": "x"}, "COPILOT_COLLECTION"),
     ],

@@ -61,8 +61,15 @@ def find_gguf() -> Path | None:
 class LlamaServer:
     """``python -m llama_cpp.server`` on 127.0.0.1 as a context manager (stopped on exit)."""
 
-    def __init__(self, gguf: Path, *, log_path: Path | None = None, model: str = "smollm2",
-                 n_ctx: int = 8192, ready_timeout_s: float = 120.0) -> None:
+    def __init__(
+        self,
+        gguf: Path,
+        *,
+        log_path: Path | None = None,
+        model: str = "smollm2",
+        n_ctx: int = 8192,
+        ready_timeout_s: float = 120.0,
+    ) -> None:
         self.gguf = gguf
         self.model = model
         self.n_ctx = n_ctx
@@ -82,19 +89,36 @@ class LlamaServer:
             self.port = int(s.getsockname()[1])
         log: IO[bytes] | int = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(self.gguf),
-             "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(self.n_ctx),
-             "--n_threads", str(min(2, os.cpu_count() or 1)), "--verbose", "False",
-             "--model_alias", self.model],
-            stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(self.gguf),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--n_ctx",
+                str(self.n_ctx),
+                "--n_threads",
+                str(min(2, os.cpu_count() or 1)),
+                "--verbose",
+                "False",
+                "--model_alias",
+                self.model,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         if not isinstance(log, int):
             log.close()  # the child keeps its own handle
         deadline = time.monotonic() + self.ready_timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"llama.cpp server exited with {self.process.returncode}; "
-                                   f"see {self.log_path}")
+                raise RuntimeError(
+                    f"llama.cpp server exited with {self.process.returncode}; see {self.log_path}"
+                )
             try:
                 with urllib.request.urlopen(f"{self.url}/models", timeout=1) as r:
                     if r.status == 200:
@@ -104,8 +128,12 @@ class LlamaServer:
         self.__exit__(None, None, None)
         raise RuntimeError(f"llama.cpp server not ready within {self.ready_timeout_s:g}s")
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -124,17 +152,21 @@ class CappedBackend:
         self.model = inner.model
         self.max_tokens = max_tokens
 
-    def complete(self, messages: list[Message], *, temperature: float = 0.2,
-                 max_tokens: int = 700) -> Completion:
+    def complete(
+        self, messages: list[Message], *, temperature: float = 0.2, max_tokens: int = 700
+    ) -> Completion:
         """The inner backend's answer, capped."""
-        return self.inner.complete(messages, temperature=temperature,
-                                   max_tokens=min(max_tokens, self.max_tokens))
+        return self.inner.complete(
+            messages, temperature=temperature, max_tokens=min(max_tokens, self.max_tokens)
+        )
 
-    def stream(self, messages: list[Message], *, temperature: float = 0.2,
-               max_tokens: int = 700) -> Any:
+    def stream(
+        self, messages: list[Message], *, temperature: float = 0.2, max_tokens: int = 700
+    ) -> Any:
         """The inner backend's stream, capped."""
-        return self.inner.stream(messages, temperature=temperature,
-                                 max_tokens=min(max_tokens, self.max_tokens))
+        return self.inner.stream(
+            messages, temperature=temperature, max_tokens=min(max_tokens, self.max_tokens)
+        )
 
 
 # ---- measuring --------------------------------------------------------------------------------
@@ -147,16 +179,20 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def _summary(values: list[float]) -> dict[str, float]:
-    return {"p50": round(_pct(values, 0.5), 2), "p95": round(_pct(values, 0.95), 2),
-            "mean": round(statistics.fmean(values), 2) if values else 0.0}
+    return {
+        "p50": round(_pct(values, 0.5), 2),
+        "p95": round(_pct(values, 0.95), 2),
+        "mean": round(statistics.fmean(values), 2) if values else 0.0,
+    }
 
 
 def _samples(settings: Any) -> list[dict[str, Any]]:
     path = Path(settings.prompts_dir).parent / "evals" / "samples" / "messages_v1.jsonl"
     if not path.exists():
         path = Path("evals/samples/messages_v1.jsonl")
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip()]
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
 
 
 def _run_drafts(cp: Any, rows: list[dict[str, Any]], repeats: int) -> list[dict[str, float]]:
@@ -165,8 +201,13 @@ def _run_drafts(cp: Any, rows: list[dict[str, Any]], repeats: int) -> list[dict[
     out = []
     for _ in range(repeats):
         for row in rows:
-            res = cp.draft(DraftRequest(row["customer_message"], language=row.get("language"),
-                                        customer_name=row.get("customer_name")))
+            res = cp.draft(
+                DraftRequest(
+                    row["customer_message"],
+                    language=row.get("language"),
+                    customer_name=row.get("customer_name"),
+                )
+            )
             out.append(dict(res.latency_ms) | {"attempts": float(res.attempts)})
     return out
 
@@ -192,9 +233,15 @@ def _server_section(settings: Any, rows: list[dict[str, Any]], quick: bool) -> d
         by_lang.setdefault(str(row.get("language")), []).append(row)
     picked = [group[0] for group in by_lang.values()][: 1 if quick else 3]
     with LlamaServer(gguf) as server:
-        s = replace(settings, llm_backend="openai", llm_base_url=server.url,
-                    llm_model=server.model, llm_timeout_s=300.0, llm_deadline_s=900.0,
-                    prompt_token_budget=SERVER_PROMPT_BUDGET)
+        s = replace(
+            settings,
+            llm_backend="openai",
+            llm_base_url=server.url,
+            llm_model=server.model,
+            llm_timeout_s=300.0,
+            llm_deadline_s=900.0,
+            prompt_token_budget=SERVER_PROMPT_BUDGET,
+        )
         cp = build_copilot(s, "openai")
         backend = OpenAIBackend.from_settings(s)
         cp.backend = CappedBackend(backend, SERVER_MAX_TOKENS)
@@ -209,8 +256,9 @@ def _server_section(settings: Any, rows: list[dict[str, Any]], quick: bool) -> d
         bare, ours = [], []
         for _ in range(5 if quick else 15):
             t0 = time.perf_counter()
-            backend.client.chat.completions.create(model=server.model, messages=raw,
-                                                   temperature=0.0, max_tokens=1)
+            backend.client.chat.completions.create(
+                model=server.model, messages=raw, temperature=0.0, max_tokens=1
+            )
             t1 = time.perf_counter()
             backend.complete(msgs, temperature=0.0, max_tokens=1)
             t2 = time.perf_counter()
@@ -218,8 +266,11 @@ def _server_section(settings: Any, rows: list[dict[str, Any]], quick: bool) -> d
             ours.append((t2 - t1) * 1000)
         wrapper = [o - b for o, b in zip(ours, bare, strict=True)]
     return {
-        "available": True, "model": server.model, "drafts": len(runs),
-        "max_tokens": SERVER_MAX_TOKENS, "prompt_budget": SERVER_PROMPT_BUDGET,
+        "available": True,
+        "model": server.model,
+        "drafts": len(runs),
+        "max_tokens": SERVER_MAX_TOKENS,
+        "prompt_budget": SERVER_PROMPT_BUDGET,
         "total_ms": _summary([r["total"] for r in runs]),
         "backend_ms": _summary([r.get("backend", 0.0) for r in runs]),
         "overhead_ms": _summary(overhead),
@@ -244,26 +295,33 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     base = get_settings()
     rows = _samples(base)
     with tempfile.TemporaryDirectory() as tmp:
-        settings = replace(base, data_dir=Path(tmp), chroma_path=None, chroma_url=None,
-                           collection="bench-draft")
+        settings = replace(
+            base, data_dir=Path(tmp), chroma_path=None, chroma_url=None, collection="bench-draft"
+        )
         ingest_into(settings, settings.collection, docs_from_articles(load_kb(base.knowledge_dir)))
         cp = build_copilot(settings, "offline")
         _run_drafts(cp, rows[:3], 1)  # warm-up: models, indexes, caches
         first = _run_drafts(cp, rows, 1)  # each query seen for the first time
         runs = first + (_run_drafts(cp, rows, 2) if not quick else [])
         result: dict[str, Any] = {
-            "messages": len(rows), "drafts": len(runs),
-            "offline": {"total_ms": _summary([r["total"] for r in runs]),
-                        "first_pass_total_ms": _summary([r["total"] for r in first]),
-                        "stages_ms": _stages(runs)},
+            "messages": len(rows),
+            "drafts": len(runs),
+            "offline": {
+                "total_ms": _summary([r["total"] for r in runs]),
+                "first_pass_total_ms": _summary([r["total"] for r in first]),
+                "stages_ms": _stages(runs),
+            },
         }
         result["server"] = _server_section(settings, rows, quick)
-    worst = max(result["offline"]["total_ms"]["p95"], result["offline"]["first_pass_total_ms"]["p95"])
+    worst = max(
+        result["offline"]["total_ms"]["p95"], result["offline"]["first_pass_total_ms"]["p95"]
+    )
     targets = {f"offline p95 <= {OFFLINE_P95_TARGET_MS:g} ms": worst <= OFFLINE_P95_TARGET_MS}
     result["load_average"] = round(os.getloadavg()[0], 2)
     if result["server"].get("available"):
         targets[f"server overhead p95 <= {OVERHEAD_TARGET_MS:g} ms"] = (
-            result["server"]["overhead_ms"]["p95"] <= OVERHEAD_TARGET_MS)
+            result["server"]["overhead_ms"]["p95"] <= OVERHEAD_TARGET_MS
+        )
     result["targets"] = targets
     return result
 
@@ -271,11 +329,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def render(r: dict[str, Any]) -> str:
     """A plain-text table."""
     off = r["offline"]
-    lines = [f"offline backend: {r['drafts']} drafts of {r['messages']} sample messages",
-             f"  {'stage':<14} {'p50 ms':>8} {'p95 ms':>8}",
-             f"  {'total':<14} {off['total_ms']['p50']:>8.1f} {off['total_ms']['p95']:>8.1f}",
-             f"  {'total, 1st pass':<14} {off['first_pass_total_ms']['p50']:>8.1f} "
-             f"{off['first_pass_total_ms']['p95']:>8.1f}   (queries not seen before)"]
+    lines = [
+        f"offline backend: {r['drafts']} drafts of {r['messages']} sample messages",
+        f"  {'stage':<14} {'p50 ms':>8} {'p95 ms':>8}",
+        f"  {'total':<14} {off['total_ms']['p50']:>8.1f} {off['total_ms']['p95']:>8.1f}",
+        f"  {'total, 1st pass':<14} {off['first_pass_total_ms']['p50']:>8.1f} "
+        f"{off['first_pass_total_ms']['p95']:>8.1f}   (queries not seen before)",
+    ]
     for name, s in off["stages_ms"].items():
         lines.append(f"  {name:<14} {s['p50']:>8.1f} {s['p95']:>8.1f}")
     srv = r["server"]
@@ -288,15 +348,21 @@ def render(r: dict[str, Any]) -> str:
             f"{srv['drafts']} drafts, {srv['attempts_mean']} attempts on average",
             f"  {'':<22} {'p50 ms':>8} {'p95 ms':>8}",
         ]
-        for label, key in (("total", "total_ms"), ("inside backend calls", "backend_ms"),
-                           ("our overhead", "overhead_ms"),
-                           ("bare SDK call, 1 token", "bare_call_ms"),
-                           ("our backend - bare SDK", "wrapper_overhead_ms")):
+        for label, key in (
+            ("total", "total_ms"),
+            ("inside backend calls", "backend_ms"),
+            ("our overhead", "overhead_ms"),
+            ("bare SDK call, 1 token", "bare_call_ms"),
+            ("our backend - bare SDK", "wrapper_overhead_ms"),
+        ):
             lines.append(f"  {label:<22} {srv[key]['p50']:>8.1f} {srv[key]['p95']:>8.1f}")
         stages = srv["overhead_stages_ms"]
-        lines.append("  our stages (p50 ms): " + ", ".join(
-            f"{k} {v['p50']:.1f}" for k, v in stages.items() if k != "backend"))
+        lines.append(
+            "  our stages (p50 ms): "
+            + ", ".join(f"{k} {v['p50']:.1f}" for k, v in stages.items() if k != "backend")
+        )
     lines += [f"target {name}: {'met' if ok else 'MISSED'}" for name, ok in r["targets"].items()]
-    lines.append(f"(1-minute load average at the end: {r['load_average']} on "
-                 f"{os.cpu_count()} cores)")
+    lines.append(
+        f"(1-minute load average at the end: {r['load_average']} on {os.cpu_count()} cores)"
+    )
     return "\n".join(lines)

@@ -36,13 +36,20 @@ def synthetic_docs(base: list[SourceDoc], n_chunks: int, seed: int = 0) -> list[
             template = chunks[(d + i) % len(chunks)]
             text = "\n".join(rng.sample(lines, 6))
             meta = dict(template.metadata)
-            meta.update(doc_key=key, article_id=key.split("#")[0], article_hash=str(d), tokens=count_tokens(text))
+            meta.update(
+                doc_key=key,
+                article_id=key.split("#")[0],
+                article_hash=str(d),
+                tokens=count_tokens(text),
+            )
             made.append(Chunk(id=f"{key}:{i}", text=text, metadata=meta))
         docs.append(SourceDoc(key, str(d), tuple(made)))
     return docs
 
 
-def _time_ingest(settings: Settings, name: str, docs: list[SourceDoc], cache: bool) -> tuple[float, Any]:
+def _time_ingest(
+    settings: Settings, name: str, docs: list[SourceDoc], cache: bool
+) -> tuple[float, Any]:
     collection = get_collection(open_client(settings), name, create=True)
     start = time.perf_counter()
     report = ingest(collection, docs, use_cache=cache)
@@ -95,13 +102,18 @@ def render(r: dict[str, Any]) -> str:
     """A plain-text table."""
     rows = [
         ("shipped KB chunks", f"{r['kb_chunks']}"),
-        ("cold ingest, shipped KB", f"{r['kb_cold_s']:.1f} s = {r['kb_cold_chunks_per_s']:.1f} chunks/s"),
+        (
+            "cold ingest, shipped KB",
+            f"{r['kb_cold_s']:.1f} s = {r['kb_cold_chunks_per_s']:.1f} chunks/s",
+        ),
         ("  baseline: bare model embedding", f"{r['kb_embed_only_chunks_per_s']:.1f} chunks/s"),
         ("  ingest time / embed-only time", f"{r['kb_overhead_ratio']:.2f}x"),
         ("unchanged re-ingest, shipped KB", f"{r['kb_unchanged_s']:.3f} s"),
-        (f"cold ingest, synthetic {r['synthetic_chunks']} chunks",
-         f"{r['synthetic_cold_s']:.1f} s = {r['synthetic_cold_chunks_per_s']:.1f} chunks/s "
-         f"(median {r['synthetic_median_tokens']} tokens/chunk)"),
+        (
+            f"cold ingest, synthetic {r['synthetic_chunks']} chunks",
+            f"{r['synthetic_cold_s']:.1f} s = {r['synthetic_cold_chunks_per_s']:.1f} chunks/s "
+            f"(median {r['synthetic_median_tokens']} tokens/chunk)",
+        ),
         ("unchanged re-ingest, synthetic", f"{r['synthetic_unchanged_s']:.3f} s"),
         ("peak RSS", f"{r['peak_rss_mb']:.0f} MB"),
     ]
@@ -109,5 +121,3 @@ def render(r: dict[str, Any]) -> str:
     lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
     lines += [f"target {name}: {'met' if ok else 'MISSED'}" for name, ok in r["targets"].items()]
     return "\n".join(lines)
-
-

@@ -30,8 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--language", choices=("en", "ja", "zh"), help="default: detected")
     parser.add_argument("--channel", help="chat, email, ... (default chat)")
     parser.add_argument("--note", help="a private note from the agent, used as context")
-    parser.add_argument("--backend", choices=("offline", "openai"),
-                        help="default: COPILOT_LLM_BACKEND (offline)")
+    parser.add_argument(
+        "--backend", choices=("offline", "openai"), help="default: COPILOT_LLM_BACKEND (offline)"
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON (--text)")
 
 
@@ -43,15 +44,24 @@ def run(args: argparse.Namespace) -> int:
 
     if args.input is not None and args.output is None:
         raise CopilotError("--input needs --output FILE.jsonl")
-    if args.input is not None and args.output is not None and \
-            args.input.resolve() == args.output.resolve():
+    if (
+        args.input is not None
+        and args.output is not None
+        and args.input.resolve() == args.output.resolve()
+    ):
         raise CopilotError("--output must not be the --input file")
     copilot = build_copilot(get_settings(), args.backend)
     if args.input is not None:
         return _run_file(copilot, args.input, args.output)
-    result = copilot.draft(DraftRequest(args.text, language=args.language,
-                                        customer_name=args.name, channel=args.channel,
-                                        agent_note=args.note))
+    result = copilot.draft(
+        DraftRequest(
+            args.text,
+            language=args.language,
+            customer_name=args.name,
+            channel=args.channel,
+            agent_note=args.note,
+        )
+    )
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
     else:
@@ -68,15 +78,19 @@ def render(result: Any) -> str:
     state = "BLOCKED (do not send as is)" if result.blocked else result.verdict
     lines.append(f"Verdict: {state} after {result.attempts} attempt(s)")
     for v in result.violations:
-        lines.append(f"  - {v['rule']} ({v['severity']}): {v['message']}"
-                     + (f' "{v["excerpt"]}"' if v.get("excerpt") else ""))
+        lines.append(
+            f"  - {v['rule']} ({v['severity']}): {v['message']}"
+            + (f' "{v["excerpt"]}"' if v.get("excerpt") else "")
+        )
     if result.flags:
         lines.append("Flags:")
         for f in result.flags:
             level = f" level {f['level']}" if f.get("level") is not None else ""
             lines.append(f"  - {f['kind']}{level}: {f.get('detail') or ''}".rstrip(": "))
-    lines.append(f"Backend: {result.backend} ({result.model}), prompts {result.prompt_version}, "
-                 f"KB {result.kb_version}, {result.latency_ms.get('total', 0):.0f} ms")
+    lines.append(
+        f"Backend: {result.backend} ({result.model}), prompts {result.prompt_version}, "
+        f"KB {result.kb_version}, {result.latency_ms.get('total', 0):.0f} ms"
+    )
     return "\n".join(lines)
 
 
@@ -89,17 +103,28 @@ def _request(obj: dict[str, Any], path: Path, line: int) -> Any:
     message = require_str(obj, "customer_message", path, line)
     language = require_str(obj, "language", path, line, optional=True)
     if language is not None and language not in ("en", "ja", "zh"):
-        raise LineError(Problem(str(path), line, f"field 'language': {language!r} is not en, ja or zh"))
+        raise LineError(
+            Problem(str(path), line, f"field 'language': {language!r} is not en, ja or zh")
+        )
     name = require_str(obj, "customer_name", path, line, optional=True)
     history_raw = obj.get("history") or []
     if not isinstance(history_raw, list):
         raise LineError(Problem(str(path), line, "field 'history': must be a list"))
     history = []
     for i, turn in enumerate(history_raw):
-        if (not isinstance(turn, dict) or turn.get("role") not in ("customer", "agent")
-                or not isinstance(turn.get("text"), str)):
-            raise LineError(Problem(str(path), line, f"field 'history[{i}]': must be "
-                                    '{"role": "customer" or "agent", "text": "..."}'))
+        if (
+            not isinstance(turn, dict)
+            or turn.get("role") not in ("customer", "agent")
+            or not isinstance(turn.get("text"), str)
+        ):
+            raise LineError(
+                Problem(
+                    str(path),
+                    line,
+                    f"field 'history[{i}]': must be "
+                    '{"role": "customer" or "agent", "text": "..."}',
+                )
+            )
         history.append(Turn(turn["role"], turn["text"]))
     return DraftRequest(str(message), language=language, customer_name=name, history=history)
 

@@ -1,16 +1,31 @@
 """Validate evals/retrieval/queries_v1.jsonl (run: python3 evals/retrieval/validate_queries.py)."""
+
 import json
 import sys
 from collections import Counter
 from pathlib import Path
 
 DOC_IDS = {
-    "playbook/liquidation", "playbook/angry-customer", "playbook/escalation",
-    "playbook/fee-dispute", "playbook/technical-fault",
-    "faq/login-locked", "faq/password-reset", "faq/2fa-reset", "faq/kyc",
-    "faq/deposit", "faq/withdrawal", "faq/order-execution", "faq/security",
-    "faq/fees", "faq/privacy", "faq/risk-tools", "faq/bonus",
-    "faq/trading-bots", "faq/options-payout", "faq/market-info-disclaimer",
+    "playbook/liquidation",
+    "playbook/angry-customer",
+    "playbook/escalation",
+    "playbook/fee-dispute",
+    "playbook/technical-fault",
+    "faq/login-locked",
+    "faq/password-reset",
+    "faq/2fa-reset",
+    "faq/kyc",
+    "faq/deposit",
+    "faq/withdrawal",
+    "faq/order-execution",
+    "faq/security",
+    "faq/fees",
+    "faq/privacy",
+    "faq/risk-tools",
+    "faq/bonus",
+    "faq/trading-bots",
+    "faq/options-payout",
+    "faq/market-info-disclaimer",
 }
 KINDS = {"colloquial", "typo", "mixed-language", "two-topics", "emotional", "terse", "long"}
 LANGS = ("en", "ja", "zh")
@@ -51,13 +66,19 @@ def main(path: Path) -> int:
     errors += [f"duplicate query {q!r}" for q, c in queries.items() if c > 1]
 
     per_lang = Counter(r.get("language") for r in rows)
-    if len(rows) < 132 or len(set(per_lang[lang] for lang in LANGS)) != 1 or per_lang[LANGS[0]] < 44:
+    if (
+        len(rows) < 132
+        or len(set(per_lang[lang] for lang in LANGS)) != 1
+        or per_lang[LANGS[0]] < 44
+    ):
         errors.append(f"unbalanced or too few rows: {dict(per_lang)}")
 
     per_doc = Counter(i for r in rows for i in r.get("relevant_doc_ids", []))
     errors += [f"{d}: only {per_doc[d]} queries" for d in sorted(DOC_IDS) if per_doc[d] < 5]
     for lang in LANGS:
-        covered = {i for r in rows if r.get("language") == lang for i in r.get("relevant_doc_ids", [])}
+        covered = {
+            i for r in rows if r.get("language") == lang for i in r.get("relevant_doc_ids", [])
+        }
         if len(covered) < 15:
             errors.append(f"{lang}: covers only {len(covered)} doc ids")
 
@@ -70,7 +91,10 @@ def main(path: Path) -> int:
     print("per doc id (any position / primary / en ja zh):")
     for d in sorted(DOC_IDS):
         prim = sum(1 for r in rows if r["relevant_doc_ids"][0] == d)
-        by_lang = [sum(1 for r in rows if r["language"] == lang and d in r["relevant_doc_ids"]) for lang in LANGS]
+        by_lang = [
+            sum(1 for r in rows if r["language"] == lang and d in r["relevant_doc_ids"])
+            for lang in LANGS
+        ]
         print(f"  {d:30s} {per_doc[d]:3d} / {prim:3d} / {by_lang}")
     if errors:
         print("ERRORS:", *errors, sep="\n  ")
@@ -80,4 +104,8 @@ def main(path: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).with_name("queries_v1.jsonl")))
+    sys.exit(
+        main(
+            Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).with_name("queries_v1.jsonl")
+        )
+    )
