@@ -37,7 +37,7 @@ def _sections_for(article: Article) -> list[Section]:
     return blocks
 
 
-def _split_long(text: str, limit: int) -> list[str]:
+def split_long(text: str, limit: int) -> list[str]:
     """Split on paragraphs (then lines) so each piece stays under ``limit`` tokens."""
     if count_tokens(text) <= limit:
         return [text]
@@ -63,7 +63,7 @@ def chunk_article(article: Article, max_tokens: int = MAX_CHUNK_TOKENS) -> list[
             continue
         path = [h for h in sec.path if h and h != article.title]
         header = " > ".join([article.title, *path])
-        for piece in _split_long(sec.text, max_tokens):
+        for piece in split_long(sec.text, max_tokens):
             text = f"{header}\n\n{piece}"
             index = len(chunks)
             chunks.append(

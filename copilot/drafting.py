@@ -307,9 +307,9 @@ class Copilot:
                 }
             )
         allowed = {h.article_id for h in hits}
-        texts: dict[str, str] = {}
-        for c in assembled.chunks:
-            texts[c.article_id] = f"{texts.get(c.article_id, '')}\n{c.text}".strip()
+        # one entry per prompt chunk (the guardrail reads the values only): chunk texts repeat
+        # across drafts, so their parsed figures come from the guardrail's cache
+        texts = {f"{c.article_id}:{i}": c.text for i, c in enumerate(assembled.chunks)}
         first_hit = {h.article_id: h for h in reversed(hits)}
         outcome = self._generate(
             assembled.messages, allowed, vault, message, language, texts, watch, t

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from copilot.chunking import MAX_CHUNK_TOKENS, Chunk, chunk_article
+from copilot.chunking import MAX_CHUNK_TOKENS, Chunk, chunk_article, split_long
 from copilot.embeddings import embed_passages
 from copilot.errors import CopilotError, InputError, Problem
 from copilot.jsonl import read_jsonl
@@ -109,7 +109,7 @@ def docs_from_jsonl(
             (json.dumps(obj, sort_keys=True) + "\n" + text).encode()
         ).hexdigest()
         key = f"{doc_id}#{language}"
-        pieces = _window(text, MAX_CHUNK_TOKENS)
+        pieces = split_long(text, MAX_CHUNK_TOKENS)
         chunks = tuple(
             Chunk(
                 id=f"{key}:{i}",
@@ -135,22 +135,6 @@ def docs_from_jsonl(
     if problems:
         raise InputError(problems)
     return docs
-
-
-def _window(text: str, limit: int) -> list[str]:
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    out: list[str] = []
-    current = ""
-    for ln in lines:
-        candidate = f"{current}\n{ln}".strip()
-        if current and count_tokens(candidate) > limit:
-            out.append(current)
-            current = ln
-        else:
-            current = candidate
-    if current:
-        out.append(current)
-    return out
 
 
 def stored_documents(collection: Any) -> dict[str, tuple[str, list[str]]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -12,36 +11,9 @@ import pytest
 
 from copilot.cli import main
 from copilot.testing import FakeBackend
+from tests.evalkit import case_line, hashed_embed
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def hashed_embed(texts: list[str], **_: Any) -> np.ndarray:
-    """A cheap deterministic stand-in for the e5 model: hashed character trigrams, L2-normalised."""
-    out = np.zeros((len(texts), 384), dtype=np.float32)
-    for row, text in enumerate(texts):
-        for i in range(max(1, len(text) - 2)):
-            h = int.from_bytes(
-                hashlib.blake2b(text[i : i + 3].encode(), digest_size=4).digest(), "big"
-            )
-            out[row, h % 384] += 1.0
-        out[row] /= max(1e-9, float(np.linalg.norm(out[row])))
-    return out
-
-
-def case_line(cid: str, language: str = "en", **extra: Any) -> dict[str, Any]:
-    base = {
-        "id": cid,
-        "language": language,
-        "category": "withdrawal",
-        "customer_message": "My withdrawal is stuck, what now?",
-        "golden_reply": "Hi, most withdrawals are processed within 30 minutes; check Assets > History > "
-        "Withdrawals for the TxID. [faq/withdrawal]",
-        "must_include": ["30 minutes", "Assets > History"],
-        "must_not_include": ["guaranteed"],
-        "expected_sources": ["faq/withdrawal"],
-    }
-    return {**base, **extra}
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
