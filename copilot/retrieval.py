@@ -179,6 +179,7 @@ class Retriever:
             lambda: open_collection(settings, name),
             lambda col, current: sync_index(settings, name, col, current),
             knowledge_dir=settings.knowledge_dir,
+            dense_query_tokens=settings.retrieval_dense_tokens,
         )
 
     @classmethod
@@ -189,12 +190,14 @@ class Retriever:
         *,
         knowledge_dir: Path | None = None,
         embed_cache: int = 256,
+        dense_query_tokens: int = DENSE_QUERY_TOKENS,
     ) -> Retriever:
         """A retriever over an open collection and a ready BM25 index (benchmarks, tests)."""
         return cls(
             lambda: collection,
             lambda col, cur: lexical,
             knowledge_dir=knowledge_dir,
+            dense_query_tokens=dense_query_tokens,
             refresh_s=None,
             embed_cache=embed_cache,
         )

@@ -76,6 +76,13 @@ class Settings:
         metadata={"doc": "sqlite:///path or postgresql://... (default sqlite in DATA_DIR)"},
     )
     retrieval_k: int = field(default=5, metadata={"doc": "Articles retrieved per draft"})
+    retrieval_dense_tokens: int = field(
+        default=64,
+        metadata={
+            "doc": "Query tokens the embedding model reads (BM25 reads all); lower is faster, "
+            "see docs/benchmarks.md"
+        },
+    )
     max_message_chars: int = field(
         default=8000, metadata={"doc": "Longest customer message accepted"}
     )
@@ -243,6 +250,7 @@ _PARSERS: dict[str, Parser] = {
     "llm_deadline_s": _parse_number(float, 0.1),
     "llm_max_retries": _parse_number(int, 0),
     "retrieval_k": _parse_number(int, 1),
+    "retrieval_dense_tokens": _parse_number(int, 8),
     "max_message_chars": _parse_number(int, 1),
     "prompt_token_budget": _parse_number(int, 256),
     "allowed_domains": _parse_domains,

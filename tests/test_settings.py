@@ -79,3 +79,14 @@ def test_every_setting_is_documented_in_readme() -> None:
     for var, _default, doc in Settings.documented():
         assert doc, var
         assert f"`{var}`" in readme, f"{var} missing from README configuration table"
+
+
+def test_dense_query_token_cap_reaches_the_retriever() -> None:
+    from copilot.retrieval import Retriever
+
+    settings = Settings.load(env={"COPILOT_RETRIEVAL_DENSE_TOKENS": "32"})
+    assert Retriever.from_settings(settings).dense_query_tokens == 32
+    with pytest.raises(
+        SettingsError, match="COPILOT_RETRIEVAL_DENSE_TOKENS: '4' must be at least 8"
+    ):
+        Settings.load(env={"COPILOT_RETRIEVAL_DENSE_TOKENS": "4"})

