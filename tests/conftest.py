@@ -10,6 +10,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -74,3 +75,20 @@ def kb_copy(tmp_path: Path) -> Path:
     dest = tmp_path / "knowledge"
     shutil.copytree(KB_DIR, dest)
     return dest
+
+
+@pytest.fixture(scope="session")
+def offline_copilot(kb_store: Path) -> Any:
+    """A Copilot on the offline backend over the session's ingested KB (shared, read-only)."""
+    from copilot.drafting import build_copilot
+    from copilot.settings import Settings
+
+    settings = Settings.load(
+        env={
+            "COPILOT_DATA_DIR": str(kb_store),
+            "COPILOT_KNOWLEDGE_DIR": str(KB_DIR),
+            "COPILOT_PROMPTS_DIR": str(ROOT / "prompts"),
+            "COPILOT_POLICY_FILE": str(ROOT / "prompts" / "policy.yaml"),
+        }
+    )
+    return build_copilot(settings, "offline")

@@ -238,22 +238,6 @@ def _messages(path: Path) -> list[dict[str, Any]]:
     ]
 
 
-@pytest.fixture(scope="module")
-def offline_copilot(kb_store: Path) -> Any:
-    from copilot.drafting import build_copilot
-    from copilot.settings import Settings
-
-    settings = Settings.load(
-        env={
-            "COPILOT_DATA_DIR": str(kb_store),
-            "COPILOT_KNOWLEDGE_DIR": str(ROOT / "knowledge"),
-            "COPILOT_PROMPTS_DIR": str(ROOT / "prompts"),
-            "COPILOT_POLICY_FILE": str(ROOT / "prompts" / "policy.yaml"),
-        }
-    )
-    return build_copilot(settings, "offline")
-
-
 @pytest.mark.parametrize(
     "path",
     [

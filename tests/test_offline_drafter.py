@@ -384,22 +384,6 @@ def test_sample_messages_file() -> None:
     assert all(set(r) <= {"id", "customer_message", "language", "customer_name"} for r in rows)
 
 
-@pytest.fixture(scope="module")
-def offline_copilot(kb_store: Path) -> Any:
-    from copilot.drafting import build_copilot
-    from copilot.settings import Settings
-
-    settings = Settings.load(
-        env={
-            "COPILOT_DATA_DIR": str(kb_store),
-            "COPILOT_KNOWLEDGE_DIR": str(ROOT / "knowledge"),
-            "COPILOT_PROMPTS_DIR": str(ROOT / "prompts"),
-            "COPILOT_POLICY_FILE": str(ROOT / "prompts" / "policy.yaml"),
-        }
-    )
-    return build_copilot(settings, "offline")
-
-
 @pytest.mark.parametrize("path", [SAMPLES, GOLDEN], ids=["samples", "golden"])
 def test_every_offline_draft_passes_the_guardrail(offline_copilot: Any, path: Path) -> None:
     from copilot.drafting import DraftRequest
