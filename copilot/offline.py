@@ -22,9 +22,12 @@ _DEFAULTS = {
     "LANGCHAIN_TRACING_V2": "false",
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
-    # The embedding engine uses OpenMP; busy-waiting threads starve each other on a shared
-    # 2-core machine (query latency 60 ms -> 24 ms under load with passive waiting).
-    "OMP_WAIT_POLICY": "PASSIVE",
+    # The embedding engine uses OpenMP. Its threads meet at a barrier dozens of times per
+    # query: sleeping there at once (OMP_WAIT_POLICY=PASSIVE) costs ~10 ms per short query
+    # on an idle 2-core machine, spinning long (libgomp's default) starves other processes
+    # on a busy one. A short spin keeps most of both (docs/benchmarks.md, "OpenMP waiting").
+    # Only read when OMP_WAIT_POLICY is unset.
+    "GOMP_SPINCOUNT": "1000",
 }
 
 

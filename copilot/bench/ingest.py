@@ -90,6 +90,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result["synthetic_median_tokens"] = sorted(
             c.metadata["tokens"] for d in synth for c in d.chunks
         )[n_synth // 2]
+    from copilot.bench.engines import compare_batch
+
+    result["engines"] = compare_batch([c.text for d in kb_docs for c in d.chunks][:96])
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result["targets"] = {
         "cold >= 100 chunks/s": result["kb_cold_chunks_per_s"] >= 100,
@@ -119,5 +122,9 @@ def render(r: dict[str, Any]) -> str:
     ]
     width = max(len(k) for k, _ in rows)
     lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
+    if "engines" in r:
+        from copilot.bench.engines import render_batch
+
+        lines.append(render_batch(r["engines"]))
     lines += [f"target {name}: {'met' if ok else 'MISSED'}" for name, ok in r["targets"].items()]
     return "\n".join(lines)

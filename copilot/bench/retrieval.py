@@ -421,6 +421,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     latency = _latency(
         settings, QUICK_SIZES if quick else SIZES, lat_queries[::4] if quick else lat_queries
     )
+    from copilot.bench.engines import compare_queries
+    from copilot.retrieval import dense_query_text
+
+    cap = settings.retrieval_dense_tokens
+    latency["engines"] = compare_queries([dense_query_text(q, cap) for q in lat_queries])
     return {
         "quick": quick,
         "machine": {
@@ -511,4 +516,8 @@ def render(result: dict[str, Any]) -> str:
                 f"cpu p50 {st['cpu_p50_ms']:6.1f} p95 {st['cpu_p95_ms']:6.1f} | "
                 f"x langchain p50 {st['ratio_p50_vs_langchain']:.2f}{extra}"
             )
+    if "engines" in result["latency"]:
+        from copilot.bench.engines import render_queries
+
+        lines.append(render_queries(result["latency"]["engines"]))
     return "\n".join(lines)

@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the evaluation and write the reports; the exit code tells CI whether gates hold."""
     from copilot import evaluation as ev
     from copilot import metrics as m
-    from copilot.embeddings import embed_passages
+    from copilot.embeddings import embed_passages, engine_name
     from copilot.offline import count_tokens
     from copilot.progress import progress_bar
     from copilot.reports import write_reports
@@ -245,6 +245,7 @@ def run(args: argparse.Namespace) -> int:
         "semantic_floor": m.SEMANTIC_FLOOR,
         "policy_failure_cap": m.POLICY_FAILURE_CAP,
         "embedding_model": settings.embedding_model,
+        "embedding_engine": engine_name(),
         "guardrail": check is not None,
         "judge": {"rubric": judge.rubric.label, "runs": judge.runs} if judge else None,
         "suite": suite.get("name"),
@@ -323,7 +324,9 @@ def run(args: argparse.Namespace) -> int:
     if args.fresh and (out / "cases.jsonl").exists():
         (out / "cases.jsonl").replace(out / "cases.stale.jsonl")
     cache = ev.EmbeddingCache(
-        settings.data_dir / "eval-cache" / f"embeddings-{settings.embedding_model}.sqlite",
+        settings.data_dir
+        / "eval-cache"
+        / f"embeddings-{settings.embedding_model}-{engine_name()}.sqlite",
         partial(embed_passages, use_cache=False),  # this cache replaces the global one
     )
     try:
