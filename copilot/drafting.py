@@ -589,10 +589,12 @@ def build_copilot(settings: Settings, backend: str | None = None) -> Copilot:
     chosen = build_backend(settings, backend)
     retriever = Retriever.from_settings(settings)
     judge = chosen if settings.guardrail_llm_judge and chosen.name != "offline" else None
+    guardrail = Guardrail.from_settings(settings, judge=judge)
+    guardrail.warm()  # else the first draft in each language compiles its patterns
     return Copilot(
         retriever=retriever,
         backend=chosen,
-        guardrail=Guardrail.from_settings(settings, judge=judge),
+        guardrail=guardrail,
         prompts=PromptSet.load(settings.prompts_dir),
         drafter=OfflineDrafter.from_file(
             settings.prompts_dir / "offline_phrases.yaml", retriever.article

@@ -129,6 +129,11 @@ class Guardrail:
         """Input-side flags for a customer message (injection, personal data, escalation, emotion)."""
         return analyze_message(text, language)
 
+    def warm(self) -> int:
+        """Compile now what the first check in each language would otherwise compile
+        (a long-running drafting process calls this at start); returns the finder count."""
+        return self._matcher.warm(self.policy.languages)
+
     def check(
         self,
         draft: str,

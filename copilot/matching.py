@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from itertools import combinations
 from typing import Any
 
 from copilot.checks import Context, Cues, Hit
@@ -217,11 +218,12 @@ class Matcher:
                 self.by_anchor.setdefault(a, []).append(b.index)
         self._finders: dict[tuple[str, ...], Finder] = {}
 
-    def finder(self, languages: tuple[str, ...]) -> Finder:
+    def finder(self, languages: Iterable[str]) -> Finder:
         """One trie regex over the anchors of every branch that can run for ``languages``
-        (built once per language combination) and, per anchor, the anchors inside it."""
-        if languages not in self._finders:
-            wanted = {*languages, "any"}
+        (built once per set of languages) and, per anchor, the anchors inside it."""
+        key = tuple(sorted(set(languages)))
+        if key not in self._finders:
+            wanted = {*key, "any"}
             anchors = {
                 a
                 for (_, lang), branches in self.groups.items()
@@ -231,8 +233,17 @@ class Matcher:
             }
             regex = re.compile(trie_regex(anchors)) if anchors else None
             parts = {a: tuple(x for x in anchors if x in a) for a in anchors}
-            self._finders[languages] = (regex, parts)
-        return self._finders[languages]
+            self._finders[key] = (regex, parts)
+        return self._finders[key]
+
+    def warm(self, languages: Iterable[str]) -> int:
+        """Build now the finder of every language set a check can use (English plus any of
+        ``languages``), so no draft pays the 30-80 ms of compiling one; returns how many."""
+        others = sorted(set(languages) - {"en"})
+        for size in range(len(others) + 1):
+            for combo in combinations(others, size):
+                self.finder(("en", *combo))
+        return len(self._finders)
 
     def active(self, ctx: Context, languages: tuple[str, ...]) -> dict[int, set[tuple[int, int]]]:
         """Per branch index, the sentences of the draft that hold one of its anchors."""

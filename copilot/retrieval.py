@@ -33,7 +33,7 @@ RRF_K = 60
 W_DENSE = 1.0
 W_BM25 = 0.5
 CANDIDATES = 40  # chunks taken from each retriever (at least 8 x k)
-DENSE_QUERY_TOKENS = 64  # the embedding reads this much of the query; BM25 reads it all
+DENSE_QUERY_TOKENS = 48  # the embedding reads this much of the query; BM25 reads it all
 
 
 @dataclass(frozen=True)

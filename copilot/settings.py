@@ -85,10 +85,10 @@ class Settings:
     )
     retrieval_k: int = field(default=5, metadata={"doc": "Articles retrieved per draft"})
     retrieval_dense_tokens: int = field(
-        default=64,
+        default=48,
         metadata={
             "doc": "Query tokens the embedding model reads (BM25 reads all); lower is faster, "
-            "see docs/benchmarks.md"
+            "see docs/retrieval.md"
         },
     )
     max_message_chars: int = field(

