@@ -106,10 +106,10 @@ def _get_cache() -> _VectorCache | None:
     return _cache
 
 
-def _key(text: str) -> str:
+def _key(text: str, engine: str) -> str:
     # Keyed by engine too: the CPU-tuned build's vectors differ from the bundled one's in
     # the fourth decimal, and a cache must return what this process would compute.
-    return hashlib.sha256(f"{MODEL_ID}\n{engine_name()}\npassage\n{text}".encode()).hexdigest()
+    return hashlib.sha256(f"{MODEL_ID}\n{engine}\npassage\n{text}".encode()).hexdigest()
 
 
 def embed_passages(texts: list[str], *, use_cache: bool = True) -> np.ndarray:
@@ -117,7 +117,8 @@ def embed_passages(texts: list[str], *, use_cache: bool = True) -> np.ndarray:
     if not texts:
         return np.zeros((0, DIM), dtype=np.float32)
     cache = _get_cache() if use_cache else None
-    keys = [_key(t) for t in texts]
+    engine = engine_name()
+    keys = [_key(t, engine) for t in texts]
     found = cache.get(keys) if cache else {}
     missing = [i for i, k in enumerate(keys) if k not in found]
     if missing:

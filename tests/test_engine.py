@@ -175,3 +175,28 @@ def test_cli_build_failure_is_a_clear_error(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stderr.startswith("error: compiling ")
     assert "Traceback" not in done.stderr
+
+
+def test_latency_percentiles_are_median_and_nearest_rank() -> None:
+    from copilot.bench import latency_percentiles
+
+    got = latency_percentiles([i / 1000 for i in range(1, 21)])  # 1..20 ms
+    assert got["p50_ms"] == pytest.approx(10.5)
+    assert got["p95_ms"] == pytest.approx(19.0)
+
+
+def test_bench_engine_comparison_runs_each_engine_in_its_own_process() -> None:
+    from copilot.bench.engines import compare_batch, compare_queries, render_batch
+    from copilot.embeddings import engine_name
+
+    texts = ["Withdrawals are reviewed within 30 minutes.", "出金は30分以内に審査されます。"]
+    batch = compare_batch(texts, rounds=1)
+    assert batch["in_use"] == engine_name()
+    engines = ["bundled", "native"] if engine_name() == "native" else ["bundled"]
+    for name in engines:
+        assert batch[name]["engine"] == name  # the child really loaded that engine
+        assert batch[name]["tokens_per_s"] > 0
+    assert ("speedup" in batch) == (len(engines) == 2)
+    assert f"in use: {engine_name()}" in render_batch(batch)
+    queries = compare_queries(texts, rounds=1)
+    assert all(queries[n]["p95_ms"] >= queries[n]["p50_ms"] > 0 for n in engines)

@@ -21,15 +21,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from copilot.bench import latency_percentiles
 from copilot.errors import CopilotError
 
 
 def _engines_here() -> list[str]:
-    from copilot.engine import status
+    from copilot.engine import library_for
     from copilot.settings import get_settings
 
-    usable = status().usable and get_settings().embed_engine != "bundled"
-    return ["bundled", "native"] if usable else ["bundled"]
+    native = library_for(get_settings().embed_engine) is not None
+    return ["bundled", "native"] if native else ["bundled"]
 
 
 def _child(texts_file: Path, kind: str, engine: str) -> dict[str, Any]:
@@ -115,17 +116,12 @@ def _worker(texts_file: str, kind: str) -> dict[str, Any]:
         }
     for t in texts[:3]:
         model.query(t)
-    ms = []
+    timings: list[float] = []
     for t in texts:
         start = time.perf_counter()
         model.query(t)
-        ms.append((time.perf_counter() - start) * 1000)
-    ms.sort()
-    return {
-        "engine": engine_name(),
-        "p50_ms": ms[len(ms) // 2],
-        "p95_ms": ms[min(len(ms) - 1, int(0.95 * len(ms)))],
-    }
+        timings.append(time.perf_counter() - start)
+    return {"engine": engine_name(), **latency_percentiles(timings)}
 
 
 if __name__ == "__main__":

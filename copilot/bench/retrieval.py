@@ -19,7 +19,6 @@ import json
 import math
 import os
 import platform
-import statistics
 import tempfile
 import time
 from collections.abc import Iterable
@@ -28,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from copilot.bench import latency_percentiles
 from copilot.retrieval import CALIBRATION, MODES, Calibration, Retriever, dense_query_text
 from copilot.settings import get_settings
 
@@ -223,14 +223,6 @@ def synthetic_kb(
     return out, vecs
 
 
-def _percentiles(samples: list[float]) -> dict[str, float]:
-    ms = sorted(s * 1000 for s in samples)
-    return {
-        "p50_ms": statistics.median(ms),
-        "p95_ms": ms[min(len(ms) - 1, math.ceil(0.95 * len(ms)) - 1)],
-    }
-
-
 def _latency(settings: Any, sizes: Iterable[int], queries: list[str]) -> dict[str, Any]:
     import chromadb
     from chromadb.config import Settings as ChromaSettings
@@ -310,9 +302,9 @@ def _latency(settings: Any, sizes: Iterable[int], queries: list[str]) -> dict[st
                     systems[sysname](q)
                     samples[sysname].append(time.perf_counter() - t)
                     cpu[sysname].append(time.process_time() - c)
-            stats = {k: _percentiles(v) for k, v in samples.items()}
+            stats = {k: latency_percentiles(v) for k, v in samples.items()}
             for k, v in cpu.items():
-                c50, c95 = _percentiles(v).values()
+                c50, c95 = latency_percentiles(v).values()
                 stats[k] |= {"cpu_p50_ms": c50, "cpu_p95_ms": c95}
             base = stats["langchain-chroma"]["p50_ms"]
             for k in stats:

@@ -23,13 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build and/or report; exit 1 when a requested build failed (the bundled engine stays)."""
-    from copilot.engine import build, status
+    from copilot.engine import build, library_for, status
     from copilot.settings import get_settings
 
     before = status(args.dir)
     found = build(args.dir, force=args.force) if args.action == "build" else before
     choice = get_settings().embed_engine
-    in_use = "native" if found.usable and choice != "bundled" else "bundled"
+    in_use = "native" if library_for(choice, args.dir) is not None else "bundled"
     if args.json:
         print(
             json.dumps(
