@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from copilot.pii import Masked, find_pii, fold_case, luhn_ok, mask, unmask
+from copilot.pii import Masked, cn_id_ok, find_pii, fold_case, luhn_ok, mask, unmask
 
 TX = "0x" + "ab" * 32
 ETH = "0x" + "1f" * 20
@@ -127,3 +127,160 @@ def test_mask_never_raises_and_round_trips(text: str) -> None:
     for span in find_pii(text):
         assert 0 <= span.start < span.end <= len(text)
         assert text[span.start : span.end] == span.value
+
+
+# ---- card numbers: every length a card can have (13-19 digits), and none other ----------------
+def _luhn_complete(body: str) -> str:
+    """``body`` plus the check digit that makes it pass Luhn (computed independently here)."""
+    total = 0
+    for i, ch in enumerate(reversed(body)):
+        d = int(ch)
+        if i % 2 == 0:  # these digits are doubled once the check digit is appended
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return body + str((10 - total % 10) % 10)
+
+
+CARDS = {
+    13: "4222222222222",  # old 13-digit Visa (a published test number)
+    14: "30569309025904",  # Diners Club
+    15: "378282246310005",  # American Express
+    16: "4111111111111111",  # Visa
+    17: _luhn_complete("4000000000000000"),
+    18: _luhn_complete("62120000000000000"),  # UnionPay 18
+    19: _luhn_complete("621700000000000000"),  # UnionPay 19
+}
+
+
+def test_card_examples_are_valid_and_of_their_length() -> None:
+    for length, number in CARDS.items():
+        assert len(number) == length and luhn_ok(number), (length, number)
+    assert _luhn_complete("411111111111111") == "4111111111111111"
+
+
+def _groups(number: str, sizes: tuple[int, ...], sep: str) -> str:
+    out, pos = [], 0
+    for size in sizes:
+        out.append(number[pos : pos + size])
+        pos += size
+    return sep.join(out + ([number[pos:]] if pos < len(number) else []))
+
+
+@pytest.mark.parametrize("length", sorted(CARDS))
+@pytest.mark.parametrize("form", ["plain", "spaced", "dashed"])
+def test_cards_of_every_length_are_found_masked_and_blocked(length: int, form: str) -> None:
+    from copilot.guardrails import Guardrail
+    from copilot.policy import load_policy
+    from copilot.settings import get_settings
+
+    number = CARDS[length]
+    if form != "plain":
+        sizes = (4, 6) if length == 15 else (4, 4, 4)  # Amex is printed 4-6-5
+        number = _groups(number, sizes, " " if form == "spaced" else "-")
+    text = f"We can see {number} in the request."
+    spans = find_pii(text)
+    assert [(s.kind, s.value) for s in spans] == [("CARD", number)]
+    masked = mask(text)
+    assert masked.text == "We can see [CARD_1] in the request."
+    assert masked.mapping == {"[CARD_1]": number}
+    guard = Guardrail(load_policy(get_settings().policy_file), knowledge_dir=None)
+    verdict = guard.check(text, language="en")
+    leaks = [v for v in verdict.violations if v.rule == "pii_leak"]
+    assert verdict.verdict == "reject" and [v.excerpt for v in leaks] == [number]
+
+
+def test_amex_is_a_card_in_every_layout() -> None:
+    for text in ("Amex 378282246310005", "Amex 3782 822463 10005", "Amex 3782-822463-10005"):
+        assert [s.kind for s in find_pii(text)] == ["CARD"], text
+    assert mask("card 371449635398431 declined").text == "card [CARD_1] declined"
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        _luhn_complete("41111111111"),  # 12 digits
+        _luhn_complete("4111111111111111111"),  # 20 digits
+    ],
+)
+def test_twelve_and_twenty_digit_numbers_are_not_cards(number: str) -> None:
+    from copilot.guardrails import Guardrail
+    from copilot.policy import load_policy
+    from copilot.settings import get_settings
+
+    assert luhn_ok(number) and len(number) in (12, 20)
+    text = f"Reference {number} is noted."
+    assert all(s.kind != "CARD" for s in find_pii(text)), find_pii(text)
+    assert "[CARD_" not in mask(text).text
+    guard = Guardrail(load_policy(get_settings().policy_file), knowledge_dir=None)
+    assert "pii_leak" not in guard.check(text, language="en").rules
+
+
+# ---- Chinese resident ID numbers: check character, or an ID word nearby ------------------------
+VALID_CN_ID = "440306199105213318"  # check character right
+VALID_CN_ID_X = "11010519491231002X"  # check character X
+BAD_CN_ID = "110105199003074512"  # the shape, but the check character is wrong
+
+
+def test_cn_id_checksum_examples() -> None:
+    assert cn_id_ok(VALID_CN_ID) and cn_id_ok(VALID_CN_ID_X) and cn_id_ok(VALID_CN_ID_X.lower())
+    assert not cn_id_ok(BAD_CN_ID)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"号码 {VALID_CN_ID} 已收到",  # no ID word: the checksum alone decides
+        f"Reference {VALID_CN_ID_X} noted",
+        f"身份证 {VALID_CN_ID}",
+        f"参考编号{VALID_CN_ID_X.lower()}。",
+    ],
+)
+def test_cn_id_with_a_valid_check_character_is_always_a_national_id(text: str) -> None:
+    spans = find_pii(text)
+    assert [s.kind for s in spans] == ["NATIONAL_ID"]
+    assert "[ID_1]" in mask(text).text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"身份证 {BAD_CN_ID}",
+        f"身分證號碼：{BAD_CN_ID}",
+        f"The customer's ID number is {BAD_CN_ID}.",
+        f"resident ID card {BAD_CN_ID}",
+        f"号码{BAD_CN_ID}是我的身份证号",  # the ID word after the number
+    ],
+)
+def test_cn_id_with_a_wrong_check_character_is_masked_near_an_id_word(text: str) -> None:
+    assert [(s.kind, s.value) for s in find_pii(text)] == [("NATIONAL_ID", BAD_CN_ID)]
+    assert BAD_CN_ID not in mask(text).text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"参考编号 {BAD_CN_ID} 已记录",
+        f"Reference {BAD_CN_ID} noted",
+        f"身份证 ............................................ {BAD_CN_ID}",  # word too far
+    ],
+)
+def test_cn_id_with_a_wrong_check_character_and_no_id_word_is_a_plain_number(text: str) -> None:
+    assert find_pii(text) == []
+    assert mask(text).text == text
+
+
+def test_guardrail_pii_leak_follows_the_cn_id_decision() -> None:
+    from copilot.guardrails import Guardrail
+    from copilot.policy import load_policy
+    from copilot.settings import get_settings
+
+    guard = Guardrail(load_policy(get_settings().policy_file), knowledge_dir=None)
+
+    def leaks(draft: str) -> list[str]:
+        return [
+            v.excerpt for v in guard.check(draft, language="zh").violations if v.rule == "pii_leak"
+        ]
+
+    assert leaks(f"参考编号 {VALID_CN_ID} 已记录。") == [VALID_CN_ID]
+    assert leaks(f"您的身份证号 {BAD_CN_ID} 已核对。") == [BAD_CN_ID]
+    assert leaks(f"参考编号 {BAD_CN_ID} 已记录。") == []
