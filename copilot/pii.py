@@ -2,7 +2,8 @@
 
 ``find_pii(text)`` returns non-overlapping :class:`PiiSpan` objects for e-mail
 addresses, phone numbers, Luhn-valid card numbers, IBANs (mod-97), national ID
-numbers (Chinese resident ID, Japanese My Number, US SSN), crypto wallet
+numbers (Chinese resident ID: by its check character, or by an ID word nearby;
+Japanese My Number, US SSN), crypto wallet
 addresses (BTC/ETH/TRON), transaction hashes, order/withdrawal ids, API secrets
 and IP addresses. ``mask(text)`` replaces them with placeholders such as
 ``[EMAIL_1]`` or ``[CARD_1]`` (the same value always gets the same placeholder)
@@ -139,6 +140,16 @@ _ID_CONTEXT = re.compile(
     r"id number|身份证|身分証|身分證|证件号|證件號|ssn|social security",
     re.IGNORECASE,
 )
+# A Chinese resident ID number (18 characters, the last may be X) is personal data when its
+# check character is right (cn_id_ok), wherever it appears. One whose check character is wrong
+# (a typo, or a number that only has the shape) is still masked when an ID word stands near
+# it (30 characters before, 15 after): in doubt, masking stays on the safe side for privacy.
+# Without either it is a plain number. docs/guardrails.md says the same.
+_CN_ID_CONTEXT = re.compile(
+    _ID_CONTEXT.pattern + r"|身份号码|身份號碼|身份證|公民身份|居民身份|证件号码|證件號碼",
+    re.IGNORECASE,
+)
+_CN_ID_BEFORE, _CN_ID_AFTER = 30, 15
 # (kind, regex, folded): folded patterns are written in lowercase and run on the lowercased
 # text (much faster than re.IGNORECASE). Most patterns start with the character class of their
 # first character and check what precedes it with a look-behind: re then skips ahead in C.
@@ -191,7 +202,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str], bool]] = [
     ),
     ("CARD", re.compile(r"\d(?<![\d.,]\d)(?:[ \-]?\d){12,18}(?![\d.,]\d)"), False),
     (
-        "NATIONAL_ID",
+        "CN_ID",
         re.compile(
             r"[1-9](?<![0-9A-Za-z][1-9])\d{5}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"
             r"\d{3}[\dXx](?![0-9A-Za-z])"
@@ -267,6 +278,12 @@ def _accept(kind: str, value: str, text: str, start: int) -> str | None:
         return "CARD" if 13 <= len(digits) <= 19 and luhn_ok(digits) else None
     if kind == "IBAN":
         return "IBAN" if iban_ok(value) else None
+    if kind == "CN_ID":
+        if cn_id_ok(value):
+            return "NATIONAL_ID"
+        end = start + len(value)
+        near = text[max(0, start - _CN_ID_BEFORE) : start] + " " + text[end : end + _CN_ID_AFTER]
+        return "NATIONAL_ID" if _CN_ID_CONTEXT.search(near) else None
     if kind == "MY_NUMBER":
         context = text[max(0, start - 30) : start]
         return "NATIONAL_ID" if my_number_ok(digits) or _ID_CONTEXT.search(context) else None
