@@ -278,3 +278,78 @@ def test_answers_in_scope_queries(
     assert not res.abstain
     assert (res.hits[0].article_id, res.hits[0].language) == (article, language)
     assert res.kb_version
+
+
+# ---- the abstain decision at its threshold ---------------------------------------------------
+ONE_LANGUAGE = [
+    rec("faq/withdrawal#en:0", "Withdrawal\n\nA stuck withdrawal is reviewed within 30 minutes."),
+    rec("faq/fees#en:0", "Fees\n\nTrading fees depend on your VIP level."),
+    rec("faq/kyc#en:0", "KYC\n\nKYC level 2 needs a proof of address."),
+]
+# cosine = 1 - distance: 0.88 puts the shipped hybrid and dense calibrations mid-range
+ONE_LANGUAGE_RANKING = [
+    ("faq/withdrawal#en:0", 0.12),
+    ("faq/fees#en:0", 0.3),
+    ("faq/kyc#en:0", 0.4),
+]
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25"])
+def test_abstains_only_below_the_calibrated_threshold(mode: str) -> None:
+    """The top hit's calibrated score exactly at the threshold answers; a hair below abstains."""
+    import math
+    from dataclasses import replace
+
+    from copilot.retrieval import CALIBRATION
+
+    retriever = make(ONE_LANGUAGE, ONE_LANGUAGE_RANKING)
+    retriever.calibration = dict(CALIBRATION)  # the shipped weights
+    query = "my withdrawal is stuck"
+    top = retriever.search(query, mode=mode).hits[0]
+    assert top.article_id == "faq/withdrawal"
+    cal = CALIBRATION[mode]
+    # the score is the calibration's probability of the hit's evidence (features are rounded)
+    assert top.score == pytest.approx(
+        cal.probability(top.features["cos"], top.features["cov"]), abs=1e-3
+    )
+    assert 0.0 < top.score < 1.0
+
+    def abstains(threshold: float) -> bool:
+        retriever.calibration = {**CALIBRATION, mode: replace(cal, threshold=threshold)}
+        res = retriever.search(query, mode=mode)
+        assert res.hits[0].score == top.score  # the threshold does not move the scores
+        return res.abstain
+
+    assert abstains(top.score) is False  # exactly at the threshold: answer
+    assert abstains(math.nextafter(top.score, -math.inf)) is False  # just below: answer
+    assert abstains(math.nextafter(top.score, math.inf)) is True  # just above: abstain
+
+
+def test_shipped_calibration_thresholds_and_probabilities() -> None:
+    from copilot.retrieval import CALIBRATION
+
+    assert {m: c.threshold for m, c in CALIBRATION.items()} == {
+        "hybrid": 0.20,
+        "dense": 0.30,
+        "bm25": 0.42,
+    }
+    hybrid = CALIBRATION["hybrid"]
+    # sigmoid(bias + w_dense*cos + w_bm25*cov): 0.5 where the sum is zero, clamped far out
+    cos = -hybrid.bias / hybrid.w_dense
+    assert hybrid.probability(cos, 0.0) == pytest.approx(0.5)
+    assert hybrid.probability(0.0, 0.0) < 1e-15 and hybrid.probability(5.0, 1.0) == 1.0
+    assert hybrid.probability(0.9, 0.5) > hybrid.probability(0.9, 0.0)
+
+
+def test_an_out_of_scope_query_abstains_and_an_in_scope_one_does_not() -> None:
+    from copilot.retrieval import CALIBRATION
+
+    retriever = make(ONE_LANGUAGE, ONE_LANGUAGE_RANKING)
+    retriever.calibration = dict(CALIBRATION)
+    assert not retriever.search("my withdrawal is stuck", mode="bm25").abstain
+    assert retriever.search("holiday photo contrast", mode="bm25").abstain
+    # far in embedding space too: every chunk is a poor dense match
+    far = make(ONE_LANGUAGE, [(r.id, 0.5 + 0.1 * i) for i, r in enumerate(ONE_LANGUAGE)])
+    far.calibration = dict(CALIBRATION)
+    res = far.search("holiday photo contrast")
+    assert res.abstain and res.hits[0].score < CALIBRATION["hybrid"].threshold
