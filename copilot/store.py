@@ -15,10 +15,16 @@ processes start at once (SQLite ``BEGIN IMMEDIATE``, a PostgreSQL advisory lock)
 One connection per store, opened lazily and guarded by a lock, so a store can be
 shared between threads (Streamlit sessions); a dropped PostgreSQL connection is
 reopened on the next call.
+
+SQLite failures are a :class:`CopilotError` naming the file, never a traceback: a folder
+that is missing and cannot be created (a missing one is created), a file or folder that is
+not writable, a database locked by another writer for longer than ``busy_timeout_s``, a
+damaged file. The file is never deleted or rewritten, and a store retries on its next call.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import sqlite3
@@ -151,7 +157,7 @@ def _total_latency(value: Any) -> float | None:
 class Store:
     """Persistence for drafts, verdicts and agent feedback (see the module docstring)."""
 
-    def __init__(self, url: str, *, clock: Clock = _utcnow) -> None:
+    def __init__(self, url: str, *, clock: Clock = _utcnow, busy_timeout_s: float = 10.0) -> None:
         if url.startswith("sqlite:///"):
             self._dialect = _SQLITE
             self._path = url.removeprefix("sqlite:///")
@@ -165,14 +171,15 @@ class Store:
             )
         self.url = url
         self._clock = clock
+        self._busy_timeout_s = busy_timeout_s  # SQLite: how long to wait for another writer
         self._lock = threading.RLock()
         self._conn: Any = None
         self._migrated = False
 
     @classmethod
-    def from_url(cls, url: str, *, clock: Clock = _utcnow) -> Store:
+    def from_url(cls, url: str, *, clock: Clock = _utcnow, busy_timeout_s: float = 10.0) -> Store:
         """A store for ``url``; nothing is opened until the first call."""
-        return cls(url, clock=clock)
+        return cls(url, clock=clock, busy_timeout_s=busy_timeout_s)
 
     @property
     def dialect(self) -> str:
@@ -186,17 +193,32 @@ class Store:
     def _connect(self) -> Any:
         if self._dialect is _SQLITE:
             if self._path != ":memory:":
-                Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+                folder = Path(self._path).parent
+                try:
+                    folder.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise CopilotError(
+                        f"cannot open database {self._path}: its folder {folder} does not exist "
+                        f"and cannot be created ({exc.strerror or exc})"
+                    ) from None
+            conn = None
             try:
                 conn = sqlite3.connect(
-                    self._path, timeout=10.0, isolation_level=None, check_same_thread=False
+                    self._path,
+                    timeout=self._busy_timeout_s,
+                    isolation_level=None,
+                    check_same_thread=False,
                 )
+                conn.execute("PRAGMA foreign_keys = ON")
+                conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
+                if self._path != ":memory:":
+                    conn.execute("PRAGMA journal_mode = WAL")
             except sqlite3.Error as exc:
-                raise CopilotError(f"cannot open database {self._path}: {exc}") from None
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA busy_timeout = 10000")
-            if self._path != ":memory:":
-                conn.execute("PRAGMA journal_mode = WAL")
+                if conn is not None:
+                    conn.close()
+                raise CopilotError(
+                    f"cannot open database {self._path}: {_sqlite_hint(exc)}"
+                ) from None
             return conn
         import psycopg
 
@@ -214,9 +236,24 @@ class Store:
         if self._conn is None:
             self._conn = self._connect()
         if not self._migrated:
-            self._migrate(self._conn)
+            try:
+                self._migrate(self._conn)
+            except Exception as exc:
+                # start afresh on the next call: a locked or broken database may recover
+                conn, self._conn = self._conn, None
+                with contextlib.suppress(Exception):
+                    conn.close()
+                if self._is_driver_error(exc):
+                    raise CopilotError(self._error_text(exc)) from exc
+                raise
             self._migrated = True
         return self._conn
+
+    def _error_text(self, exc: BaseException) -> str:
+        """A driver error as one line that names the database (its path, for SQLite)."""
+        if self._dialect is _SQLITE and isinstance(exc, sqlite3.Error):
+            return f"database error (sqlite) in {self._path}: {_sqlite_hint(exc)}"
+        return f"database error ({self.dialect}): {exc}"
 
     @contextmanager
     def _transaction(self, conn: Any) -> Iterator[Callable[[str, Sequence[Any]], Any]]:
@@ -256,7 +293,7 @@ class Store:
                 if self._is_driver_error(exc):
                     if self._dialect is _POSTGRES and conn.closed:
                         self._conn = None  # reconnect on the next call
-                    raise CopilotError(f"database error ({self.dialect}): {exc}") from exc
+                    raise CopilotError(self._error_text(exc)) from exc
                 raise
 
     def _is_driver_error(self, exc: BaseException) -> bool:
@@ -502,6 +539,19 @@ class Store:
             "edited": sum(1 for _, edited in latest.values() if edited),
             "approval_rate": round(up / (up + down), 3) if up + down else None,
         }
+
+
+def _sqlite_hint(exc: BaseException) -> str:
+    """The SQLite error with what to do about the usual causes."""
+    text = str(exc)
+    low = text.lower()
+    if "locked" in low or "busy" in low:
+        return f"{text} (another process is writing to it; try again)"
+    if "not a database" in low or "malformed" in low or "corrupt" in low:
+        return f"{text} (the file is damaged or not SQLite; it was left untouched)"
+    if "unable to open" in low or "readonly" in low or "read-only" in low:
+        return f"{text} (check that the file and its folder exist and are writable)"
+    return text
 
 
 def _str_or_none(value: Any) -> str | None:

@@ -311,3 +311,113 @@ def test_postgres_stores_jsonb_and_timestamptz(pg_url: str) -> None:
             "pg_typeof(created_at)::text FROM drafts"
         ).fetchone()
     assert row == ("zh", "我的提现还没到账", "timestamp with time zone")
+
+
+# ---- SQLite failure paths: a clear CopilotError naming the file, nothing stored is lost ----------
+def _filled(path: Path, n: int = 2) -> list[str]:
+    with Store.from_url(f"sqlite:///{path}") as s:
+        return [s.save_draft(result_dict(f"draft {i}"), request_dict()) for i in range(n)]
+
+
+def _ids_on_disk(path: Path) -> list[str]:
+    with sqlite3.connect(path) as conn:
+        return [row[0] for row in conn.execute("SELECT id FROM drafts ORDER BY seq")]
+
+
+def test_a_missing_folder_is_created(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "deeper" / "copilot.db"
+    with Store.from_url(f"sqlite:///{path}") as s:
+        draft_id = s.save_draft(result_dict(), request_dict())
+    assert _ids_on_disk(path) == [draft_id]
+
+
+def test_a_missing_folder_that_cannot_be_created_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the folder should be", encoding="utf-8")
+    path = blocker / "data" / "copilot.db"
+    s = Store.from_url(f"sqlite:///{path}")
+    with pytest.raises(CopilotError, match="cannot be created") as err:
+        s.save_draft(result_dict(), request_dict())
+    assert str(path) in str(err.value) and err.value.exit_code == 2
+    assert blocker.read_text(encoding="utf-8") == "a file where the folder should be"
+
+
+def test_an_unwritable_folder_is_a_clear_error() -> None:
+    # /proc exists but no file can be created in it, not even by root
+    path = "/proc/copilot-store-test/copilot.db"
+    with pytest.raises(CopilotError, match="cannot be created") as err:
+        Store.from_url(f"sqlite:///{path}").stats()
+    assert path in str(err.value)
+    path = "/proc/copilot-store-test.db"
+    with pytest.raises(CopilotError, match="unable to open database file") as err:
+        Store.from_url(f"sqlite:///{path}").save_draft(result_dict(), request_dict())
+    assert path in str(err.value) and "writable" in str(err.value)
+
+
+@pytest.mark.skipif(
+    hasattr(__import__("os"), "geteuid") and __import__("os").geteuid() == 0,
+    reason="root writes to read-only folders; test_an_unwritable_folder_is_a_clear_error covers it",
+)
+def test_a_read_only_folder_keeps_what_is_stored(tmp_path: Path) -> None:
+    folder = tmp_path / "ro"
+    path = folder / "copilot.db"
+    ids = _filled(path)
+    folder.chmod(0o555)
+    path.chmod(0o444)
+    try:
+        with pytest.raises(CopilotError) as err:
+            Store.from_url(f"sqlite:///{path}").save_draft(result_dict(), request_dict())
+        assert str(path) in str(err.value)
+    finally:
+        folder.chmod(0o755)
+        path.chmod(0o644)
+    assert _ids_on_disk(path) == ids
+
+
+def test_a_database_locked_by_another_writer_is_a_clear_error_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "copilot.db"
+    ids = _filled(path)
+    s = Store.from_url(f"sqlite:///{path}", busy_timeout_s=0.2)
+    assert s.stats()["drafts"] == 2  # open before the lock
+    fresh = Store.from_url(f"sqlite:///{path}", busy_timeout_s=0.2)  # first used during it
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process is writing
+    try:
+        with pytest.raises(CopilotError, match="database is locked") as err:
+            s.save_draft(result_dict("while locked"), request_dict())
+        assert str(path) in str(err.value) and "another process" in str(err.value)
+        with pytest.raises(CopilotError, match="database is locked") as err:
+            fresh.stats()  # first use: the schema check waits for the lock too
+        assert str(path) in str(err.value)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    # the lock is gone: both stores work again and nothing was lost or half-written
+    assert [d["draft"] for d in s.recent(10)] == ["draft 1", "draft 0"]
+    new_id = fresh.save_draft(result_dict("after the lock"), request_dict())
+    s.close()
+    fresh.close()
+    assert _ids_on_disk(path) == [*ids, new_id]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"this is not a database, just some bytes " * 100, b"SQLite format 3\x00" + b"\xff" * 4000],
+)
+def test_a_corrupt_file_is_a_clear_error_and_is_left_untouched(
+    tmp_path: Path, content: bytes
+) -> None:
+    path = tmp_path / "copilot.db"
+    path.write_bytes(content)
+    s = Store.from_url(f"sqlite:///{path}")
+    for call in (s.stats, lambda: s.save_draft(result_dict(), request_dict())):
+        with pytest.raises(CopilotError) as err:
+            call()
+        message = str(err.value)
+        assert str(path) in message and "Traceback" not in message
+        assert "not a database" in message or "malformed" in message, message
+        assert "left untouched" in message
+    s.close()
+    assert path.read_bytes() == content
