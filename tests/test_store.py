@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pg import postgres_server, unavailable_reason
 
 from copilot.errors import CopilotError
 from copilot.store import Store, redact_url
+from tests.pg import postgres_server, unavailable_reason
 
 PG_REASON = unavailable_reason()
 
