@@ -359,5 +359,6 @@ def test_generates_drafts_with_the_offline_backend(
     assert report["meta"]["backend"] == "offline" and report["meta"]["prompt_versions"]
     assert {c["language"] for c in report["cases"]} == {"en", "ja", "zh"}
     for case in report["cases"]:
-        assert case["draft"].strip() and case["verdict"] in ("pass", "reject")
+        # the offline drafter answers these three from the KB, within the policy
+        assert case["draft"].strip() and case["verdict"] == "pass", case
         assert case["metrics"]["latency_ms"] is not None and case["metrics"]["tokens"]

@@ -215,7 +215,8 @@ def test_masked_data_never_reaches_the_real_server(
     for placeholder in ("[EMAIL_1]", "[CARD_1]", "[WALLET_1]", "[CUSTOMER_NAME]"):
         assert placeholder in received
     assert len(llama_server.proxy.bodies) == res.attempts >= 1
-    assert res.backend == "openai" and res.verdict in ("pass", "reject")
+    assert res.backend == "openai"
+    assert_verdict_follows_the_violations(res)
     assert res.latency_ms["backend"] > 0 and "[EMAIL_1]" not in res.draft
 
 
@@ -236,4 +237,19 @@ def test_rewrite_against_the_real_server(
         "Hi there,\n\nWithdrawals usually take 30 minutes [faq/withdrawal].", "concise"
     )
     assert res.scenario == "rewrite:concise" and res.prompt_version == "system@1+rewrite@1"
-    assert 1 <= res.attempts <= 3 and res.verdict in ("pass", "reject")
+    assert_verdict_follows_the_violations(res)
+
+
+def assert_verdict_follows_the_violations(res: Any) -> None:
+    """What a real model writes varies; what the copilot does with it does not: the draft is
+    rejected exactly when a block rule fired, and a rejected draft was retried to the limit."""
+    from copilot.drafting import MAX_ATTEMPTS
+
+    blocking = [v["rule"] for v in res.violations if v["severity"] == "block"]
+    assert res.verdict == ("reject" if blocking else "pass"), res.violations
+    assert res.blocked == bool(blocking)
+    assert 1 <= res.attempts <= MAX_ATTEMPTS
+    if res.blocked:
+        assert res.attempts == MAX_ATTEMPTS
+    blocked_flags = [f for f in res.flags if f["kind"] == "blocked"]
+    assert len(blocked_flags) == (1 if res.blocked else 0), res.flags

@@ -193,8 +193,11 @@ def _primary(d: Any) -> str:
     return d.articles[0].id if d.articles else "abstain"
 
 
+SCENARIO_RIGHT = 102  # queries of the dev set whose scenario is right today
+
+
 def test_scenario_accuracy_on_the_dev_set(kb_store: Path, drafter: OfflineDrafter) -> None:
-    """The chosen playbook or FAQ is one of the query's relevant articles (0.780 when set)."""
+    """The chosen playbook or FAQ is one of the query's relevant articles (102 of 132 queries)."""
     from copilot.retrieval import Retriever
     from copilot.settings import Settings
     from copilot.signals import analyze_message
@@ -222,4 +225,7 @@ def test_scenario_accuracy_on_the_dev_set(kb_store: Path, drafter: OfflineDrafte
             escalation=any(f.kind == "escalation" for f in flags),
         )
         right += _primary(d) in row["relevant_doc_ids"]
-    assert right / len(rows) >= 0.75
+    # Pinned at today's count (102 of 132 = 0.773): raising it is welcome whenever the drafter
+    # gets better; lowering it needs a reason in the commit message (it had drifted to 3 under).
+    assert len(rows) == 132
+    assert right >= SCENARIO_RIGHT, f"{right} of {len(rows)} right, was {SCENARIO_RIGHT}"
