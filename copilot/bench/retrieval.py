@@ -36,7 +36,7 @@ EVAL_FILE = Path(__file__).resolve().parents[2] / "evals" / "retrieval" / "queri
 B77_COLLECTION = "bench-banking77"
 B77_FIELDS = ["intent", "nemo_canonical_forms", "train_exemplars"]
 SIZES = (1000, 10000, 50000)
-QUICK_SIZES = (500, 2000)
+QUICK_SIZES = (500,)  # --quick is a smoke run: one small size, a few queries, one engine round
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:
@@ -338,7 +338,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     b77_rows = _rows(EXTERNAL / "banking77_dev_queries.jsonl")
     clinc = _rows(EXTERNAL / "clinc150_banking_cc_oos_sample.jsonl")
     if quick:
-        kb_rows, b77_rows, clinc = kb_rows[::4], b77_rows[::8], clinc[::5]
+        kb_rows, b77_rows, clinc = kb_rows[::6], b77_rows[::12], clinc[::8]
     sets = {
         "kb": (
             names["kb"],
@@ -411,13 +411,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
     lat_queries = [r["query"] for r in _rows(EVAL_FILE)]
     latency = _latency(
-        settings, QUICK_SIZES if quick else SIZES, lat_queries[::4] if quick else lat_queries
+        settings, QUICK_SIZES if quick else SIZES, lat_queries[::12] if quick else lat_queries
     )
     from copilot.bench.engines import compare_queries
     from copilot.retrieval import dense_query_text
 
     cap = settings.retrieval_dense_tokens
-    latency["engines"] = compare_queries([dense_query_text(q, cap) for q in lat_queries])
+    engine_queries = [dense_query_text(q, cap) for q in lat_queries]
+    latency["engines"] = (
+        compare_queries(engine_queries[::8], rounds=1) if quick else compare_queries(engine_queries)
+    )
     return {
         "quick": quick,
         "machine": {
