@@ -11,7 +11,9 @@ fails :func:`test_every_policy_line_has_an_example`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -95,6 +97,19 @@ EXCEPTIONS = [
     for line, entry in PAIRS
     if line.section == "exceptions"
 ]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _fast_matcher_builds() -> Iterator[None]:
+    """Each test builds a guardrail for a policy one line short. Compiling a policy's
+    patterns re-derives the same anchors and lowercased regexes every time: remember them
+    (both are pure functions of the regex text), so the 200-odd builds stay quick."""
+    import copilot.matching
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(copilot.matching, "anchors_of", functools.cache(copilot.matching.anchors_of))
+        mp.setattr(copilot.matching, "fold_case", functools.cache(copilot.matching.fold_case))
+        yield
 
 
 @pytest.fixture(scope="module")
