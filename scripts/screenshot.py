@@ -50,10 +50,10 @@ def free_port() -> int:
 def ingest_kb(data_dir: Path) -> None:
     """Ingest the shipped KB into ``data_dir`` (same as ``python -m copilot ingest``)."""
     sys.path.insert(0, str(ROOT))
-    from copilot.index import ingest_into
-    from copilot.ingest import docs_from_articles
-    from copilot.knowledge import load_kb
-    from copilot.offline import configure
+    from copilot.kb.articles import load_kb
+    from copilot.kb.ingest import docs_from_articles
+    from copilot.retrieval.index import ingest_into
+    from copilot.runtime import configure
     from copilot.settings import Settings
 
     configure()

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 KB_DIR = ROOT / "knowledge"
 
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(ROOT / ".copilot" / "tiktoken"))
-from copilot.offline import configure  # noqa: E402
+from copilot.runtime import configure  # noqa: E402
 
 configure()
 
@@ -46,9 +46,9 @@ def _isolated_env(
 @pytest.fixture(scope="session")
 def kb_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data dir with the shipped KB ingested once per test session (read-only for tests)."""
-    from copilot.index import ingest_into
-    from copilot.ingest import docs_from_articles
-    from copilot.knowledge import load_kb
+    from copilot.kb.articles import load_kb
+    from copilot.kb.ingest import docs_from_articles
+    from copilot.retrieval.index import ingest_into
     from copilot.settings import Settings
 
     data = tmp_path_factory.mktemp("kb-store")
@@ -80,7 +80,7 @@ def kb_copy(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def offline_copilot(kb_store: Path) -> Any:
     """A Copilot on the offline backend over the session's ingested KB (shared, read-only)."""
-    from copilot.drafting import build_copilot
+    from copilot.draft.factory import build_copilot
     from copilot.settings import Settings
 
     settings = Settings.load(

@@ -261,8 +261,8 @@ def test_fake_llm_draft_and_tone_rewrite(
     own_db: str, monkeypatch: pytest.MonkeyPatch, store_of: Any
 ) -> None:
     """With an LLM backend the rewrite replaces the editor text; the fake is reached via the seam."""
-    from copilot import ui
     from copilot.settings import get_settings
+    from copilot.ui import workspace as ui
 
     monkeypatch.setenv("COPILOT_LLM_BACKEND", "fake")
     get_settings.cache_clear()
@@ -280,7 +280,7 @@ def test_fake_llm_draft_and_tone_rewrite(
 
     monkeypatch.setattr(ui, "build_services", build)
     at = draft(start(), EN_MESSAGE)
-    assert built, "the app did not build its services through copilot.ui.build_services"
+    assert built, "the app did not build its services through copilot.ui.workspace.build_services"
     result = at.session_state["result"]
     assert result.backend == "fake"
     assert "reset 2FA from the login page" in editor(at)
@@ -327,7 +327,7 @@ def test_activity_tab_shows_totals(own_db: str, monkeypatch: pytest.MonkeyPatch)
 
 # ---- the helpers behind the page ---------------------------------------------------------
 def test_parse_thread_roles_and_continuations() -> None:
-    from copilot.ui import parse_thread
+    from copilot.ui.workspace import parse_thread
 
     turns = parse_thread(
         "hello, my deposit\nis missing\n\nAgent: which coin?\nCUSTOMER： USDT\nsupport: thanks"
@@ -343,7 +343,7 @@ def test_parse_thread_roles_and_continuations() -> None:
 
 
 def test_init_state_sets_defaults_once() -> None:
-    from copilot.ui import DEFAULTS, init_state
+    from copilot.ui.workspace import DEFAULTS, init_state
 
     state: dict[str, Any] = {"customer_message": "kept"}
     init_state(state)
@@ -356,7 +356,7 @@ def test_init_state_sets_defaults_once() -> None:
 
 def test_reported_turns_failures_into_messages() -> None:
     from copilot.errors import CopilotError
-    from copilot.ui import reported
+    from copilot.ui.workspace import reported
 
     state: dict[str, Any] = {}
     with reported(state, "do it"):
@@ -368,7 +368,7 @@ def test_reported_turns_failures_into_messages() -> None:
 
 
 def test_flag_chips_and_article_markdown() -> None:
-    from copilot.ui import article_markdown, flag_chips
+    from copilot.ui.workspace import article_markdown, flag_chips
 
     flags: list[dict[str, Any]] = [
         {"kind": "emotion", "level": 2},

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from copilot.cli import main
+from copilot.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 

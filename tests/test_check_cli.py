@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from copilot.cli import main
+from copilot.cli.main import main
 
 
 def write_lines(path: Path, lines: list[str]) -> Path:

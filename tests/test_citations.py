@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from copilot.citations import find_citations, resolve_citations
+from copilot.draft.citations import find_citations, resolve_citations
 
 ALLOWED = ["faq/withdrawal", "faq/fees", "playbook/angry"]
 

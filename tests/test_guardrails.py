@@ -11,11 +11,13 @@ from hypothesis import strategies as st
 
 from copilot.bench.guardrails import evaluate_labelled
 from copilot.errors import BackendError
-from copilot.guardrails import Flag, Guardrail, Verdict, Violation, parse_judge_answer
-from copilot.knowledge import load_kb
+from copilot.guard.guardrail import Guardrail
+from copilot.guard.judge import parse_judge_answer
+from copilot.guard.verdict import Verdict, Violation
+from copilot.kb.articles import load_kb
+from copilot.llm.fake import FakeBackend
 from copilot.settings import Settings, get_settings
-from copilot.signals import emotion_level
-from copilot.testing import FakeBackend
+from copilot.understand.signals import Flag, emotion_level
 
 ROOT = Path(__file__).resolve().parent.parent
 LABELLED = ROOT / "evals" / "guardrails" / "labelled_v1.jsonl"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from copilot.guardrails import Guardrail
+from copilot.guard.guardrail import Guardrail
 
 
 @pytest.fixture(scope="module")

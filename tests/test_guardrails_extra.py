@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from copilot.guardrails import Guardrail
+from copilot.guard.guardrail import Guardrail
 
 # (expect_reject, language, draft, customer_message, cited sources)
 DRAFTS: list[tuple[bool, str, str, str | None, list[str]]] = [

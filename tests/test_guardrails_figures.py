@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from copilot.figures import figure_keys, figure_set, figures, number_value
-from copilot.guardrails import Guardrail
+from copilot.guard.figures import figure_keys, figure_set, figures, number_value
+from copilot.guard.guardrail import Guardrail
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from copilot.guardrails import Guardrail
-from copilot.matching import spells_negation
-from copilot.policy import parse_policy
+from copilot.guard.guardrail import Guardrail
+from copilot.guard.matching import spells_negation
+from copilot.guard.policy import parse_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from copilot.guardrails import Guardrail, Verdict
+from copilot.guard.guardrail import Guardrail
+from copilot.guard.verdict import Verdict
 from copilot.settings import Settings
 
 HELDOUT = Path(__file__).resolve().parent / "data" / "guardrail_heldout_v1.jsonl"

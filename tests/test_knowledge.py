@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from copilot.chunking import chunk_article
-from copilot.cli import main
-from copilot.knowledge import load_kb, validate_kb
+from copilot.cli.main import main
+from copilot.kb.articles import load_kb, validate_kb
+from copilot.kb.chunking import chunk_article
 
 KB = Path(__file__).parent.parent / "knowledge"
 IDS = {

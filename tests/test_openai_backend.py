@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
-from copilot.backends import Message, build_backend
 from copilot.bench.draft import CappedBackend
 from copilot.errors import BackendError, SettingsError
-from copilot.openai_backend import OpenAIBackend, is_openai_model
+from copilot.llm.base import Message
+from copilot.llm.openai_compat import OpenAIBackend, is_openai_model
+from copilot.llm.registry import build_backend
 from copilot.settings import Settings
 from tests import llm_server as servers
 from tests.llm_server import LlamaFixture, Scripted, SilentServer, free_port
@@ -150,7 +151,8 @@ def test_server_down_is_a_clear_error() -> None:
 def test_pipeline_sends_only_masked_data_to_the_endpoint(
     scripted: Scripted, use_kb_store: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from copilot.drafting import DraftRequest, build_copilot
+    from copilot.draft.factory import build_copilot
+    from copilot.draft.types import DraftRequest
     from copilot.settings import get_settings
 
     monkeypatch.setenv("COPILOT_LLM_BASE_URL", scripted.url)
@@ -191,7 +193,8 @@ def test_stream_real_server(llama_server: LlamaFixture) -> None:
 def test_masked_data_never_reaches_the_real_server(
     llama_server: LlamaFixture, use_kb_store: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from copilot.drafting import DraftRequest, build_copilot
+    from copilot.draft.factory import build_copilot
+    from copilot.draft.types import DraftRequest
     from copilot.settings import get_settings
 
     monkeypatch.setenv("COPILOT_LLM_BASE_URL", llama_server.proxy.url)
@@ -224,7 +227,7 @@ def test_masked_data_never_reaches_the_real_server(
 def test_rewrite_against_the_real_server(
     llama_server: LlamaFixture, use_kb_store: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from copilot.drafting import build_copilot
+    from copilot.draft.factory import build_copilot
     from copilot.settings import get_settings
 
     monkeypatch.setenv("COPILOT_LLM_BASE_URL", llama_server.url)
@@ -243,7 +246,7 @@ def test_rewrite_against_the_real_server(
 def assert_verdict_follows_the_violations(res: Any) -> None:
     """What a real model writes varies; what the copilot does with it does not: the draft is
     rejected exactly when a block rule fired, and a rejected draft was retried to the limit."""
-    from copilot.drafting import MAX_ATTEMPTS
+    from copilot.draft.pipeline import MAX_ATTEMPTS
 
     blocking = [v["rule"] for v in res.violations if v["severity"] == "block"]
     assert res.verdict == ("reject" if blocking else "pass"), res.violations

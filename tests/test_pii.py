@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from copilot.pii import Masked, cn_id_ok, find_pii, fold_case, luhn_ok, mask, unmask
+from copilot.text.normalize import fold_case
+from copilot.text.pii import Masked, cn_id_ok, find_pii, luhn_ok, mask, unmask
 
 TX = "0x" + "ab" * 32
 ETH = "0x" + "1f" * 20
@@ -169,8 +170,8 @@ def _groups(number: str, sizes: tuple[int, ...], sep: str) -> str:
 @pytest.mark.parametrize("length", sorted(CARDS))
 @pytest.mark.parametrize("form", ["plain", "spaced", "dashed"])
 def test_cards_of_every_length_are_found_masked_and_blocked(length: int, form: str) -> None:
-    from copilot.guardrails import Guardrail
-    from copilot.policy import load_policy
+    from copilot.guard.guardrail import Guardrail
+    from copilot.guard.policy import load_policy
     from copilot.settings import get_settings
 
     number = CARDS[length]
@@ -203,8 +204,8 @@ def test_amex_is_a_card_in_every_layout() -> None:
     ],
 )
 def test_twelve_and_twenty_digit_numbers_are_not_cards(number: str) -> None:
-    from copilot.guardrails import Guardrail
-    from copilot.policy import load_policy
+    from copilot.guard.guardrail import Guardrail
+    from copilot.guard.policy import load_policy
     from copilot.settings import get_settings
 
     assert luhn_ok(number) and len(number) in (12, 20)
@@ -270,8 +271,8 @@ def test_cn_id_with_a_wrong_check_character_and_no_id_word_is_a_plain_number(tex
 
 
 def test_guardrail_pii_leak_follows_the_cn_id_decision() -> None:
-    from copilot.guardrails import Guardrail
-    from copilot.policy import load_policy
+    from copilot.guard.guardrail import Guardrail
+    from copilot.guard.policy import load_policy
     from copilot.settings import get_settings
 
     guard = Guardrail(load_policy(get_settings().policy_file), knowledge_dir=None)

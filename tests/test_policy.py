@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from copilot.checks import CHECKS
 from copilot.errors import InputError
-from copilot.policy import load_policy, parse_policy
+from copilot.guard.checks import CHECKS
+from copilot.guard.policy import load_policy, parse_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = (

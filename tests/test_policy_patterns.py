@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 import yaml
 
-from copilot.guardrails import Guardrail
-from copilot.language import detect_language
-from copilot.policy import Policy, load_policy
-from copilot.signals import find_injection
+from copilot.guard.guardrail import Guardrail
+from copilot.guard.policy import Policy, load_policy
+from copilot.text.language import detect_language
+from copilot.understand.signals import find_injection
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY_FILE = ROOT / "prompts" / "policy.yaml"
@@ -104,11 +104,15 @@ def _fast_matcher_builds() -> Iterator[None]:
     """Each test builds a guardrail for a policy one line short. Compiling a policy's
     patterns re-derives the same anchors and lowercased regexes every time: remember them
     (both are pure functions of the regex text), so the 200-odd builds stay quick."""
-    import copilot.matching
+    import copilot.guard.matching
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(copilot.matching, "anchors_of", functools.cache(copilot.matching.anchors_of))
-        mp.setattr(copilot.matching, "fold_case", functools.cache(copilot.matching.fold_case))
+        mp.setattr(
+            copilot.guard.matching, "anchors_of", functools.cache(copilot.guard.matching.anchors_of)
+        )
+        mp.setattr(
+            copilot.guard.matching, "fold_case", functools.cache(copilot.guard.matching.fold_case)
+        )
         yield
 
 
@@ -155,7 +159,7 @@ def _compiled(line: Line) -> str:
     """The regex the policy loader makes of a line (a lexicon phrase becomes an escaped regex)."""
     if line.section != "lexicon":
         return line.source
-    from copilot.policy import parse_policy
+    from copilot.guard.policy import parse_policy
 
     probe = {
         "version": 1,

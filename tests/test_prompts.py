@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from copilot.prompts import PROMPT_NAMES, PromptError, PromptSet, load_prompt
+from copilot.draft.prompts import PROMPT_NAMES, PromptError, PromptSet, load_prompt
 
 ROOT = Path(__file__).resolve().parent.parent
 

