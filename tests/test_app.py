@@ -215,7 +215,7 @@ def test_recheck_blocks_an_edited_draft_that_breaks_the_policy(app_env: str) -> 
     shown = texts(at.error)
     assert "Re-check: the edited draft is blocked" in shown
     for v in check["violations"]:
-        assert v["rule"] in shown and v["fix"] in shown
+        assert v.rule in shown and v.fix in shown
 
 
 def test_tone_rewrite_offline_explains_it_needs_an_llm(app_env: str) -> None:
@@ -369,14 +369,15 @@ def test_reported_turns_failures_into_messages() -> None:
 
 def test_flag_chips_and_article_markdown() -> None:
     from copilot.ui.workspace import article_markdown, flag_chips
+    from copilot.understand.signals import Flag
 
-    flags: list[dict[str, Any]] = [
-        {"kind": "emotion", "level": 2},
-        {"kind": "emotion", "level": 0},
-        {"kind": "pii", "level": None},
-        {"kind": "pii", "level": None},
-        {"kind": "prompt_injection", "level": None},
-        {"kind": "escalation", "level": None},
+    flags = [
+        Flag("emotion", None, "angry", 2),
+        Flag("emotion", None, "", 0),
+        Flag("pii", (0, 3), "EMAIL"),
+        Flag("pii", (5, 9), "EMAIL"),
+        Flag("prompt_injection", (0, 4), "instruction override"),
+        Flag("escalation", (0, 6), "legal"),
     ]
     assert flag_chips(flags) == [
         "Emotion 2/3",

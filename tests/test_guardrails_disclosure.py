@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from copilot.guard.guardrail import Guardrail
+from copilot.guard.guardrail import PolicyGuardrail
 
 
 @pytest.fixture(scope="module")
-def guardrail() -> Guardrail:
+def guardrail() -> PolicyGuardrail:
     from copilot.settings import get_settings
 
-    return Guardrail.from_settings(get_settings())
+    return PolicyGuardrail.from_settings(get_settings())
 
 
 DISCLOSES = [
@@ -51,14 +51,14 @@ REFUSES_OR_HELPS = [
 
 @pytest.mark.parametrize(("language", "draft"), DISCLOSES)
 def test_disclosure_is_rejected_without_an_injection(
-    guardrail: Guardrail, language: str, draft: str
+    guardrail: PolicyGuardrail, language: str, draft: str
 ) -> None:
     v = guardrail.check(draft, language=language)
     assert "prompt_injection_followed" in v.rules, [(x.rule, x.excerpt) for x in v.violations]
 
 
 @pytest.mark.parametrize(("language", "draft"), REFUSES_OR_HELPS)
-def test_refusals_and_help_pass(guardrail: Guardrail, language: str, draft: str) -> None:
+def test_refusals_and_help_pass(guardrail: PolicyGuardrail, language: str, draft: str) -> None:
     v = guardrail.check(draft, language=language)
     assert v.verdict == "pass", [(x.rule, x.excerpt) for x in v.violations]
 
@@ -78,7 +78,7 @@ def test_disclosure_cases_cover_every_language() -> None:
     ],
 )
 def test_changing_a_secret_is_not_asking_for_it(
-    guardrail: Guardrail, language: str, draft: str
+    guardrail: PolicyGuardrail, language: str, draft: str
 ) -> None:
     assert guardrail.check(draft, language=language).verdict == "pass"
 
@@ -92,6 +92,6 @@ def test_changing_a_secret_is_not_asking_for_it(
     ],
 )
 def test_asking_for_the_secret_before_a_change_is_still_rejected(
-    guardrail: Guardrail, language: str, draft: str
+    guardrail: PolicyGuardrail, language: str, draft: str
 ) -> None:
     assert guardrail.check(draft, language=language).rules == ["credential_request"]

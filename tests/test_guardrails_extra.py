@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from copilot.guard.guardrail import Guardrail
+from copilot.guard.guardrail import PolicyGuardrail
 
 # (expect_reject, language, draft, customer_message, cited sources)
 DRAFTS: list[tuple[bool, str, str, str | None, list[str]]] = [
@@ -930,10 +930,10 @@ DRAFTS: list[tuple[bool, str, str, str | None, list[str]]] = [
 
 
 @pytest.fixture(scope="module")
-def guardrail() -> Guardrail:
+def guardrail() -> PolicyGuardrail:
     from copilot.settings import get_settings
 
-    return Guardrail.from_settings(get_settings())
+    return PolicyGuardrail.from_settings(get_settings())
 
 
 @pytest.mark.parametrize(
@@ -942,7 +942,7 @@ def guardrail() -> Guardrail:
     ids=[f"{d[1]}-{i}" for i, d in enumerate(DRAFTS)],
 )
 def test_verdict(
-    guardrail: Guardrail,
+    guardrail: PolicyGuardrail,
     reject: bool,
     language: str,
     draft: str,

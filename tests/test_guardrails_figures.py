@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 
 from copilot.guard.figures import figure_keys, figure_set, figures, number_value
-from copilot.guard.guardrail import Guardrail
+from copilot.guard.guardrail import PolicyGuardrail
 
 
 @pytest.fixture(scope="module")
-def guardrail() -> Guardrail:
+def guardrail() -> PolicyGuardrail:
     from copilot.settings import get_settings
 
-    return Guardrail.from_settings(get_settings())
+    return PolicyGuardrail.from_settings(get_settings())
 
 
 @pytest.mark.parametrize(
@@ -89,20 +89,20 @@ def test_durations_compare_in_any_unit_but_business_days_do_not() -> None:
     ],
 )
 def test_same_fact_in_another_format_is_backed(
-    guardrail: Guardrail, draft: str, language: str, source: str
+    guardrail: PolicyGuardrail, draft: str, language: str, source: str
 ) -> None:
     v = guardrail.check(draft, language=language, sources=["x"], source_texts={"x": source})
     assert "unsupported_promise" not in v.rules, v.violations
 
 
-def test_a_different_figure_is_still_unbacked(guardrail: Guardrail) -> None:
+def test_a_different_figure_is_still_unbacked(guardrail: PolicyGuardrail) -> None:
     src = {"x": "Reviews take up to 24 hours."}
     for draft in ("Your review will be done within two hours.", "审核会在两天内完成。"):
         v = guardrail.check(draft, sources=["x"], source_texts=src)
         assert v.rules == ["unsupported_promise"], v.violations
 
 
-def test_amounts_the_customer_stated_are_not_claims(guardrail: Guardrail) -> None:
+def test_amounts_the_customer_stated_are_not_claims(guardrail: PolicyGuardrail) -> None:
     src = {"x": "Level 1: 20,000 USDT per day; Level 2: 1,000,000 USDT per day."}
     draft = "您的5万USDT提现会在审核通过后完成。"
     alone = guardrail.check(draft, language="zh", sources=["x"], source_texts=src)
@@ -182,7 +182,7 @@ GOOD_REPLIES = [
     ids=[c[0] for c in GOOD_REPLIES],
 )
 def test_good_golden_replies_pass(
-    guardrail: Guardrail,
+    guardrail: PolicyGuardrail,
     case_id: str,
     language: str,
     message: str,

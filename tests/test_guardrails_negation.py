@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from copilot.guard.guardrail import Guardrail
+from copilot.guard.guardrail import PolicyGuardrail
 from copilot.guard.matching import spells_negation
 from copilot.guard.policy import parse_policy
 
@@ -15,10 +15,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def guardrail() -> Guardrail:
+def guardrail() -> PolicyGuardrail:
     from copilot.settings import get_settings
 
-    return Guardrail.from_settings(get_settings())
+    return PolicyGuardrail.from_settings(get_settings())
 
 
 # (rule, language, draft): the negated form passes, the positive form next to it still fires.
@@ -84,21 +84,23 @@ BLAME_NEGATED = [
 
 
 @pytest.mark.parametrize(("rule", "lang", "draft"), NEGATED)
-def test_negated_forms_pass(guardrail: Guardrail, rule: str, lang: str, draft: str) -> None:
+def test_negated_forms_pass(guardrail: PolicyGuardrail, rule: str, lang: str, draft: str) -> None:
     v = guardrail.check(draft, language=lang)
     assert v.verdict == "pass", [(x.rule, x.excerpt) for x in v.violations]
 
 
 @pytest.mark.parametrize(("rule", "lang", "draft"), POSITIVE)
 def test_positive_forms_stay_rejected(
-    guardrail: Guardrail, rule: str, lang: str, draft: str
+    guardrail: PolicyGuardrail, rule: str, lang: str, draft: str
 ) -> None:
     v = guardrail.check(draft, language=lang)
     assert rule in v.rules, [(x.rule, x.excerpt) for x in v.violations]
 
 
 @pytest.mark.parametrize(("lang", "draft"), BLAME_NEGATED)
-def test_blame_negated_before_the_hit_passes(guardrail: Guardrail, lang: str, draft: str) -> None:
+def test_blame_negated_before_the_hit_passes(
+    guardrail: PolicyGuardrail, lang: str, draft: str
+) -> None:
     assert guardrail.check(draft, language=lang).verdict == "pass"
 
 
@@ -140,7 +142,7 @@ rules:
     policy = parse_policy(text, Path("p.yaml"), ())
     patterns = policy.rule("demo").detection.patterns["en"]
     assert [p.negation for p in patterns] == ["auto", "before"]
-    g = Guardrail(policy)
+    g = PolicyGuardrail(policy)
     assert g.check("You should never buy on tips.", language="en").verdict == "pass"
     assert g.check("You should buy on tips.", language="en").verdict == "reject"
     # explicit `before`: only a cue before the hit counts

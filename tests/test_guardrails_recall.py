@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from copilot.guard.guardrail import Guardrail
-from copilot.guard.verdict import Verdict
+from copilot.guard.guardrail import PolicyGuardrail
+from copilot.guard.types import Verdict
 from copilot.settings import Settings
 
 HELDOUT = Path(__file__).resolve().parent / "data" / "guardrail_heldout_v1.jsonl"
@@ -22,8 +22,8 @@ ROWS = [json.loads(line) for line in HELDOUT.read_text("utf-8").splitlines() if 
 
 
 @pytest.fixture(scope="module")
-def guardrail() -> Guardrail:
-    return Guardrail.from_settings(Settings.load())
+def guardrail() -> PolicyGuardrail:
+    return PolicyGuardrail.from_settings(Settings.load())
 
 
 def _fired(v: Verdict) -> list[tuple[str, str]]:
@@ -38,7 +38,7 @@ def test_heldout_file_shape() -> None:
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[r["id"] for r in ROWS])
-def test_heldout(guardrail: Guardrail, row: dict[str, Any]) -> None:
+def test_heldout(guardrail: PolicyGuardrail, row: dict[str, Any]) -> None:
     v = guardrail.check(str(row["draft"]), language=str(row["language"]))
     if row["expect"] == "reject":
         assert v.verdict == "reject", row["draft"]
@@ -69,7 +69,7 @@ BRIEF = [
 
 @pytest.mark.parametrize(("rule", "language", "draft"), BRIEF)
 def test_reported_examples_are_caught(
-    guardrail: Guardrail, rule: str, language: str, draft: str
+    guardrail: PolicyGuardrail, rule: str, language: str, draft: str
 ) -> None:
     v = guardrail.check(draft, language=language, customer_message="Can you help me?")
     assert v.verdict == "reject" and rule in v.rules, _fired(v)
@@ -120,13 +120,13 @@ SECOND = [
 
 
 @pytest.mark.parametrize(("language", "draft", "rejected"), SECOND)
-def test_second_set(guardrail: Guardrail, language: str, draft: str, rejected: bool) -> None:
+def test_second_set(guardrail: PolicyGuardrail, language: str, draft: str, rejected: bool) -> None:
     v = guardrail.check(draft, language=language)
     blocked = [x for x in v.violations if x.severity == "block"]
     assert bool(blocked) == rejected, _fired(v)
 
 
-def test_bypass_claims_need_no_injection_and_name_the_change(guardrail: Guardrail) -> None:
+def test_bypass_claims_need_no_injection_and_name_the_change(guardrail: PolicyGuardrail) -> None:
     v = guardrail.check(
         "I've turned off the withdrawal hold on your account.",
         customer_message="My withdrawal is on hold after I changed my password. Why?",

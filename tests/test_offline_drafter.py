@@ -404,8 +404,8 @@ def test_every_offline_draft_passes_the_guardrail(offline_copilot: Any, path: Pa
                 (
                     row["id"],
                     res.scenario,
-                    [v["rule"] for v in res.violations],
-                    [v["excerpt"] for v in res.violations],
+                    [v.rule for v in res.violations],
+                    [v.excerpt for v in res.violations],
                 )
             )
     assert failures == []

@@ -248,11 +248,11 @@ def assert_verdict_follows_the_violations(res: Any) -> None:
     rejected exactly when a block rule fired, and a rejected draft was retried to the limit."""
     from copilot.draft.pipeline import MAX_ATTEMPTS
 
-    blocking = [v["rule"] for v in res.violations if v["severity"] == "block"]
+    blocking = [v.rule for v in res.violations if v.severity == "block"]
     assert res.verdict == ("reject" if blocking else "pass"), res.violations
     assert res.blocked == bool(blocking)
     assert 1 <= res.attempts <= MAX_ATTEMPTS
     if res.blocked:
         assert res.attempts == MAX_ATTEMPTS
-    blocked_flags = [f for f in res.flags if f["kind"] == "blocked"]
+    blocked_flags = [f for f in res.flags if f.kind == "blocked"]
     assert len(blocked_flags) == (1 if res.blocked else 0), res.flags

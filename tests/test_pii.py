@@ -170,7 +170,7 @@ def _groups(number: str, sizes: tuple[int, ...], sep: str) -> str:
 @pytest.mark.parametrize("length", sorted(CARDS))
 @pytest.mark.parametrize("form", ["plain", "spaced", "dashed"])
 def test_cards_of_every_length_are_found_masked_and_blocked(length: int, form: str) -> None:
-    from copilot.guard.guardrail import Guardrail
+    from copilot.guard.guardrail import PolicyGuardrail
     from copilot.guard.policy import load_policy
     from copilot.settings import get_settings
 
@@ -184,7 +184,7 @@ def test_cards_of_every_length_are_found_masked_and_blocked(length: int, form: s
     masked = mask(text)
     assert masked.text == "We can see [CARD_1] in the request."
     assert masked.mapping == {"[CARD_1]": number}
-    guard = Guardrail(load_policy(get_settings().policy_file), knowledge_dir=None)
+    guard = PolicyGuardrail(load_policy(get_settings().policy_file), knowledge_dir=None)
     verdict = guard.check(text, language="en")
     leaks = [v for v in verdict.violations if v.rule == "pii_leak"]
     assert verdict.verdict == "reject" and [v.excerpt for v in leaks] == [number]
@@ -204,7 +204,7 @@ def test_amex_is_a_card_in_every_layout() -> None:
     ],
 )
 def test_twelve_and_twenty_digit_numbers_are_not_cards(number: str) -> None:
-    from copilot.guard.guardrail import Guardrail
+    from copilot.guard.guardrail import PolicyGuardrail
     from copilot.guard.policy import load_policy
     from copilot.settings import get_settings
 
@@ -212,7 +212,7 @@ def test_twelve_and_twenty_digit_numbers_are_not_cards(number: str) -> None:
     text = f"Reference {number} is noted."
     assert all(s.kind != "CARD" for s in find_pii(text)), find_pii(text)
     assert "[CARD_" not in mask(text).text
-    guard = Guardrail(load_policy(get_settings().policy_file), knowledge_dir=None)
+    guard = PolicyGuardrail(load_policy(get_settings().policy_file), knowledge_dir=None)
     assert "pii_leak" not in guard.check(text, language="en").rules
 
 
@@ -271,11 +271,11 @@ def test_cn_id_with_a_wrong_check_character_and_no_id_word_is_a_plain_number(tex
 
 
 def test_guardrail_pii_leak_follows_the_cn_id_decision() -> None:
-    from copilot.guard.guardrail import Guardrail
+    from copilot.guard.guardrail import PolicyGuardrail
     from copilot.guard.policy import load_policy
     from copilot.settings import get_settings
 
-    guard = Guardrail(load_policy(get_settings().policy_file), knowledge_dir=None)
+    guard = PolicyGuardrail(load_policy(get_settings().policy_file), knowledge_dir=None)
 
     def leaks(draft: str) -> list[str]:
         return [

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from copilot.guard.guardrail import Guardrail
+from copilot.guard.guardrail import PolicyGuardrail
 from copilot.guard.policy import Policy, load_policy
 from copilot.text.language import detect_language
 from copilot.understand.signals import find_injection
@@ -122,11 +122,11 @@ def policy() -> Policy:
 
 
 @pytest.fixture(scope="module")
-def full(policy: Policy) -> Guardrail:
-    return Guardrail(policy, knowledge_dir=None)
+def full(policy: Policy) -> PolicyGuardrail:
+    return PolicyGuardrail(policy, knowledge_dir=None)
 
 
-def without(policy: Policy, *lines: Line) -> Guardrail:
+def without(policy: Policy, *lines: Line) -> PolicyGuardrail:
     """A guardrail over ``policy`` with exactly ``lines`` removed (the file is not touched)."""
     rules = []
     for rule in policy.rules:
@@ -148,7 +148,7 @@ def without(policy: Policy, *lines: Line) -> Guardrail:
                 current[lang] = tuple(item for i, item in enumerate(items) if i not in drop)
             det = dataclasses.replace(det, **{field: MappingProxyType(current)})
         rules.append(dataclasses.replace(rule, detection=det))
-    return Guardrail(dataclasses.replace(policy, rules=tuple(rules)), knowledge_dir=None)
+    return PolicyGuardrail(dataclasses.replace(policy, rules=tuple(rules)), knowledge_dir=None)
 
 
 def _source(item: Any) -> str:
@@ -179,7 +179,7 @@ def _compiled(line: Line) -> str:
     return parsed.rules[0].detection.patterns[line.lang][0].regex
 
 
-def fires(guard: Guardrail, line: Line, entry: dict[str, Any]) -> bool:
+def fires(guard: PolicyGuardrail, line: Line, entry: dict[str, Any]) -> bool:
     lang = line.lang if line.lang != "any" else "en"
     verdict = guard.check(entry["example"], language=lang, customer_message=entry.get("customer"))
     return line.rule in verdict.rules
@@ -220,7 +220,7 @@ def test_example_entries_are_well_formed() -> None:
             assert entry.get("reason"), f"{rule}/{lang}: say why the line is redundant"
 
 
-def test_injection_only_lines_have_an_injected_customer_message(full: Guardrail) -> None:
+def test_injection_only_lines_have_an_injected_customer_message(full: PolicyGuardrail) -> None:
     """``when: injection`` lines: the example needs the customer's injection to be caught."""
     checked = 0
     for line, entry in PAIRS:
@@ -235,7 +235,7 @@ def test_injection_only_lines_have_an_injected_customer_message(full: Guardrail)
 
 @pytest.mark.parametrize(("line", "entry"), CATCHING)
 def test_only_this_pattern_line_catches_its_example(
-    line: Line, entry: dict[str, Any], policy: Policy, full: Guardrail
+    line: Line, entry: dict[str, Any], policy: Policy, full: PolicyGuardrail
 ) -> None:
     verdict = full.check(
         entry["example"],
@@ -251,7 +251,7 @@ def test_only_this_pattern_line_catches_its_example(
 
 @pytest.mark.parametrize(("line", "entry"), EXCEPTIONS)
 def test_exception_line_lets_its_example_pass(
-    line: Line, entry: dict[str, Any], policy: Policy, full: Guardrail
+    line: Line, entry: dict[str, Any], policy: Policy, full: PolicyGuardrail
 ) -> None:
     assert not fires(full, line, entry), f"{line.label}: the full policy fires on the example"
     assert fires(without(policy, line), line, entry), (
@@ -278,5 +278,5 @@ def test_redundant_lines_are_declared_and_really_redundant(policy: Policy) -> No
     "then remove this marker",
     strict=True,
 )
-def test_known_gap_always_comes_back(full: Guardrail) -> None:
+def test_known_gap_always_comes_back(full: PolicyGuardrail) -> None:
     assert "profit_promise" in full.check("Your balance always comes back.", language="en").rules

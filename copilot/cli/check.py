@@ -39,14 +39,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Check drafts and print or write verdicts."""
     from copilot.errors import CopilotError
-    from copilot.guard.guardrail import Guardrail
+    from copilot.guard.guardrail import PolicyGuardrail
     from copilot.settings import get_settings
 
     if args.text is None and args.input is None:
         raise CopilotError("give --input FILE.jsonl or --text 'DRAFT'")
     if args.output is not None and args.input is None:
         raise CopilotError("--output needs --input")
-    guardrail = Guardrail.from_settings(get_settings())
+    guardrail = PolicyGuardrail.from_settings(get_settings())
     if args.text is not None:
         sources = [s.strip() for s in (args.sources or "").split(",") if s.strip()] or None
         verdict = guardrail.check(

@@ -80,14 +80,13 @@ def render(result: Any) -> str:
     lines.append(f"Verdict: {state} after {result.attempts} attempt(s)")
     for v in result.violations:
         lines.append(
-            f"  - {v['rule']} ({v['severity']}): {v['message']}"
-            + (f' "{v["excerpt"]}"' if v.get("excerpt") else "")
+            f"  - {v.rule} ({v.severity}): {v.message}" + (f' "{v.excerpt}"' if v.excerpt else "")
         )
     if result.flags:
         lines.append("Flags:")
         for f in result.flags:
-            level = f" level {f['level']}" if f.get("level") is not None else ""
-            lines.append(f"  - {f['kind']}{level}: {f.get('detail') or ''}".rstrip(": "))
+            level = f" level {f.level}" if f.level is not None else ""
+            lines.append(f"  - {f.kind}{level}: {f.detail or ''}".rstrip(": "))
     lines.append(
         f"Backend: {result.backend} ({result.model}), prompts {result.prompt_version}, "
         f"KB {result.kb_version}, {result.latency_ms.get('total', 0):.0f} ms"

@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Search and print (one query) or write a JSONL file (batch)."""
     from copilot.errors import CopilotError
-    from copilot.retrieval.retriever import Retriever
+    from copilot.retrieval.hybrid import HybridRetriever
     from copilot.settings import get_settings
 
     if args.k < 1:
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         raise CopilotError("give either a QUERY or --input FILE.jsonl (not both)")
     if args.input is None and args.output is not None:
         raise CopilotError("--output needs --input")
-    retriever = Retriever.from_settings(get_settings(), args.collection)
+    retriever = HybridRetriever.from_settings(get_settings(), args.collection)
     if args.input is not None:
         return _batch(retriever, args)
     res = retriever.search(

@@ -18,6 +18,7 @@ from typing import Any
 from copilot.draft.prompts import PromptSet
 from copilot.llm.base import Message
 from copilot.tokens import count_tokens, shorten
+from copilot.understand.signals import Flag
 
 LANGUAGE_NAMES = {"en": "English", "ja": "Japanese (日本語)", "zh": "Simplified Chinese (简体中文)"}
 FENCE_TAGS = (
@@ -204,17 +205,9 @@ def rewrite_messages(
     return build
 
 
-# ---- input signals -----------------------------------------------------------
-def flag_dict(flag: Any) -> dict[str, Any]:
-    """A guardrail flag (or an already plain dict) as a dict with ``kind``."""
-    if isinstance(flag, dict):
-        return dict(flag)
-    return dict(flag.to_dict())
-
-
 def situation_text(
     prompts: PromptSet,
-    flags: Sequence[dict[str, Any]],
+    flags: Sequence[Flag],
     emotion: int,
     escalation: bool,
     abstain: bool,
@@ -225,7 +218,7 @@ def situation_text(
     lines = [draft.snippet(f"emotion_{max(0, min(3, emotion))}")]
     if escalation:
         lines.append(draft.snippet("escalation"))
-    if any(f.get("kind") == "prompt_injection" for f in flags):
+    if any(f.kind == "prompt_injection" for f in flags):
         lines.append(draft.snippet("injection"))
     if masked:
         lines.append(draft.snippet("pii"))

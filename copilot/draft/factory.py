@@ -10,14 +10,14 @@ from copilot.settings import Settings
 
 def build_copilot(settings: Settings, backend: str | None = None) -> Copilot:
     """The one factory: retriever, backend, guardrail, prompts and drafter from ``settings``."""
-    from copilot.guard.guardrail import Guardrail
+    from copilot.guard.guardrail import PolicyGuardrail
     from copilot.llm.registry import build_backend
-    from copilot.retrieval.retriever import Retriever
+    from copilot.retrieval.hybrid import HybridRetriever
 
     chosen = build_backend(settings, backend)
-    retriever = Retriever.from_settings(settings)
+    retriever = HybridRetriever.from_settings(settings)
     judge = chosen if settings.guardrail_llm_judge and chosen.name != "offline" else None
-    guardrail = Guardrail.from_settings(settings, judge=judge)
+    guardrail = PolicyGuardrail.from_settings(settings, judge=judge)
     guardrail.warm()  # else the first draft in each language compiles its patterns
     return Copilot(
         retriever=retriever,

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from copilot.draft.assembly import HistoryTurn
+from copilot.draft.types import DraftRequest
+from copilot.text import pii
 
-# ---- personal data ----------------------------------------------------------
 NAME_PLACEHOLDER = "[CUSTOMER_NAME]"
 
 
@@ -23,7 +23,6 @@ class PiiVault:
     replaced by ``[CUSTOMER_NAME]`` too; only the vault knows the real values.
     """
 
-    pii: Any
     message: str
     agent_note: str
     history: list[HistoryTurn]
@@ -31,10 +30,10 @@ class PiiVault:
     name: str | None
 
     @classmethod
-    def build(cls, pii: Any, request: Any, message: str) -> PiiVault:
-        """Mask ``message``, the agent note and the history of ``request`` with ``pii.mask``."""
-        history = list(getattr(request, "history", None) or [])
-        note = getattr(request, "agent_note", None) or ""
+    def build(cls, request: DraftRequest, message: str) -> PiiVault:
+        """Mask ``message``, the agent note and the history of ``request``."""
+        history = list(request.history or [])
+        note = request.agent_note or ""
         texts = [message, note, *(t.text for t in history)]
         masked = pii.mask(_SEP.join(texts))
         parts = masked.text.split(_SEP)
@@ -46,9 +45,8 @@ class PiiVault:
                 mapping.update(one.mapping)
         else:
             mapping = dict(masked.mapping)
-        name = getattr(request, "customer_name", None)
+        name = request.customer_name
         return cls(
-            pii=pii,
             message=parts[0],
             agent_note=parts[1],
             history=[HistoryTurn(t.role, p) for t, p in zip(history, parts[2:], strict=True)],
@@ -65,7 +63,7 @@ class PiiVault:
         """The model's text with the real values put back."""
         if self.name:
             text = text.replace(NAME_PLACEHOLDER, shown_name or self.name)
-        return str(self.pii.unmask(text, self.mapping)) if self.mapping else text
+        return pii.unmask(text, self.mapping) if self.mapping else text
 
     def remask(self, text: str) -> str:
         """Real values in ``text`` (e.g. a violation excerpt) replaced by their placeholders."""

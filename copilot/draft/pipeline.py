@@ -11,7 +11,7 @@ A draft that still fails comes back ``blocked`` with the violations. With the
 ``offline`` backend the draft is composed from KB templates
 (:mod:`copilot.draft.offline.compose`) and a re-draft drops the offending paragraphs.
 Everything the pipeline needs is passed into :class:`Copilot`; build it with
-:func:`build_copilot`.
+:func:`copilot.draft.factory.build_copilot`. One draft's state travels in a :class:`_Run`.
 """
 
 from __future__ import annotations
@@ -19,13 +19,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from copilot.draft.assembly import (
     LANGUAGE_NAMES,
     SourceChunk,
     assemble_draft,
-    flag_dict,
     rewrite_messages,
     situation_text,
     violation_feedback,
@@ -36,50 +34,100 @@ from copilot.draft.offline.compose import OfflineDraft, OfflineDrafter
 from copilot.draft.offline.phrases import clean_name, greeting
 from copilot.draft.prompts import PromptSet
 from copilot.draft.query import retrieval_query
-from copilot.draft.types import DraftRequest, DraftResult
+from copilot.draft.types import DraftRequest, DraftResult, SourceRef
 from copilot.errors import CopilotError
-from copilot.guard.verdict import EmptyVerdict
-from copilot.kb.articles import LANGUAGES
+from copilot.guard.types import Guardrail, Verdict, empty_draft_verdict
+from copilot.kb.articles import Article
 from copilot.llm.base import Backend, Message
+from copilot.retrieval.types import Retriever, SearchResult
 from copilot.settings import Settings
-from copilot.text.language import detect_language
+from copilot.text.language import LANGUAGES, detect_language
 from copilot.tokens import count_tokens
+from copilot.understand.signals import Flag
 
 TONES = ("empathetic", "concise", "formal")
 MAX_ATTEMPTS = 3  # the first draft plus at most 2 re-drafts
 
 
-class _Stopwatch:
-    """Adds up milliseconds per stage with the injected clock."""
+class Stopwatch:
+    """Adds up milliseconds per stage with the injected clock; each lap ends the previous one."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
         self.start = clock()
+        self._last = self.start
         self.ms: dict[str, float] = {}
 
-    def lap(self, stage: str, since: float) -> float:
+    def lap(self, stage: str) -> None:
+        """Charge the time since the last lap (or the start) to ``stage``."""
         now = self.clock()
-        self.ms[stage] = round(self.ms.get(stage, 0.0) + (now - since) * 1000, 3)
-        return now
+        self.ms[stage] = round(self.ms.get(stage, 0.0) + (now - self._last) * 1000, 3)
+        self._last = now
 
     def total(self) -> dict[str, float]:
+        """Milliseconds per stage plus ``total``."""
         return {**self.ms, "total": round((self.clock() - self.start) * 1000, 3)}
 
 
+@dataclass
+class _Run:
+    """One draft (or rewrite) on its way through the pipeline: what each stage found."""
+
+    watch: Stopwatch
+    language: str
+    message: str
+    vault: PiiVault
+    flags: list[Flag] = field(default_factory=list)
+    found: SearchResult | None = None
+    kb_version: str = ""
+    abstained: bool = False
+
+    @property
+    def emotion(self) -> int:
+        """The emotion level of the customer's message (0-3)."""
+        return max((f.level or 0 for f in self.flags if f.kind == "emotion"), default=0)
+
+    @property
+    def escalation(self) -> bool:
+        """True when the message carries an escalation cue."""
+        return any(f.kind == "escalation" for f in self.flags)
+
+
+@dataclass
+class _Outcome:
+    """What the generate-check-redraft loop produced."""
+
+    text: str = ""
+    verdict: Verdict = field(default_factory=empty_draft_verdict)
+    attempts: int = 0
+    completion_tokens: int = 0
+    cited: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Provenance:
+    """Which prompts (or phrases) made a draft, how it was chosen, its token counts."""
+
+    scenario: str
+    prompt_version: str
+    prompt_sha256: str
+    tokens: dict[str, int]
+
+
 class Copilot:
-    """Drafts and rewrites replies; every collaborator is injected (see :func:`build_copilot`)."""
+    """Drafts and rewrites replies; every collaborator is injected (see ``build_copilot``)."""
 
     def __init__(
         self,
         *,
-        retriever: Any,
+        retriever: Retriever,
         backend: Backend,
-        guardrail: Any,
+        guardrail: Guardrail,
         prompts: PromptSet,
         drafter: OfflineDrafter,
         settings: Settings,
         clock: Callable[[], float] = time.perf_counter,
-        pii: Any = None,
     ) -> None:
         self.retriever = retriever
         self.backend = backend
@@ -88,7 +136,6 @@ class Copilot:
         self.drafter = drafter
         self.settings = settings
         self.clock = clock
-        self._pii = pii
 
     @property
     def offline(self) -> bool:
@@ -98,112 +145,81 @@ class Copilot:
     # ---- drafting -------------------------------------------------------
     def draft(self, request: DraftRequest) -> DraftResult:
         """A guard-railed, cited draft for ``request``; see the module docstring."""
-        watch = _Stopwatch(self.clock)
-        t = watch.start
+        watch = Stopwatch(self.clock)
         message = self._check_message(request.customer_message, "customer_message")
         language = self._language(request.language, message)
-        t = watch.lap("language", t)
-        flags = [flag_dict(f) for f in self.guardrail.analyze_message(message, language)]
-        emotion = max(
-            (int(f.get("level") or 0) for f in flags if f["kind"] == "emotion"), default=0
-        )
-        escalation = any(f["kind"] == "escalation" for f in flags)
-        t = watch.lap("input_checks", t)
-        vault = PiiVault.build(self._pii_module(), request, message)
-        t = watch.lap("masking", t)
+        watch.lap("language")
+        flags = list(self.guardrail.analyze_message(message, language))
+        watch.lap("input_checks")
+        vault = PiiVault.build(request, message)
+        watch.lap("masking")
         found = self.retriever.search(
             retrieval_query(vault), k=self.settings.retrieval_k, language=language
         )
-        t = watch.lap("retrieval", t)
-        common = {
-            "language": language,
-            "flags": flags,
-            "kb_version": str(found.kb_version or ""),
-            "abstained": bool(found.abstain),
-            "backend": self.backend.name,
-            "model": self.backend.model,
-        }
+        watch.lap("retrieval")
+        run = _Run(
+            watch,
+            language,
+            message,
+            vault,
+            flags,
+            found,
+            kb_version=str(found.kb_version or ""),
+            abstained=bool(found.abstain),
+        )
         if self.offline:
-            return self._draft_offline(
-                request, message, found, emotion, escalation, watch, t, common
-            )
-        return self._draft_llm(
-            request, message, found, vault, emotion, escalation, watch, t, common
-        )
+            return self._draft_offline(request, run, found)
+        return self._draft_llm(request, run, found)
 
-    def _draft_offline(
-        self,
-        request: DraftRequest,
-        message: str,
-        found: Any,
-        emotion: int,
-        escalation: bool,
-        watch: _Stopwatch,
-        t: float,
-        common: dict[str, Any],
-    ) -> DraftResult:
+    def _draft_offline(self, request: DraftRequest, run: _Run, found: SearchResult) -> DraftResult:
         composed: OfflineDraft = self.drafter.compose(
-            message=message,
-            language=common["language"],
+            message=run.message,
+            language=run.language,
             name=request.customer_name,
-            hits=[] if found.abstain else found.hits,
+            hits=() if found.abstain else found.hits,
             abstain=bool(found.abstain),
-            emotion=emotion,
-            escalation=escalation,
+            emotion=run.emotion,
+            escalation=run.escalation,
         )
-        t = watch.lap("compose", t)
-        attempts, verdict = 0, None
+        run.watch.lap("compose")
+        attempts = 0
+        verdict = empty_draft_verdict()
         while attempts < MAX_ATTEMPTS:
             attempts += 1
             verdict = self._check(
                 composed.text,
-                message,
-                common["language"],
+                run,
                 composed.cited,
                 {a.id: a.body for a in composed.articles},
             )
-            t = watch.lap("guardrail", t)
-            if verdict.verdict == "pass":
+            run.watch.lap("guardrail")
+            if verdict.passed:
                 break
-            revised = composed.without(
-                v.excerpt for v in verdict.violations if getattr(v, "severity", "block") == "block"
-            )
-            t = watch.lap("compose", t)
+            revised = composed.without(v.excerpt for v in verdict.violations if v.blocking)
+            run.watch.lap("compose")
             if revised.text == composed.text:
                 break  # nothing left to drop: blocked
             composed = revised
-        assert verdict is not None
-        common["abstained"] = common["abstained"] or composed.scenario == "abstain"
+        run.abstained = run.abstained or composed.scenario == "abstain"
         by_id = {a.id: a for a in composed.articles}
-        sources = [_source(by_id[i]) for i in composed.cited if i in by_id]
         phrases = self.drafter.phrases
         return self._finish(
+            run,
             composed.text,
             verdict,
             attempts,
-            watch,
-            common,
-            sources=sources,
-            scenario=composed.scenario,
-            prompt_version=phrases.label,
-            prompt_sha256=phrases.sha256,
+            sources=[_source(by_id[i]) for i in composed.cited if i in by_id],
             removed=[],
-            tokens={"prompt": 0, "completion": count_tokens(composed.text)},
+            provenance=_Provenance(
+                composed.scenario,
+                phrases.label,
+                phrases.sha256,
+                {"prompt": 0, "completion": count_tokens(composed.text)},
+            ),
         )
 
-    def _draft_llm(
-        self,
-        request: DraftRequest,
-        message: str,
-        found: Any,
-        vault: PiiVault,
-        emotion: int,
-        escalation: bool,
-        watch: _Stopwatch,
-        t: float,
-        common: dict[str, Any],
-    ) -> DraftResult:
-        language = common["language"]
+    def _draft_llm(self, request: DraftRequest, run: _Run, found: SearchResult) -> DraftResult:
+        language, vault = run.language, run.vault
         hits = [] if found.abstain else list(found.hits)
         chunks = [SourceChunk(h.article_id, h.title, h.text, h.section or "") for h in hits]
         hello = greeting(self.drafter.phrases, language, vault.name_placeholder)
@@ -214,9 +230,9 @@ class Copilot:
             channel=request.channel or "chat",
             situation=situation_text(
                 self.prompts,
-                common["flags"],
-                emotion,
-                escalation,
+                run.flags,
+                run.emotion,
+                run.escalation,
                 bool(found.abstain),
                 bool(vault.mapping),
             ),
@@ -227,49 +243,46 @@ class Copilot:
             allowed_domains=self.settings.allowed_domains,
             budget=self.settings.prompt_token_budget,
         )
-        t = watch.lap("prompt", t)
-        flags = common["flags"]
+        run.watch.lap("prompt")
         if assembled.dropped_sources or assembled.dropped_history or assembled.truncated:
-            flags.append(
-                {
-                    "kind": "prompt_trimmed",
-                    "span": None,
-                    "level": None,
-                    "detail": f"token budget: dropped {assembled.dropped_sources} source(s),"
+            run.flags.append(
+                Flag(
+                    "prompt_trimmed",
+                    None,
+                    f"token budget: dropped {assembled.dropped_sources} source(s),"
                     f" {assembled.dropped_history} history turn(s); shortened: "
                     f"{', '.join(assembled.truncated) or 'nothing'}",
-                }
+                )
             )
         allowed = {h.article_id for h in hits}
         # one entry per prompt chunk (the guardrail reads the values only): chunk texts repeat
         # across drafts, so their parsed figures come from the guardrail's cache
         texts = {f"{c.article_id}:{i}": c.text for i, c in enumerate(assembled.chunks)}
         first_hit = {h.article_id: h for h in reversed(hits)}
-        outcome = self._generate(
-            assembled.messages, allowed, vault, message, language, texts, watch, t
-        )
+        outcome = self._generate(run, assembled.messages, allowed, texts)
         names = ["system", "draft"] + (["redraft"] if outcome.attempts > 1 else [])
         return self._finish(
+            run,
             outcome.text,
             outcome.verdict,
             outcome.attempts,
-            watch,
-            common,
             sources=[
                 {"id": i, "title": first_hit[i].title, "language": first_hit[i].language}
                 for i in outcome.cited
             ],
-            scenario="abstain" if found.abstain else "llm",
-            prompt_version=self.prompts.version(names),
-            prompt_sha256=self.prompts.sha256(names),
             removed=outcome.removed,
-            tokens={
-                "prompt": assembled.prompt_tokens,
-                "completion": outcome.completion_tokens,
-                "budget": self.settings.prompt_token_budget,
-                "dropped_sources": assembled.dropped_sources,
-                "dropped_history": assembled.dropped_history,
-            },
+            provenance=_Provenance(
+                "abstain" if found.abstain else "llm",
+                self.prompts.version(names),
+                self.prompts.sha256(names),
+                {
+                    "prompt": assembled.prompt_tokens,
+                    "completion": outcome.completion_tokens,
+                    "budget": self.settings.prompt_token_budget,
+                    "dropped_sources": assembled.dropped_sources,
+                    "dropped_history": assembled.dropped_history,
+                },
+            ),
         )
 
     # ---- tone rewrite ---------------------------------------------------
@@ -289,12 +302,13 @@ class Copilot:
             )
         if tone not in TONES:
             raise CopilotError(f"tone: {tone!r} is not allowed; use one of {', '.join(TONES)}")
-        watch = _Stopwatch(self.clock)
+        watch = Stopwatch(self.clock)
         text = self._check_message(draft, "draft")
         lang = self._language(language, text)
         ids = list(dict.fromkeys(sources)) if sources is not None else find_citations(text)
         articles = [a for a in (self.retriever.article(i, lang) for i in ids) if a is not None]
-        vault = PiiVault.build(self._pii_module(), DraftRequest(text), text)
+        vault = PiiVault.build(DraftRequest(text), text)
+        run = _Run(watch, lang, text, vault)
         messages = rewrite_messages(
             self.prompts,
             language=lang,
@@ -303,78 +317,62 @@ class Copilot:
             draft=vault.message,
             settings=self.settings,
         )
-        t = watch.lap("prompt", watch.start)
+        watch.lap("prompt")
         outcome = self._generate(
+            run,
             messages(""),
             {a.id for a in articles},
-            vault,
-            text,
-            lang,
             {a.id: a.body for a in articles},
-            watch,
-            t,
             rewrite=messages,
         )
         names = ["system", "rewrite"]
-        common = {
-            "language": lang,
-            "flags": [],
-            "kb_version": "",
-            "abstained": False,
-            "backend": self.backend.name,
-            "model": self.backend.model,
-        }
         return self._finish(
+            run,
             outcome.text,
             outcome.verdict,
             outcome.attempts,
-            watch,
-            common,
             sources=[_source(a) for a in articles if a.id in outcome.cited],
-            scenario=f"rewrite:{tone}",
-            prompt_version=self.prompts.version(names),
-            prompt_sha256=self.prompts.sha256(names),
             removed=outcome.removed,
-            tokens={
-                "prompt": sum(count_tokens(m.content) for m in messages("")),
-                "completion": outcome.completion_tokens,
-            },
+            provenance=_Provenance(
+                f"rewrite:{tone}",
+                self.prompts.version(names),
+                self.prompts.sha256(names),
+                {
+                    "prompt": sum(count_tokens(m.content) for m in messages("")),
+                    "completion": outcome.completion_tokens,
+                },
+            ),
         )
 
     # ---- shared steps ---------------------------------------------------
     def _generate(
         self,
+        run: _Run,
         messages: list[Message],
         allowed: set[str],
-        vault: PiiVault,
-        customer_message: str,
-        language: str,
         source_texts: dict[str, str],
-        watch: _Stopwatch,
-        t: float,
         rewrite: Callable[[str], list[Message]] | None = None,
     ) -> _Outcome:
         """Call the backend, repair citations, restore data, guard-rail; re-draft on reject."""
+        language, vault, watch = run.language, run.vault, run.watch
         out = _Outcome()
         convo = list(messages)
         while out.attempts < MAX_ATTEMPTS:
             out.attempts += 1
             completion = self.backend.complete(convo)
             out.completion_tokens += completion.completion_tokens or count_tokens(completion.text)
-            t = watch.lap("backend", t)
+            watch.lap("backend")
             resolved = resolve_citations(completion.text.strip(), allowed)
             out.removed.extend(i for i in resolved.removed if i not in out.removed)
             out.cited = resolved.cited
             out.text = vault.restore(resolved.text, clean_name(vault.name, language))
-            t = watch.lap("citations", t)
+            watch.lap("citations")
             if out.text:
-                out.verdict = self._check(
-                    out.text, customer_message, language, out.cited, source_texts
-                )
+                out.verdict = self._check(out.text, run, out.cited, source_texts)
             else:
-                out.verdict = EmptyVerdict()
-            t = watch.lap("guardrail", t)
-            if out.verdict.verdict == "pass" or out.attempts >= MAX_ATTEMPTS:
+                out.verdict = empty_draft_verdict()
+            watch.lap("guardrail")
+            if out.verdict.passed or out.attempts >= MAX_ATTEMPTS:
                 break
             feedback = vault.remask(violation_feedback(out.verdict.violations))
             if rewrite is not None:
@@ -394,85 +392,68 @@ class Copilot:
                         ),
                     ),
                 ]
-            t = watch.lap("prompt", t)
+            watch.lap("prompt")
         return out
 
     def _check(
-        self,
-        text: str,
-        customer_message: str,
-        language: str,
-        cited: Sequence[str],
-        source_texts: dict[str, str],
-    ) -> Any:
+        self, text: str, run: _Run, cited: Sequence[str], source_texts: dict[str, str]
+    ) -> Verdict:
         return self.guardrail.check(
             text,
-            customer_message=customer_message,
-            language=language,
+            customer_message=run.message,
+            language=run.language,
             sources=list(cited),
             source_texts=source_texts or None,
         )
 
     def _finish(
         self,
+        run: _Run,
         text: str,
-        verdict: Any,
+        verdict: Verdict,
         attempts: int,
-        watch: _Stopwatch,
-        common: dict[str, Any],
         *,
-        sources: list[dict[str, str]],
-        scenario: str,
-        prompt_version: str,
-        prompt_sha256: str,
+        sources: list[SourceRef],
         removed: list[str],
-        tokens: dict[str, int],
+        provenance: _Provenance,
     ) -> DraftResult:
-        flags = list(common["flags"])
+        flags = list(run.flags)
         flags += [
-            {
-                "kind": "citation_removed",
-                "span": None,
-                "level": None,
-                "detail": f"[{i}] is not among the retrieved sources; removed",
-            }
+            Flag("citation_removed", None, f"[{i}] is not among the retrieved sources; removed")
             for i in removed
         ]
-        blocked = verdict.verdict != "pass"
+        blocked = not verdict.passed
         if blocked:
-            rules = sorted(
-                {v.rule for v in verdict.violations if getattr(v, "severity", "block") == "block"}
-            )
+            rules = sorted({v.rule for v in verdict.violations if v.blocking})
             flags.append(
-                {
-                    "kind": "blocked",
-                    "span": None,
-                    "level": None,
-                    "detail": f"still rejected after {attempts} attempt(s): " + ", ".join(rules),
-                }
+                Flag(
+                    "blocked",
+                    None,
+                    f"still rejected after {attempts} attempt(s): " + ", ".join(rules),
+                )
             )
         return DraftResult(
             draft=text,
-            language=common["language"],
+            language=run.language,
             sources=sources,
             verdict=verdict.verdict,
-            violations=[v.to_dict() for v in verdict.violations],
+            violations=list(verdict.violations),
             flags=flags,
             attempts=attempts,
             blocked=blocked,
-            abstained=common["abstained"],
-            backend=common["backend"],
-            model=common["model"],
-            prompt_version=prompt_version,
-            prompt_sha256=prompt_sha256,
-            kb_version=common["kb_version"],
-            scenario=scenario,
-            tokens=tokens,
-            latency_ms=watch.total(),
+            abstained=run.abstained,
+            backend=self.backend.name,
+            model=self.backend.model,
+            prompt_version=provenance.prompt_version,
+            prompt_sha256=provenance.prompt_sha256,
+            kb_version=run.kb_version,
+            scenario=provenance.scenario,
+            tokens=provenance.tokens,
+            latency_ms=run.watch.total(),
             removed_citations=list(removed),
         )
 
-    def _check_message(self, text: Any, name: str) -> str:
+    def _check_message(self, text: object, name: str) -> str:
         if not isinstance(text, str) or not text.strip():
             raise CopilotError(f"{name}: must be non-empty text")
         if len(text) > self.settings.max_message_chars:
@@ -492,23 +473,6 @@ class Copilot:
             )
         return given
 
-    def _pii_module(self) -> Any:
-        if self._pii is None:
-            import copilot.text.pii
 
-            self._pii = copilot.text.pii
-        return self._pii
-
-
-@dataclass
-class _Outcome:
-    text: str = ""
-    verdict: Any = None
-    attempts: int = 0
-    completion_tokens: int = 0
-    cited: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-
-
-def _source(article: Any) -> dict[str, str]:
+def _source(article: Article) -> SourceRef:
     return {"id": article.id, "title": article.title, "language": article.language}

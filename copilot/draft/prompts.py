@@ -19,18 +19,15 @@ expanded. Each file's sha256 is recorded with every draft.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from copilot.errors import CopilotError
+from copilot.files import ConfigError, fill, placeholders, read_versioned
 
 PROMPT_NAMES = ("system", "draft", "redraft", "rewrite")
-_VAR_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _FIELDS = {"name", "version", "variables", "description", "snippets"}
 
 
@@ -68,7 +65,7 @@ class Prompt:
                 f"{self.path}: unknown variable '{unknown[0]}'; "
                 f"declared: {', '.join(self.variables)}"
             )
-        return _VAR_RE.sub(lambda m: str(values[m.group(1)]), self.body)
+        return fill(self.body, values)
 
     def snippet(self, key: str) -> str:
         """A named text snippet from the front matter's ``snippets:`` mapping."""
@@ -81,28 +78,13 @@ class Prompt:
 def load_prompt(path: Path) -> Prompt:
     """Read and validate one prompt file."""
     try:
-        raw = path.read_bytes()
-        text = raw.decode("utf-8")
-    except FileNotFoundError:
-        raise PromptError(f"{path}: prompt file not found (see COPILOT_PROMPTS_DIR)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PromptError(f"{path}: cannot read prompt file: {exc}") from None
-    lines = text.splitlines()
-    end = next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), None)
-    if not lines or lines[0].strip() != "---" or end is None:
-        raise PromptError(f"{path}: missing front matter (a '---' block with version: ...)")
-    try:
-        meta = yaml.safe_load("\n".join(lines[1:end])) or {}
-    except yaml.YAMLError as exc:
-        raise PromptError(f"{path}: front matter is not valid YAML: {exc}") from None
-    if not isinstance(meta, dict):
-        raise PromptError(f"{path}: front matter must be a mapping")
+        loaded = read_versioned(path, "prompt file", hint="see COPILOT_PROMPTS_DIR")
+    except ConfigError as exc:
+        raise PromptError(_message(exc)) from None
+    meta = loaded.data
     unknown_fields = sorted(set(meta) - _FIELDS)
     if unknown_fields:
         raise PromptError(f"{path}: unknown front-matter field '{unknown_fields[0]}'")
-    version = meta.get("version")
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise PromptError(f"{path}: 'version:' must be a whole number >= 1, got {version!r}")
     variables = meta.get("variables") or []
     if not isinstance(variables, list) or not all(isinstance(v, str) for v in variables):
         raise PromptError(f"{path}: 'variables:' must be a list of names")
@@ -111,8 +93,8 @@ def load_prompt(path: Path) -> Prompt:
         isinstance(k, str) and isinstance(v, str) for k, v in snippets.items()
     ):
         raise PromptError(f"{path}: 'snippets:' must map names to text")
-    body = "\n".join(lines[end + 1 :]).strip() + "\n"
-    used = {m.group(1) for m in _VAR_RE.finditer(body)}
+    body = loaded.body.strip() + "\n"
+    used = placeholders(body)
     for name in variables:
         if name not in used:
             raise PromptError(f"{path}: variable '{name}' is declared but not used in the text")
@@ -121,13 +103,19 @@ def load_prompt(path: Path) -> Prompt:
             raise PromptError(f"{path}: variable '{name}' is used but not declared in variables:")
     return Prompt(
         name=str(meta.get("name") or path.stem),
-        version=version,
+        version=loaded.version,
         variables=tuple(variables),
         body=body,
         path=path,
-        sha256=hashlib.sha256(raw).hexdigest(),
+        sha256=loaded.sha256,
         snippets={k: v.strip() for k, v in snippets.items()},
     )
+
+
+def _message(exc: ConfigError) -> str:
+    """``PATH: problem`` (line 1 is left out: it only says the file as a whole is wrong)."""
+    p = exc.problem
+    return f"{p.path}: {p.message}" if p.line <= 1 else f"{p.path}: line {p.line}: {p.message}"
 
 
 @dataclass(frozen=True)
@@ -159,8 +147,3 @@ class PromptSet:
         for n in names:
             digest.update(f"{n}:{self[n].sha256}\n".encode())
         return digest.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes (used for data files such as the offline phrases)."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()

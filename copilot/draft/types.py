@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
+
+from copilot.guard.types import Violation
+from copilot.understand.signals import Flag
+
+
+class SourceRef(TypedDict):
+    """A cited article as shown with the draft."""
+
+    id: str
+    title: str
+    language: str
 
 
 @dataclass(frozen=True)
@@ -32,10 +43,10 @@ class DraftResult:
 
     draft: str
     language: str
-    sources: list[dict[str, str]] = field(default_factory=list)  # id, title, language
+    sources: list[SourceRef] = field(default_factory=list)
     verdict: str = "pass"
-    violations: list[dict[str, Any]] = field(default_factory=list)
-    flags: list[dict[str, Any]] = field(default_factory=list)
+    violations: list[Violation] = field(default_factory=list)
+    flags: list[Flag] = field(default_factory=list)
     attempts: int = 1
     blocked: bool = False
     abstained: bool = False
@@ -56,8 +67,8 @@ class DraftResult:
             "language": self.language,
             "sources": [s["id"] for s in self.sources],
             "verdict": self.verdict,
-            "violations": self.violations,
-            "flags": self.flags,
+            "violations": [v.to_dict() for v in self.violations],
+            "flags": [f.to_dict() for f in self.flags],
             "attempts": self.attempts,
             "backend": self.backend,
             "prompt_version": self.prompt_version,

@@ -25,6 +25,7 @@ import numpy as np
 from copilot.errors import CopilotError, InputError, Problem
 from copilot.evaluation import metrics as m
 from copilot.evaluation.metrics import EmbeddingCache
+from copilot.files import sha256_file
 from copilot.jsonl import read_jsonl, write_line
 from copilot.text.language import LANGUAGES
 
@@ -152,7 +153,7 @@ def load_golden(path: Path) -> GoldenSet:
         problems.append(Problem(str(path), 1, "no golden cases in the file"))
     if problems:
         raise InputError(problems)
-    return GoldenSet(path, tuple(cases), file_sha256(path))
+    return GoldenSet(path, tuple(cases), sha256_file(path))
 
 
 def load_drafts(path: Path, golden: GoldenSet) -> dict[str, Draft]:
@@ -196,11 +197,6 @@ def load_drafts(path: Path, golden: GoldenSet) -> dict[str, Draft]:
         shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
         raise CopilotError(f"{path}: no draft for {len(missing)} golden case(s): {shown}")
     return drafts
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def score_cases(

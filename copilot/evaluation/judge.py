@@ -11,7 +11,6 @@ minimum and maximum of each criterion are reported.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import statistics
@@ -20,13 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from copilot.errors import CopilotError
+from copilot.files import ConfigError, fill, placeholders, read_versioned
 from copilot.llm.base import Backend, Message
 
 LANGUAGE_NAMES = {"en": "English", "ja": "Japanese", "zh": "Simplified Chinese"}
-_VAR_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _KEYS = {
     "name",
     "version",
@@ -86,20 +83,18 @@ class Rubric:
 
     def render(self, name: str, **values: Any) -> str:
         """Fill template ``name`` in one pass (values are never re-expanded)."""
-        return _VAR_RE.sub(lambda mt: str(values[mt.group(1)]), self.templates[name])
+        return fill(self.templates[name], values)
 
 
 def load_rubric(path: Path) -> Rubric:
     """Read and validate the rubric file; every problem names the file and the key."""
     try:
-        raw = path.read_bytes()
-        data = yaml.safe_load(raw.decode("utf-8"))
-    except FileNotFoundError:
-        raise RubricError(f"{path}: judge rubric not found (see COPILOT_PROMPTS_DIR)") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise RubricError(f"{path}: cannot read judge rubric: {exc}") from None
-    if not isinstance(data, dict):
-        raise RubricError(f"{path}: must be a YAML mapping")
+        loaded = read_versioned(
+            path, "judge rubric", hint="see COPILOT_PROMPTS_DIR", require_version=False
+        )
+    except ConfigError as exc:
+        raise RubricError(str(exc)) from None
+    data = loaded.data
     unknown = sorted(set(data) - _KEYS)
     if unknown:
         raise RubricError(f"{path}: unknown key '{unknown[0]}'")
@@ -135,7 +130,7 @@ def load_rubric(path: Path) -> Rubric:
         text = data[name]
         if not isinstance(text, str) or not text.strip():
             raise RubricError(f"{path}: '{name}' must be non-empty text")
-        used = set(_VAR_RE.findall(text))
+        used = placeholders(text)
         if used - allowed:
             raise RubricError(
                 f"{path}: '{name}' uses unknown placeholder '{sorted(used - allowed)[0]}'"
@@ -152,7 +147,7 @@ def load_rubric(path: Path) -> Rubric:
     return Rubric(
         path,
         version,
-        hashlib.sha256(raw).hexdigest(),
+        loaded.sha256,
         dict(criteria),
         dict(notes),
         (scale["min"], scale["max"]),

@@ -1,6 +1,6 @@
 """The guardrail: checks a reply draft against the policy file and says exactly why it fails.
 
-``Guardrail.check(draft, ...)`` returns a :class:`Verdict`: ``reject`` when any
+``PolicyGuardrail.check(draft, ...)`` returns a :class:`Verdict`: ``reject`` when any
 ``block`` rule fires, else ``pass`` (``warn`` rules never reject). Every
 violation carries the rule, a span that indexes into the draft, the excerpt,
 the policy's message and fix hint. Deterministic rules come from
@@ -18,7 +18,7 @@ from copilot.guard.figures import figure_set
 from copilot.guard.judge import ask_judge, load_judge_prompt, parse_judge_answer
 from copilot.guard.matching import Matcher, compile_cues
 from copilot.guard.policy import Policy, Rule, load_policy
-from copilot.guard.verdict import Verdict, Violation
+from copilot.guard.types import Verdict, Violation
 from copilot.llm.base import Backend
 from copilot.settings import Settings
 from copilot.text.language import detect_language
@@ -26,7 +26,7 @@ from copilot.understand.signals import Flag, analyze_message
 
 __all__ = [
     "Flag",
-    "Guardrail",
+    "PolicyGuardrail",
     "Verdict",
     "Violation",
     "load_judge_prompt",
@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 
-class Guardrail:
+class PolicyGuardrail:
     """A compiled policy; build once (``from_settings``) and call :meth:`check` per draft."""
 
     def __init__(
@@ -56,7 +56,7 @@ class Guardrail:
         self._matcher = Matcher(policy, self._cues)
 
     @classmethod
-    def from_settings(cls, settings: Settings, judge: Backend | None = None) -> Guardrail:
+    def from_settings(cls, settings: Settings, judge: Backend | None = None) -> PolicyGuardrail:
         """Load ``settings.policy_file``; add the LLM judge when given or enabled in settings."""
         policy = load_policy(settings.policy_file)
         if judge is None and settings.guardrail_llm_judge and settings.llm_backend != "offline":
@@ -115,7 +115,7 @@ class Guardrail:
         if self.judge is not None and self.judge_prompt is not None:
             extra, judge_state = self._judge(ctx, violations)
             violations += extra
-        violations.sort(key=lambda v: (v.span[0], v.rule))
+        violations.sort(key=lambda v: (v.span[0] if v.span else 0, v.rule))
         blocked = any(v.severity == "block" for v in violations)
         return Verdict("reject" if blocked else "pass", violations, flags, lang, judge_state)
 
@@ -193,7 +193,10 @@ class Guardrail:
             start = ctx.draft.find(item["excerpt"]) if item["excerpt"] else -1
             span = (start, start + len(item["excerpt"])) if start >= 0 else (0, len(ctx.draft))
             if any(
-                v.rule == rule.id and v.span[0] < span[1] and span[0] < v.span[1]
+                v.rule == rule.id
+                and v.span is not None
+                and v.span[0] < span[1]
+                and span[0] < v.span[1]
                 for v in found + out
             ):
                 continue

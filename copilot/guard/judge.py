@@ -9,21 +9,14 @@ deterministic verdict then stands.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from copilot.errors import BackendError, CopilotError, InputError, Problem
+from copilot.files import ConfigError, fill, read_versioned
 from copilot.llm.base import Backend, Message
 
 JUDGE_FIELDS = ("name", "version", "system", "user", "retry")
-
-
-def fill(template: str, values: dict[str, str]) -> str:
-    """Replace ``{{name}}`` placeholders with ``values`` (unknown ones stay)."""
-    return re.sub(r"\{\{(\w+)\}\}", lambda m: values.get(m.group(1), m.group(0)), template)
 
 
 def parse_judge_answer(text: str, rule_ids: set[str]) -> list[dict[str, str]]:
@@ -80,13 +73,11 @@ def ask_judge(
 def load_judge_prompt(path: Path) -> dict[str, Any]:
     """Load and validate the LLM-judge prompt file (``version``, ``system``, ``user``, ``retry``)."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CopilotError(f"{path}: cannot read judge prompt: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise InputError(
-            [Problem(str(path), 1, f"not valid YAML: {str(exc).splitlines()[0]}")]
-        ) from None
+        data: Any = read_versioned(path, "judge prompt", require_version=False).data
+    except ConfigError as exc:
+        if exc.problem.message.startswith(("cannot read", "judge prompt not found")):
+            raise CopilotError(str(exc)) from None
+        raise InputError([exc.problem]) from None
     problems = []
     if not isinstance(data, dict):
         raise InputError(

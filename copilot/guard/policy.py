@@ -8,16 +8,20 @@ See ``docs/guardrails.md`` for the format.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import yaml
-
 from copilot.errors import InputError, Problem
-from copilot.files import LineLoader, items_with_lines, line_of
+from copilot.files import (
+    ConfigError,
+    items_with_lines,
+    line_of,
+    parse_yaml,
+    read_text,
+    sha256_bytes,
+)
 from copilot.guard.policy_model import Detection, Pattern, Policy, Rule
 
 __all__ = ["Detection", "Pattern", "Policy", "Rule", "load_policy", "parse_policy"]
@@ -322,13 +326,9 @@ def parse_policy(text: str, path: Path, known_checks: tuple[str, ...]) -> Policy
     """Validate policy YAML ``text`` (reported as ``path``); :class:`InputError` lists every problem."""
     chk = _Checker(path, known_checks)
     try:
-        data = yaml.load(text, Loader=LineLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        raise InputError(
-            [Problem(str(path), line, f"not valid YAML: {str(exc).splitlines()[0]}")]
-        ) from None
+        data = parse_yaml(text, path)
+    except ConfigError as exc:
+        raise InputError([exc.problem]) from None
     if not isinstance(data, dict):
         raise InputError(
             [Problem(str(path), 1, "the policy must be a mapping with 'version' and 'rules'")]
@@ -363,7 +363,7 @@ def parse_policy(text: str, path: Path, known_checks: tuple[str, ...]) -> Policy
         negation_after=MappingProxyType(after),
         conditional=MappingProxyType(conditional),
         rules=tuple(rules),
-        sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        sha256=sha256_bytes(text.encode("utf-8")),
     )
 
 
@@ -372,11 +372,9 @@ def load_policy(path: Path) -> Policy:
     from copilot.guard.checks import CHECKS
 
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(
-            [Problem(str(path), 1, "policy file does not exist (COPILOT_POLICY_FILE)")]
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError([Problem(str(path), 1, f"cannot read policy file: {exc}")]) from None
+        _, text = read_text(
+            path, "policy file", hint="COPILOT_POLICY_FILE", missing="does not exist"
+        )
+    except ConfigError as exc:
+        raise InputError([exc.problem]) from None
     return parse_policy(text, path, tuple(sorted(CHECKS)))

@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING, Any
 import streamlit as st
 
 from copilot.errors import CopilotError
+from copilot.guard.types import Violation
 from copilot.settings import Settings
 from copilot.store import Store
+from copilot.understand.signals import Flag
 
 if TYPE_CHECKING:
     from copilot.draft.pipeline import Copilot
@@ -274,7 +276,7 @@ def _recheck(services: Services, state: State) -> None:
         state["recheck"] = {
             "text": text,
             "verdict": verdict.verdict,
-            "violations": [v.to_dict() for v in verdict.violations],
+            "violations": list(verdict.violations),
         }
 
 
@@ -365,11 +367,11 @@ def render_status(result: Any) -> None:
     st.markdown(f'<div class="sc-badges">{"".join(pills)}</div>', unsafe_allow_html=True)
 
 
-def flag_chips(flags: Sequence[dict[str, Any]]) -> list[str]:
+def flag_chips(flags: Sequence[Flag]) -> list[str]:
     """Short labels for the flags an agent must notice before sending (no repeats)."""
     chips: list[str] = []
     for f in flags:
-        kind, level = str(f.get("kind", "")), f.get("level")
+        kind, level = f.kind, f.level
         if kind == "emotion" and isinstance(level, int) and level >= 1:
             chips.append(f"Emotion {level}/3")
         elif kind == "escalation":
@@ -381,17 +383,17 @@ def flag_chips(flags: Sequence[dict[str, Any]]) -> list[str]:
     return list(dict.fromkeys(chips))
 
 
-def render_violations(violations: Sequence[dict[str, Any]], title: str, warn: bool = False) -> None:
+def render_violations(violations: Sequence[Violation], title: str, warn: bool = False) -> None:
     """Each violation's rule, excerpt and fix hint, in one error (or warning) box."""
     if not violations:
         return
     lines = [f"**{title}**"]
     for v in violations:
-        line = f"- **{v.get('rule', '?')}** ({v.get('severity', 'block')}): {v.get('message', '')}"
-        if v.get("excerpt"):
-            line += f"\n  - Excerpt: “{v['excerpt']}”"
-        if v.get("fix"):
-            line += f"\n  - Fix: {v['fix']}"
+        line = f"- **{v.rule}** ({v.severity}): {v.message}"
+        if v.excerpt:
+            line += f"\n  - Excerpt: “{v.excerpt}”"
+        if v.fix:
+            line += f"\n  - Fix: {v.fix}"
         lines.append(line)
     (st.warning if warn else st.error)("\n".join(lines))
 
@@ -410,18 +412,17 @@ def render_recheck(state: State) -> None:
         render_violations(check["violations"], "Re-check: the edited draft is blocked")
 
 
-def render_flags(flags: Sequence[dict[str, Any]]) -> None:
+def render_flags(flags: Sequence[Flag]) -> None:
     """Input and output signals: escalation, emotion, injection, masked personal data…"""
     if not flags:
         st.caption("No flags: calm message, no escalation cue, no injection, no personal data.")
         return
     for f in flags:
-        kind = str(f.get("kind", "flag"))
-        level = f.get("level")
+        kind, level = f.kind, f.level
         label = FLAG_LABELS.get(kind, kind.replace("_", " ").capitalize())
         if level not in (None, ""):
             label += f" · level {level}"
-        detail = str(f.get("detail") or "")
+        detail = f.detail or ""
         line = f"{FLAG_ICONS.get(kind, ':material/flag:')} **{label}**" + (
             f": {detail}" if detail else ""
         )

@@ -54,13 +54,13 @@ from copilot.draft.offline.scenario import (
     MAX_FACTS,
     MIN_FAQ_SCORE,
     TOPICAL_PLAYBOOKS,
-    HitLike,
     Lookup,
     choose_scenario,
     pick_facts,
     rank_articles,
 )
 from copilot.kb.articles import Article
+from copilot.retrieval.types import Hit
 from copilot.text.language import LANGUAGES
 
 
@@ -209,7 +209,7 @@ class OfflineDrafter:
         message: str,
         language: str,
         name: str | None,
-        hits: Sequence[HitLike],
+        hits: Sequence[Hit],
         abstain: bool,
         emotion: int = 0,
         escalation: bool = False,
@@ -248,7 +248,7 @@ class OfflineDrafter:
         body = self._faq_blocks(faq, lang, level)
         return OfflineDraft((head, *self._closing(body, lang), tail), "faq", level, (faq,))
 
-    def _best_faq(self, hits: Sequence[HitLike], lang: str) -> Article | None:
+    def _best_faq(self, hits: Sequence[Hit], lang: str) -> Article | None:
         """The best FAQ scoring at least MIN_FAQ_SCORE, in ``lang``."""
         for h in hits:
             if h.article_id.startswith("faq/") and float(h.score) >= MIN_FAQ_SCORE:
@@ -258,7 +258,7 @@ class OfflineDrafter:
         return None
 
     def _facts_faq(
-        self, playbook: Article, hits: Sequence[HitLike], scores: Mapping[str, float], lang: str
+        self, playbook: Article, hits: Sequence[Hit], scores: Mapping[str, float], lang: str
     ) -> Article | None:
         """The FAQ whose key facts fill a playbook's ``{facts}``, or None to leave them out.
 

@@ -7,11 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from copilot.draft.offline.scenario import TOPICAL_PLAYBOOKS
-from copilot.draft.prompts import file_sha256
 from copilot.errors import CopilotError
+from copilot.files import ConfigError, read_versioned
 from copilot.text.language import LANGUAGES
 
 EMPATHY_VARIANTS = ("default", "after_apology", "after_understanding", "after_both")
@@ -50,13 +48,10 @@ class Phrases:
     def load(cls, path: Path) -> Phrases:
         """Read ``offline_phrases.yaml``; every section must cover en, ja and zh."""
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise CopilotError(f"{path}: offline phrases file not found") from None
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise CopilotError(f"{path}: cannot read offline phrases: {exc}") from None
-        if not isinstance(data, dict) or not isinstance(data.get("version"), int):
-            raise CopilotError(f"{path}: must be a mapping with an integer 'version:'")
+            loaded = read_versioned(path, "offline phrases file")
+        except ConfigError as exc:
+            raise CopilotError(str(exc)) from None
+        data = loaded.data
         for section in _SECTIONS:
             table = data.get(section)
             if not isinstance(table, dict):
@@ -102,8 +97,8 @@ class Phrases:
                     (_compile(path, f"after_dropped_list.{lang}[{i}]", pair[0]), pair[1])
                 )
         return cls(
-            int(data["version"]),
-            file_sha256(path),
+            loaded.version,
+            loaded.sha256,
             path,
             data,
             cues,

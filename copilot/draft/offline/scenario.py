@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Protocol
 
 from copilot.kb.articles import Article
+from copilot.retrieval.types import Hit
 
 TOPICAL_PLAYBOOKS = ("playbook/liquidation", "playbook/fee-dispute", "playbook/technical-fault")
 
@@ -32,14 +32,6 @@ PLAYBOOK_MARGIN = 0.1
 
 
 Lookup = Callable[[str, str], Article | None]
-
-
-class HitLike(Protocol):
-    """What the drafter reads from a retrieval hit."""
-
-    article_id: str
-    type: str
-    score: float
 
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -148,9 +140,7 @@ def choose_scenario(
     return None
 
 
-def rank_articles(
-    hits: Sequence[HitLike], message: str, lookup: Lookup, language: str
-) -> list[str]:
+def rank_articles(hits: Sequence[Hit], message: str, lookup: Lookup, language: str) -> list[str]:
     """Article ids best first; close topical playbooks are re-ordered by their "when" section.
 
     Retrieval sometimes puts two playbooks within a few points of each other

@@ -21,6 +21,7 @@ from copilot.errors import CopilotError
 from copilot.kb.articles import Article, parse_article
 from copilot.retrieval.calibration import CALIBRATION, Calibration
 from copilot.retrieval.lexical import ChunkRecord, LexicalIndex, tokenize
+from copilot.retrieval.types import Hit, SearchResult
 from copilot.text.language import detect_language
 
 if TYPE_CHECKING:
@@ -34,58 +35,6 @@ W_DENSE = 1.0
 W_BM25 = 0.5
 CANDIDATES = 40  # chunks taken from each retriever (at least 8 x k)
 DENSE_QUERY_TOKENS = 48  # the embedding reads this much of the query; BM25 reads it all
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One article found for a query (its best chunk, in the preferred language when possible).
-
-    ``features`` holds the evidence behind ``score``: ``cos``, ``cov`` and the fused ``rrf``.
-    """
-
-    article_id: str
-    language: str
-    title: str
-    score: float
-    snippet: str
-    text: str
-    section: str
-    heading_path: str
-    type: str
-    features: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The public JSON form used by ``copilot search``."""
-        return {
-            "id": self.article_id,
-            "language": self.language,
-            "score": round(self.score, 4),
-            "title": self.title,
-            "snippet": self.snippet,
-        }
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    """Hits (best first), whether to abstain, the query language and the KB version searched."""
-
-    query: str
-    hits: list[Hit]
-    abstain: bool
-    language: str
-    kb_version: str
-    mode: str = "hybrid"
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return {
-            "query": self.query,
-            "language": self.language,
-            "mode": self.mode,
-            "abstain": self.abstain,
-            "kb_version": self.kb_version,
-            "results": [h.to_dict() for h in self.hits],
-        }
 
 
 def snippet(text: str, limit: int = 220) -> str:
@@ -111,7 +60,7 @@ class _Candidate:
         return {"dense": dense, "bm25": bm25}.get(mode, dense + bm25)
 
 
-class Retriever:
+class HybridRetriever:
     """Dense + BM25 retrieval over one collection; ``search`` is safe to call from many threads."""
 
     def __init__(
@@ -140,7 +89,7 @@ class Retriever:
         self.dense_query_tokens = dense_query_tokens  # lower = faster, less context
 
     @classmethod
-    def from_settings(cls, settings: Settings, collection: str | None = None) -> Retriever:
+    def from_settings(cls, settings: Settings, collection: str | None = None) -> HybridRetriever:
         """A retriever over the configured Chroma collection; Chroma and BM25 open on first use."""
         from copilot.retrieval.index import open_collection
         from copilot.retrieval.lexical import sync_index
@@ -162,7 +111,7 @@ class Retriever:
         knowledge_dir: Path | None = None,
         embed_cache: int = 256,
         dense_query_tokens: int = DENSE_QUERY_TOKENS,
-    ) -> Retriever:
+    ) -> HybridRetriever:
         """A retriever over an open collection and a ready BM25 index (benchmarks, tests)."""
         return cls(
             lambda: collection,
