@@ -327,7 +327,7 @@ def test_activity_tab_shows_totals(own_db: str, monkeypatch: pytest.MonkeyPatch)
 
 # ---- the helpers behind the page ---------------------------------------------------------
 def test_parse_thread_roles_and_continuations() -> None:
-    from copilot.ui.workspace import parse_thread
+    from copilot.ui.state import parse_thread
 
     turns = parse_thread(
         "hello, my deposit\nis missing\n\nAgent: which coin?\nCUSTOMER： USDT\nsupport: thanks"
@@ -343,7 +343,7 @@ def test_parse_thread_roles_and_continuations() -> None:
 
 
 def test_init_state_sets_defaults_once() -> None:
-    from copilot.ui.workspace import DEFAULTS, init_state
+    from copilot.ui.state import DEFAULTS, init_state
 
     state: dict[str, Any] = {"customer_message": "kept"}
     init_state(state)
@@ -356,7 +356,7 @@ def test_init_state_sets_defaults_once() -> None:
 
 def test_reported_turns_failures_into_messages() -> None:
     from copilot.errors import CopilotError
-    from copilot.ui.workspace import reported
+    from copilot.ui.state import reported
 
     state: dict[str, Any] = {}
     with reported(state, "do it"):
@@ -368,7 +368,7 @@ def test_reported_turns_failures_into_messages() -> None:
 
 
 def test_flag_chips_and_article_markdown() -> None:
-    from copilot.ui.workspace import article_markdown, flag_chips
+    from copilot.ui.widgets import article_markdown, flag_chips
     from copilot.understand.signals import Flag
 
     flags = [

@@ -1,0 +1,135 @@
+"""What the workspace's buttons do: draft, re-check, rewrite, feedback, copy.
+
+Actions never raise: expected failures (:class:`CopilotError`) and unexpected ones
+are turned into a message that the page shows with ``st.error``. Buttons placed
+below the draft use a callback that only records the action; the work runs on the
+next script run *before* the editable draft widget is created, so the action may
+replace its text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import streamlit as st
+
+from copilot.errors import CopilotError
+from copilot.ui.services import Services
+from copilot.ui.state import DEFAULTS, State, build_request, reported, request_dict
+
+
+# ---- actions -------------------------------------------------------------------
+def run_draft(services: Services, state: State) -> None:
+    """Draft a reply for the form's message, store it, and load it into the editor."""
+    for key in ("result", "request", "draft_id", "recheck", "copied", "error", "notice"):
+        state[key] = DEFAULTS[key]
+    if not str(state["customer_message"]).strip():
+        state["error"] = "Paste the customer's message first: the message is empty."
+        return
+    with reported(state, "draft a reply"):
+        request = build_request(state)
+        with st.spinner("Drafting: retrieving articles, composing, checking the policy…"):
+            result = services.copilot.draft(request)
+        state["result"], state["request"] = result, request
+        state["draft_text"] = result.draft
+        state["feedback_note"] = ""
+    if state["result"] is not None:
+        with reported(state, "save the draft to the database"):
+            state["draft_id"] = services.store.save_draft(
+                state["result"].to_dict(), request_dict(state["request"])
+            )
+
+
+def run_pending(services: Services, state: State) -> None:
+    """Run the action a button below the draft asked for, if any."""
+    action, state["pending"] = state["pending"], None
+    if action is None or state["result"] is None:
+        return
+    state["error"] = state["notice"] = None
+    handlers: dict[str, Callable[[Services, State], None]] = {
+        "recheck": _recheck,
+        "rewrite": _rewrite,
+        "up": lambda s, st_: _feedback(s, st_, "up"),
+        "down": lambda s, st_: _feedback(s, st_, "down"),
+        "copy": _copy,
+    }
+    handler = handlers.get(str(action))
+    if handler is not None:
+        handler(services, state)
+
+
+def _recheck(services: Services, state: State) -> None:
+    result, text = state["result"], str(state["draft_text"])
+    with reported(state, "re-check the draft"):
+        if not text.strip():
+            raise CopilotError("the draft is empty")
+        ids = [s["id"] for s in result.sources]
+        # Same evidence as the draft-time check: the cited articles in the reply language.
+        articles = (services.retriever.article(i, result.language) for i in ids)
+        verdict = services.guardrail.check(
+            text,
+            customer_message=state["request"].customer_message,
+            language=result.language,
+            sources=ids,
+            source_texts={a.id: a.body for a in articles if a is not None} or None,
+        )
+        state["recheck"] = {
+            "text": text,
+            "verdict": verdict.verdict,
+            "violations": list(verdict.violations),
+        }
+
+
+def _rewrite(services: Services, state: State) -> None:
+    result, tone = state["result"], str(state["tone"])
+    with reported(state, f"rewrite the draft ({tone} tone)"):
+        with st.spinner(f"Rewriting the draft ({tone} tone)…"):
+            new = services.copilot.rewrite(
+                str(state["draft_text"]),
+                tone,
+                language=result.language,
+                sources=[s["id"] for s in result.sources],
+            )
+        state["draft_text"] = new.draft
+        state["recheck"] = {
+            "text": new.draft,
+            "verdict": new.verdict,
+            "violations": list(new.violations),
+        }
+        state["notice"] = ("success", f"Rewritten: {tone} tone ({new.backend}/{new.model}).")
+
+
+def _feedback(services: Services, state: State, rating: str) -> None:
+    if state["draft_id"] is None:
+        state["error"] = "This draft was not saved, so feedback cannot be stored."
+        return
+    with reported(state, "store the feedback"):
+        services.store.save_feedback(
+            state["draft_id"],
+            rating,
+            final_text=str(state["draft_text"]),
+            note=str(state["feedback_note"]).strip() or None,
+            agent=str(state["agent_name"]).strip() or None,
+        )
+        state["notice"] = (
+            "success",
+            "Thanks: feedback saved."
+            if rating == "up"
+            else "Thanks: feedback saved; the draft is marked as needing work.",
+        )
+
+
+def _copy(services: Services, state: State) -> None:
+    if state["draft_id"] is None:
+        state["error"] = "This draft was not saved, so the final reply cannot be stored."
+        return
+    text = str(state["draft_text"])
+    with reported(state, "store the final reply"):
+        services.store.save_feedback(
+            state["draft_id"],
+            "up",
+            final_text=text,
+            note=str(state["feedback_note"]).strip() or "copied as final reply",
+            agent=str(state["agent_name"]).strip() or None,
+        )
+        state["copied"] = text

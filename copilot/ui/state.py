@@ -1,0 +1,131 @@
+"""Session state of the agent workspace: its keys and defaults, the one init guard, the request built from the form, and the action a button recorded."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from copilot.errors import CopilotError
+
+if TYPE_CHECKING:
+    from copilot.draft.types import DraftRequest, Turn
+
+log = logging.getLogger(__name__)
+
+State = MutableMapping[Any, Any]  # st.session_state, or a dict in tests
+
+LANGUAGE_NAMES = {"en": "English", "ja": "Japanese · 日本語", "zh": "Chinese · 中文"}
+LANGUAGE_CHOICES = ("auto", "en", "ja", "zh")
+CHANNELS = ("chat", "email", "ticket", "social")
+TONES = ("empathetic", "concise", "formal")
+
+# Session keys and their first values; widget keys are set here, never via ``value=``.
+DEFAULTS: dict[str, Any] = {
+    "customer_message": "",
+    "customer_name": "",
+    "channel": CHANNELS[0],
+    "language_choice": "auto",
+    "agent_note": "",
+    "thread": "",
+    "agent_name": "",
+    "draft_text": "",
+    "tone": TONES[0],
+    "feedback_note": "",
+    "kb_query": "",
+    "kb_language": "auto",
+    "result": None,  # DraftResult of the current draft
+    "request": None,  # DraftRequest it answered
+    "draft_id": None,  # row id in the store
+    "recheck": None,  # {"text", "verdict", "violations"} for the edited draft
+    "pending": None,  # action recorded by a button callback
+    "error": None,  # message for st.error, shown once
+    "kb_error": None,  # the same for the knowledge-base tab
+    "notice": None,  # (kind, message) for st.success / st.info / st.warning, shown once
+    "copied": None,  # final text stored by "Copy final reply"
+    "kb_results": None,  # (query, hits) of the last KB search
+}
+
+
+# ---- session state -------------------------------------------------------------
+def init_state(state: State) -> None:
+    """Set every key of :data:`DEFAULTS` once per session (the one init guard)."""
+    if state.get("_initialised"):
+        return
+    for key, value in DEFAULTS.items():
+        if key not in state:
+            state[key] = value
+    state["_initialised"] = True
+
+
+def request_action(state: State, action: str) -> None:
+    """Button callback: remember ``action`` for the next run (see the module docstring)."""
+    state["pending"] = action
+
+
+@contextmanager
+def reported(state: State, doing: str, key: str = "error") -> Iterator[None]:
+    """Turn any failure inside the block into ``state[key]`` instead of a traceback."""
+    try:
+        yield
+    except CopilotError as exc:
+        state[key] = f"Could not {doing}: {exc}"
+    except Exception as exc:  # the page must never show a traceback
+        log.exception("unexpected error while trying to %s", doing)
+        state[key] = f"Could not {doing}: unexpected {type(exc).__name__}: {exc}"
+
+
+# ---- input -------------------------------------------------------------------
+def parse_thread(text: str) -> list[Turn]:
+    """Earlier messages pasted as lines starting ``Customer:`` or ``Agent:``.
+
+    Lines without a prefix continue the previous turn; text before the first
+    prefix is taken as the customer's. Blank input gives no turns.
+    """
+    from copilot.draft.types import Turn
+
+    turns: list[tuple[str, list[str]]] = []
+    for line in text.splitlines():
+        m = re.match(r"^\s*(customer|client|user|agent|support|us|we)\s*[:：]\s*(.*)$", line, re.I)
+        if m:
+            role = "agent" if m.group(1).lower() in ("agent", "support", "us", "we") else "customer"
+            turns.append((role, [m.group(2)]))
+        elif line.strip():
+            if not turns:
+                turns.append(("customer", []))
+            turns[-1][1].append(line.strip())
+    out = []
+    for role, lines in turns:
+        body = "\n".join(lines).strip()
+        if body:
+            out.append(Turn("agent" if role == "agent" else "customer", body))
+    return out
+
+
+def build_request(state: State) -> DraftRequest:
+    """The :class:`DraftRequest` from the form's widgets."""
+    from copilot.draft.types import DraftRequest
+
+    language = state["language_choice"]
+    return DraftRequest(
+        customer_message=str(state["customer_message"]),
+        language=None if language == "auto" else str(language),
+        customer_name=str(state["customer_name"]).strip() or None,
+        channel=str(state["channel"]) or None,
+        agent_note=str(state["agent_note"]).strip() or None,
+        history=parse_thread(str(state["thread"])),
+    )
+
+
+def request_dict(request: DraftRequest) -> dict[str, Any]:
+    """The request as stored with the draft."""
+    return {
+        "customer_message": request.customer_message,
+        "language": request.language,
+        "customer_name": request.customer_name,
+        "channel": request.channel,
+        "agent_note": request.agent_note,
+        "history": [{"role": t.role, "text": t.text} for t in request.history],
+    }

@@ -1,0 +1,217 @@
+"""Rendering helpers: pills, violations, flags, sources, provenance and KB hits."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import streamlit as st
+
+from copilot.guard.types import Violation
+from copilot.ui.services import Services
+from copilot.ui.state import LANGUAGE_NAMES, State
+from copilot.understand.signals import Flag
+
+FLAG_ICONS = {
+    "escalation": ":material/priority_high:",
+    "emotion": ":material/sentiment_dissatisfied:",
+    "prompt_injection": ":material/shield:",
+    "pii": ":material/lock:",
+    "citation_removed": ":material/content_cut:",
+    "blocked": ":material/block:",
+    "prompt_trimmed": ":material/compress:",
+}
+
+
+FLAG_LABELS = {
+    "pii": "Personal data masked",
+    "prompt_injection": "Prompt injection",
+    "citation_removed": "Citation removed",
+    "prompt_trimmed": "Prompt trimmed",
+}
+
+
+ERROR_ICON = ":material/error:"
+
+
+_ANCHOR = re.compile(r"\s*\{#[a-z0-9][a-z0-9-]*\}")
+
+
+_HEADING = re.compile(r"^(#{1,6})\s+", re.MULTILINE)
+
+
+_TITLE = re.compile(r"^\s*#\s[^\n]*\n?")  # the H1: already shown as the panel's label
+
+
+CSS = """
+<style>
+.block-container {padding-top: 2.2rem; padding-bottom: 2rem; max-width: 1400px;}
+.sc-header {display: flex; align-items: baseline; gap: .75rem; margin-bottom: .2rem;}
+.sc-header h1 {font-size: 1.65rem; margin: 0; padding: 0;}
+.sc-sub {color: #5f6b7a; font-size: .92rem; margin-bottom: .8rem;}
+.sc-badges {display: flex; flex-wrap: wrap; gap: .4rem; margin: .1rem 0 .6rem 0;}
+.sc-badge {display: inline-block; padding: .14rem .65rem; border-radius: 999px;
+  font-size: .8rem; font-weight: 600; border: 1px solid transparent; white-space: nowrap;}
+.sc-pass {background: #e7f5ec; color: #12703a; border-color: #b7e1c6;}
+.sc-block {background: #fdecea; color: #a4161a; border-color: #f5c2bd;}
+.sc-neutral {background: #eef2f7; color: #334155; border-color: #d8dee8;}
+.sc-warn {background: #fff4e0; color: #8a4b00; border-color: #f4d6a0;}
+.sc-muted {color: #6b7280; font-size: .82rem;}
+</style>
+"""
+
+
+# ---- rendering -------------------------------------------------------------------
+def badge(text: str, kind: str = "neutral") -> str:
+    """HTML for one pill; ``text`` is escaped."""
+    return f'<span class="sc-badge sc-{kind}">{html.escape(text)}</span>'
+
+
+def show_messages(state: State) -> None:
+    """Show (and clear) the pending error and notice."""
+    if state["error"]:
+        st.error(state["error"], icon=ERROR_ICON)
+        state["error"] = None
+    if state["notice"]:
+        kind, text = state["notice"]
+        {"success": st.success, "info": st.info, "warning": st.warning}[kind](text)
+        state["notice"] = None
+
+
+def render_status(result: Any) -> None:
+    """Verdict, language and scenario as badges."""
+    pills = [
+        badge("✓ Guardrail: pass", "pass")
+        if not result.blocked
+        else badge("✕ Blocked by guardrail", "block"),
+        badge(f"Language: {LANGUAGE_NAMES.get(result.language, result.language)}"),
+        badge(f"Attempts: {result.attempts}"),
+    ]
+    if result.abstained:
+        pills.append(badge("No matching article", "warn"))
+    pills += [badge(chip, "warn") for chip in flag_chips(result.flags)]
+    st.markdown(f'<div class="sc-badges">{"".join(pills)}</div>', unsafe_allow_html=True)
+
+
+def flag_chips(flags: Sequence[Flag]) -> list[str]:
+    """Short labels for the flags an agent must notice before sending (no repeats)."""
+    chips: list[str] = []
+    for f in flags:
+        kind, level = f.kind, f.level
+        if kind == "emotion" and isinstance(level, int) and level >= 1:
+            chips.append(f"Emotion {level}/3")
+        elif kind == "escalation":
+            chips.append("Escalation")
+        elif kind == "prompt_injection":
+            chips.append("Injection attempt")
+        elif kind == "pii":
+            chips.append("Personal data masked")
+    return list(dict.fromkeys(chips))
+
+
+def render_violations(violations: Sequence[Violation], title: str, warn: bool = False) -> None:
+    """Each violation's rule, excerpt and fix hint, in one error (or warning) box."""
+    if not violations:
+        return
+    lines = [f"**{title}**"]
+    for v in violations:
+        line = f"- **{v.rule}** ({v.severity}): {v.message}"
+        if v.excerpt:
+            line += f"\n  - Excerpt: “{v.excerpt}”"
+        if v.fix:
+            line += f"\n  - Fix: {v.fix}"
+        lines.append(line)
+    (st.warning if warn else st.error)("\n".join(lines))
+
+
+def render_recheck(state: State) -> None:
+    """The verdict of the last re-check, if it still matches the editor's text."""
+    check = state["recheck"]
+    if not check:
+        return
+    if check["text"] != state["draft_text"]:
+        st.caption("The draft changed since the last check: re-check it before sending.")
+    elif check["verdict"] == "pass":
+        st.success("Re-check: the edited draft passes the guardrail.", icon=":material/verified:")
+        render_violations(check["violations"], "Policy warnings (not blocking)", warn=True)
+    else:
+        render_violations(check["violations"], "Re-check: the edited draft is blocked")
+
+
+def render_flags(flags: Sequence[Flag]) -> None:
+    """Input and output signals: escalation, emotion, injection, masked personal data…"""
+    if not flags:
+        st.caption("No flags: calm message, no escalation cue, no injection, no personal data.")
+        return
+    for f in flags:
+        kind, level = f.kind, f.level
+        label = FLAG_LABELS.get(kind, kind.replace("_", " ").capitalize())
+        if level not in (None, ""):
+            label += f" · level {level}"
+        detail = f.detail or ""
+        line = f"{FLAG_ICONS.get(kind, ':material/flag:')} **{label}**" + (
+            f": {detail}" if detail else ""
+        )
+        warn = kind in ("escalation", "prompt_injection", "blocked") or (
+            kind == "emotion" and isinstance(level, int) and level >= 2
+        )
+        (st.warning if warn else st.info)(line)
+
+
+def article_markdown(body: str) -> str:
+    """An article body for a panel: title and ``{#anchors}`` removed, headings made smaller."""
+    text = _TITLE.sub("", _ANCHOR.sub("", body), count=1)
+    return _HEADING.sub(lambda m: "#" * min(6, len(m.group(1)) + 3) + " ", text).strip()
+
+
+def render_sources(services: Services, result: Any) -> None:
+    """Cited articles with their titles; each expands to the article text."""
+    if not result.sources:
+        st.caption("No article was cited: this reply is not grounded in the knowledge base.")
+        return
+    for i, s in enumerate(result.sources, 1):
+        with st.expander(f"{i}. {s['title']}  ·  [{s['id']}]  ·  {s.get('language', '')}"):
+            article = services.retriever.article(s["id"], s.get("language") or result.language)
+            if article is None:
+                st.caption("Article not found in the current knowledge base.")
+            else:
+                st.markdown(article_markdown(article.body))
+
+
+def render_provenance(result: Any) -> None:
+    """Backend, model, prompt and KB versions, tokens and latency per stage."""
+    rows = [
+        ("Backend", result.backend),
+        ("Model", result.model),
+        ("Prompt version", result.prompt_version),
+        ("Prompt sha256", (result.prompt_sha256 or "")[:16]),
+        ("KB version", result.kb_version),
+        ("Scenario", getattr(result, "scenario", "")),
+        ("Tokens", ", ".join(f"{k} {v}" for k, v in (result.tokens or {}).items())),
+    ]
+    latency = result.latency_ms
+    if isinstance(latency, dict):
+        rows += [(f"Latency · {stage}", f"{ms:.1f} ms") for stage, ms in latency.items()]
+    elif isinstance(latency, int | float):
+        rows.append(("Latency", f"{latency:.1f} ms"))
+    table = "| | |\n|---|---|\n" + "\n".join(
+        f"| {name} | `{value}` |" for name, value in rows if value not in (None, "")
+    )
+    st.markdown(table)
+
+
+def render_kb_hits(services: Services, hits: Sequence[Any]) -> None:
+    """KB search results, each expandable to its whole article."""
+    for hit in hits:
+        where = str(hit.heading_path or hit.section or "")
+        title = f"{hit.title}  ·  [{hit.article_id}]  ·  {hit.language}  ·  match {hit.score:.0%}"
+        with st.expander(title):
+            if where:
+                st.caption(where)
+            st.markdown(f"> {hit.snippet}" if hit.snippet else "")
+            article = services.retriever.article(hit.article_id, hit.language)
+            if article is not None:
+                st.divider()
+                st.markdown(article_markdown(article.body))
