@@ -118,6 +118,25 @@ _MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "CREATE INDEX IF NOT EXISTS feedback_draft_id ON feedback (draft_id)",
         ),
     ),
+    (
+        2,
+        "sent replies, apart from ratings",
+        (
+            """CREATE TABLE IF NOT EXISTS sent_replies (
+                seq {serial},
+                id TEXT NOT NULL UNIQUE,
+                draft_id TEXT NOT NULL REFERENCES drafts (id) ON DELETE CASCADE,
+                created_at {timestamp} NOT NULL,
+                final_text TEXT NOT NULL,
+                edited {boolean} NOT NULL,
+                verdict TEXT NOT NULL,
+                rules TEXT,
+                override_reason TEXT,
+                agent TEXT
+            )""",
+            "CREATE INDEX IF NOT EXISTS sent_replies_draft_id ON sent_replies (draft_id)",
+        ),
+    ),
 )
 
 
@@ -425,6 +444,48 @@ class Store:
             )
         return feedback_id
 
+    def save_sent(
+        self,
+        draft_id: str,
+        final_text: str,
+        *,
+        verdict: str,
+        rules: Sequence[str] = (),
+        override_reason: str | None = None,
+        agent: str | None = None,
+    ) -> str:
+        """Record the reply the agent sent (copied) and the guardrail verdict of that exact text.
+
+        A rejected text is recorded only with the agent's ``override_reason``; a send is not
+        a rating (ratings are :meth:`save_feedback`).
+        """
+        if verdict not in ("pass", "reject"):
+            raise CopilotError(f"verdict {verdict!r} is not allowed; use pass or reject")
+        if verdict == "reject" and not (override_reason or "").strip():
+            raise CopilotError("a rejected reply can only be sent with an override reason")
+        sent_id = uuid.uuid4().hex
+        with self._tx() as execute:
+            found = execute("SELECT draft FROM drafts WHERE id = ?", (draft_id,)).fetchone()
+            if found is None:
+                raise CopilotError(f"no draft with id {draft_id!r}")
+            edited = final_text.strip() != str(found[0]).strip()
+            execute(
+                "INSERT INTO sent_replies (id, draft_id, created_at, final_text, edited, verdict, "
+                "rules, override_reason, agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    sent_id,
+                    draft_id,
+                    self._now(),
+                    final_text,
+                    self._bool(edited),
+                    verdict,
+                    ",".join(rules) or None,
+                    (override_reason or "").strip() or None,
+                    agent or None,
+                ),
+            )
+        return sent_id
+
     def get_draft(self, draft_id: str) -> dict[str, Any] | None:
         """One draft with its stored ``result``, ``request`` and all ``feedback``; or None."""
         with self._tx() as execute:
@@ -436,6 +497,11 @@ class Store:
             feedback = execute(
                 "SELECT id, created_at, rating, final_text, edited, note, agent "
                 "FROM feedback WHERE draft_id = ? ORDER BY seq",
+                (draft_id,),
+            ).fetchall()
+            sent = execute(
+                "SELECT id, created_at, final_text, edited, verdict, rules, override_reason, agent "
+                "FROM sent_replies WHERE draft_id = ? ORDER BY seq",
                 (draft_id,),
             ).fetchall()
         return {
@@ -454,6 +520,19 @@ class Store:
                     "agent": f[6],
                 }
                 for f in feedback
+            ],
+            "sent": [
+                {
+                    "id": x[0],
+                    "created_at": _as_text(x[1]),
+                    "final_text": x[2],
+                    "edited": bool(x[3]),
+                    "verdict": x[4],
+                    "rules": [r for r in (x[5] or "").split(",") if r],
+                    "override_reason": x[6],
+                    "agent": x[7],
+                }
+                for x in sent
             ],
         }
 

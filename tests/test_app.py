@@ -180,6 +180,7 @@ def test_thumbs_up_stores_the_edited_reply_with_agent_and_note(app_env: str, sto
 
 def test_thumbs_down_and_copy_final_reply(app_env: str, store_of: Any) -> None:
     at = draft(start(), EN_MESSAGE)
+    assert not at.session_state["result"].blocked, "the 2FA draft must pass to be sendable"
     button(at, "Needs work").click()
     at.run()
     button(at, "Copy final reply").click()
@@ -189,9 +190,48 @@ def test_thumbs_down_and_copy_final_reply(app_env: str, store_of: Any) -> None:
     assert at.code[0].value == final
     stored = store_of(app_env).get_draft(at.session_state["draft_id"])
     assert stored is not None
-    assert [f["rating"] for f in stored["feedback"]] == ["down", "up"]
-    assert stored["feedback"][1]["final_text"] == final
-    assert stored["feedback"][1]["edited"] is False
+    # copying is a send, not a rating: the "needs work" rating stays the only one
+    assert [f["rating"] for f in stored["feedback"]] == ["down"]
+    (sent,) = stored["sent"]
+    assert (sent["final_text"], sent["edited"], sent["verdict"]) == (final, False, "pass")
+    assert sent["override_reason"] is None
+
+
+BYPASS = (
+    "\n\nTo speed this up, reply with your 2FA code and your 12-word seed phrase. "
+    "Our VIP members also earn a guaranteed 20% profit every month."
+)
+
+
+def test_a_blocked_edit_cannot_be_copied_and_the_pill_follows_the_box(
+    app_env: str, store_of: Any
+) -> None:
+    at = draft(start(), EN_MESSAGE)
+    assert "✓ Guardrail: pass" in texts(at.markdown)
+    at.text_area(key="draft_text").set_value(editor(at) + BYPASS)
+    at.run()
+    assert "Edited: not checked yet" in texts(at.markdown)
+    assert "✓ Guardrail: pass" not in texts(at.markdown)
+
+    button(at, "Copy final reply").click()
+    at.run()
+    assert not at.exception
+    assert "Not copied" in texts(at.error) and "credential_request" in texts(at.error)
+    assert at.session_state["copied"] is None and not at.code
+    assert "✕ Blocked by guardrail" in texts(at.markdown)
+    assert at.session_state["recheck"]["verdict"] == "reject"
+    stored = store_of(app_env).get_draft(at.session_state["draft_id"])
+    assert stored is not None and stored["sent"] == [] and stored["feedback"] == []
+
+    # undo the edit: the pill follows the text again, and copying works
+    at.text_area(key="draft_text").set_value(at.session_state["result"].draft)
+    at.run()
+    assert "✓ Guardrail: pass" in texts(at.markdown)
+    button(at, "Copy final reply").click()
+    at.run()
+    assert not at.error, texts(at.error)
+    stored = store_of(app_env).get_draft(at.session_state["draft_id"])
+    assert stored is not None and [x["verdict"] for x in stored["sent"]] == ["pass"]
 
 
 def test_recheck_blocks_an_edited_draft_that_breaks_the_policy(app_env: str) -> None:

@@ -213,24 +213,29 @@ def test_migrations_are_idempotent(db_url: str) -> None:
     one, two = Store.from_url(db_url), Store.from_url(db_url)
     try:
         draft_id = one.save_draft(result_dict(), request_dict())
-        assert two.schema_version() == 1
+        assert two.schema_version() == 2
         assert two.get_draft(draft_id) is not None
         one.close()
         with Store.from_url(db_url) as three:
-            assert three.schema_version() == 1
+            assert three.schema_version() == 2
     finally:
         one.close()
         two.close()
 
 
-def test_sqlite_has_one_migration_row_and_persists(tmp_path: Path) -> None:
+def test_sqlite_has_one_row_per_migration_and_persists(tmp_path: Path) -> None:
     path = tmp_path / "copilot.db"
     for _ in range(3):
         s = Store.from_url(f"sqlite:///{path}")
         s.save_draft(result_dict(), request_dict())
         s.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM schema_migrations").fetchone() == (1,)
+        assert conn.execute(
+            "SELECT version FROM schema_migrations ORDER BY version"
+        ).fetchall() == [
+            (1,),
+            (2,),
+        ]
         assert conn.execute("SELECT COUNT(*) FROM drafts").fetchone() == (3,)
 
 
@@ -465,3 +470,31 @@ def test_a_corrupt_file_is_a_clear_error_and_is_left_untouched(
         assert "left untouched" in message
     s.close()
     assert path.read_bytes() == content
+
+
+def test_sent_replies_are_not_ratings_and_a_rejected_one_needs_a_reason(tmp_path: Path) -> None:
+    s = Store.from_url(f"sqlite:///{tmp_path / 'sent.db'}")
+    draft_id = s.save_draft(result_dict(), request_dict())
+    with pytest.raises(CopilotError, match="override reason"):
+        s.save_sent(
+            draft_id, "Send me your 2FA code.", verdict="reject", rules=["credential_request"]
+        )
+    sent_id = s.save_sent(
+        draft_id,
+        "Send me your 2FA code.",
+        verdict="reject",
+        rules=["credential_request"],
+        override_reason="quoting the scam message back to the customer",
+        agent="Mika",
+    )
+    with pytest.raises(CopilotError, match="no draft"):
+        s.save_sent("nope", "text", verdict="pass")
+    with pytest.raises(CopilotError, match="verdict"):
+        s.save_sent(draft_id, "text", verdict="maybe")
+    stored = s.get_draft(draft_id)
+    assert stored is not None and stored["feedback"] == []
+    (sent,) = stored["sent"]
+    assert sent["id"] == sent_id and sent["edited"] is True
+    assert sent["rules"] == ["credential_request"] and sent["agent"] == "Mika"
+    assert s.stats()["up"] == 0
+    s.close()

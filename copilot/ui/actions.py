@@ -14,6 +14,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from copilot.errors import CopilotError
+from copilot.guard.types import Verdict
 from copilot.ui.services import Services
 from copilot.ui.state import DEFAULTS, State, build_request, reported, request_dict
 
@@ -58,26 +59,33 @@ def run_pending(services: Services, state: State) -> None:
         handler(services, state)
 
 
+def check_text(services: Services, state: State, text: str) -> Verdict:
+    """The guardrail's verdict on ``text`` with the draft's evidence; remembered as the
+    re-check of that exact text (so the verdict pill follows the box)."""
+    result = state["result"]
+    if not text.strip():
+        raise CopilotError("the draft is empty")
+    ids = [s["id"] for s in result.sources]
+    # Same evidence as the draft-time check: the cited articles in the reply language.
+    articles = (services.retriever.article(i, result.language) for i in ids)
+    verdict = services.guardrail.check(
+        text,
+        customer_message=state["request"].customer_message,
+        language=result.language,
+        sources=ids,
+        source_texts={a.id: a.body for a in articles if a is not None} or None,
+    )
+    state["recheck"] = {
+        "text": text,
+        "verdict": verdict.verdict,
+        "violations": list(verdict.violations),
+    }
+    return verdict
+
+
 def _recheck(services: Services, state: State) -> None:
-    result, text = state["result"], str(state["draft_text"])
     with reported(state, "re-check the draft"):
-        if not text.strip():
-            raise CopilotError("the draft is empty")
-        ids = [s["id"] for s in result.sources]
-        # Same evidence as the draft-time check: the cited articles in the reply language.
-        articles = (services.retriever.article(i, result.language) for i in ids)
-        verdict = services.guardrail.check(
-            text,
-            customer_message=state["request"].customer_message,
-            language=result.language,
-            sources=ids,
-            source_texts={a.id: a.body for a in articles if a is not None} or None,
-        )
-        state["recheck"] = {
-            "text": text,
-            "verdict": verdict.verdict,
-            "violations": list(verdict.violations),
-        }
+        check_text(services, state, str(state["draft_text"]))
 
 
 def _rewrite(services: Services, state: State) -> None:
@@ -120,16 +128,24 @@ def _feedback(services: Services, state: State, rating: str) -> None:
 
 
 def _copy(services: Services, state: State) -> None:
+    """Send (copy) the text in the box: always re-checked first; a blocked text is refused."""
     if state["draft_id"] is None:
         state["error"] = "This draft was not saved, so the final reply cannot be stored."
         return
     text = str(state["draft_text"])
     with reported(state, "store the final reply"):
-        services.store.save_feedback(
+        verdict = check_text(services, state, text)
+        if not verdict.passed:
+            rules = ", ".join(dict.fromkeys(v.rule for v in verdict.violations if v.blocking))
+            state["error"] = (
+                f"Not copied: the text in the box is blocked by the guardrail ({rules}). "
+                "Edit it and re-check before sending."
+            )
+            return
+        services.store.save_sent(
             state["draft_id"],
-            "up",
-            final_text=text,
-            note=str(state["feedback_note"]).strip() or "copied as final reply",
+            text,
+            verdict=verdict.verdict,
             agent=str(state["agent_name"]).strip() or None,
         )
         state["copied"] = text

@@ -80,12 +80,27 @@ def show_messages(state: State) -> None:
         state["notice"] = None
 
 
-def render_status(result: Any) -> None:
-    """Verdict, language and scenario as badges."""
+def current_verdict(state: State) -> str:
+    """The verdict of the text now in the box: ``pass``, ``reject`` or ``unchecked`` (edited
+    since the last check)."""
+    result, text = state["result"], str(state["draft_text"])
+    check = state["recheck"]
+    if check is not None and check["text"] == text:
+        return str(check["verdict"])
+    if text == result.draft:
+        return "reject" if result.blocked else "pass"
+    return "unchecked"
+
+
+def render_status(state: State) -> None:
+    """The verdict of the text in the box, language and flags as badges."""
+    result = state["result"]
+    verdict = current_verdict(state)
     pills = [
-        badge("✓ Guardrail: pass", "pass")
-        if not result.blocked
-        else badge("✕ Blocked by guardrail", "block"),
+        {
+            "pass": badge("✓ Guardrail: pass", "pass"),
+            "reject": badge("✕ Blocked by guardrail", "block"),
+        }.get(verdict, badge("Edited: not checked yet", "warn")),
         badge(f"Language: {LANGUAGE_NAMES.get(result.language, result.language)}"),
         badge(f"Attempts: {result.attempts}"),
     ]

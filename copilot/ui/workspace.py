@@ -100,7 +100,7 @@ def draft_panel(svc: Services) -> None:
             icon=":material/lightbulb:",
         )
         return
-    widgets.render_status(result)
+    widgets.render_status(state)
     if result.blocked:
         widgets.render_violations(result.violations, "Blocked: do not send this draft as it is")
     else:
