@@ -145,7 +145,8 @@ class Settings:
                 where = f"{path}: {f.name}"
             else:
                 continue
-            values[f.name] = _PARSERS.get(f.name, _parse_str)(raw, where, base)
+            parse: Parser = _PARSERS.get(f.name, _parse_str)
+            values[f.name] = parse(raw, where, base)
         settings = cls(**values)
         settings._check()
         return settings

@@ -1,8 +1,8 @@
 """Drafts, their verdicts and agent feedback, kept in SQLite or PostgreSQL.
 
-One small class, :class:`Store`, behind a narrow API::
+One small class, :class:`SqlStore`, behind the narrow :class:`Store` protocol::
 
-    store = Store.from_url(settings.database)      # no connection yet
+    store = SqlStore.from_url(settings.database)      # no connection yet
     draft_id = store.save_draft(result.to_dict(), request_dict)
     store.save_feedback(draft_id, "up", final_text="...", note=None, agent="mika")
     store.recent(20); store.stats(); store.get_draft(draft_id)
@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from copilot.errors import CopilotError
@@ -43,6 +43,55 @@ RATINGS = ("up", "down")
 _PG_LOCK_ID = 0x5C0_917  # advisory lock key serialising migrations across processes
 
 Clock = Callable[[], dt.datetime]
+
+
+class Store(Protocol):
+    """What the workspace (and every drafting entry point) needs from the database."""
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        ...
+
+    def save_draft(self, result: Mapping[str, Any], request: Mapping[str, Any]) -> str:
+        """Store one draft and its request; returns its id."""
+        ...
+
+    def save_feedback(
+        self,
+        draft_id: str,
+        rating: str,
+        final_text: str | None = None,
+        note: str | None = None,
+        agent: str | None = None,
+    ) -> str:
+        """Record an agent's rating of a draft; returns its id."""
+        ...
+
+    def save_sent(
+        self,
+        draft_id: str,
+        final_text: str,
+        *,
+        verdict: str,
+        rules: Sequence[str] = (),
+        override_reason: str | None = None,
+        agent: str | None = None,
+    ) -> str:
+        """Record the reply the agent sent and the verdict of that exact text; returns its id."""
+        ...
+
+    def get_draft(self, draft_id: str) -> dict[str, Any] | None:
+        """One draft with its result, request, feedback and sent replies."""
+        ...
+
+    def recent(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest drafts first, with their latest feedback."""
+        ...
+
+    def stats(self) -> dict[str, Any]:
+        """Totals for the Activity tab."""
+        ...
 
 
 def _utcnow() -> dt.datetime:
@@ -173,7 +222,7 @@ def _total_latency(value: Any) -> float | None:
     return None
 
 
-class Store:
+class SqlStore:
     """Persistence for drafts, verdicts and agent feedback (see the module docstring)."""
 
     def __init__(self, url: str, *, clock: Clock = _utcnow, busy_timeout_s: float = 10.0) -> None:
@@ -196,7 +245,9 @@ class Store:
         self._migrated = False
 
     @classmethod
-    def from_url(cls, url: str, *, clock: Clock = _utcnow, busy_timeout_s: float = 10.0) -> Store:
+    def from_url(
+        cls, url: str, *, clock: Clock = _utcnow, busy_timeout_s: float = 10.0
+    ) -> SqlStore:
         """A store for ``url``; nothing is opened until the first call."""
         return cls(url, clock=clock, busy_timeout_s=busy_timeout_s)
 
@@ -206,7 +257,7 @@ class Store:
         return self._dialect.name
 
     def __repr__(self) -> str:
-        return f"Store({redact_url(self.url)!r})"
+        return f"SqlStore({redact_url(self.url)!r})"
 
     # ---- connection handling -------------------------------------------
     def _connect(self) -> Any:
@@ -372,7 +423,7 @@ class Store:
                 self._conn.close()
                 self._conn = None
 
-    def __enter__(self) -> Store:
+    def __enter__(self) -> SqlStore:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
 
 from copilot.runtime import configure
 
+if TYPE_CHECKING:
+    import tiktoken
+
 
 @cache
-def encoding():  # type: ignore[no-untyped-def]
+def encoding() -> tiktoken.Encoding:
     """The cl100k_base tokenizer (an estimate for gpt-4o-family models, whose o200k is not bundled)."""
     configure()
     import tiktoken
@@ -27,4 +31,6 @@ def shorten(text: str, keep_tokens: int) -> str:
     if len(tokens) <= keep_tokens:
         return text
     half = max(1, keep_tokens // 2)
-    return encoding().decode(tokens[:half]) + "\n[...]\n" + encoding().decode(tokens[-half:])
+    head: str = encoding().decode(tokens[:half])
+    tail: str = encoding().decode(tokens[-half:])
+    return head + "\n[...]\n" + tail

@@ -26,6 +26,6 @@ if [ ! -f "$VENV/.stamp-smollm2" ]; then
 fi
 cd "$ROOT"
 echo "==> ruff";  "$VENV/bin/ruff" check . && "$VENV/bin/ruff" format --check .
-echo "==> mypy";  "$VENV/bin/mypy"
+echo "==> mypy";  "$VENV/bin/mypy" && "$VENV/bin/mypy" --strict copilot/draft copilot/guard copilot/llm copilot/retrieval
 echo "==> pytest"
 "$VENV/bin/pytest" --cov=copilot --cov-report=term-missing:skip-covered --cov-fail-under=90 "$@"

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from copilot.store import Store
+from copilot.store import SqlStore
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -60,10 +60,10 @@ def own_db(use_kb_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 @pytest.fixture
 def store_of() -> Iterator[Any]:
     """Open stores on the app's database; closed afterwards."""
-    opened: list[Store] = []
+    opened: list[SqlStore] = []
 
-    def open_store(url: str) -> Store:
-        opened.append(Store.from_url(url))
+    def open_store(url: str) -> SqlStore:
+        opened.append(SqlStore.from_url(url))
         return opened[-1]
 
     yield open_store

