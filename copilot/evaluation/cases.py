@@ -214,7 +214,7 @@ def score_cases(
         cited = m.cited_sources(draft.text, draft.sources)
         cit = m.citation_scores(cited, case.expected_sources)
         components: dict[str, float | None] = {
-            "semantic": round(m.semantic_component(cos), 4),
+            "semantic": round(m.semantic_component(cos, cache.semantic_floor), 4),
             "chrf": round(m.chrf(texts[i], golden[i]) / 100, 4),
             "must_include": round(len(found) / len(case.must_include), 4)
             if case.must_include

