@@ -88,6 +88,16 @@ class Settings:
     guardrail_llm_judge: bool = field(
         default=False, metadata={"doc": "Add the LLM-judge rail (needs an LLM backend)"}
     )
+    guardrail_learned: bool = field(
+        default=True,
+        metadata={
+            "doc": "The guardrail's learned tier (trained heads in MODELS_DIR) beside the rules"
+        },
+    )
+    models_dir: Path = field(
+        default=Path("models"),
+        metadata={"doc": "Trained heads (weights + manifests), see `copilot guardrail train`"},
+    )
     database_url: str | None = field(
         default=None,
         metadata={"doc": "sqlite:///path or postgresql://... (default sqlite in DATA_DIR)"},
@@ -284,6 +294,8 @@ _PARSERS: dict[str, Parser] = {
     "prompt_token_budget": _parse_number(int, 256),
     "allowed_domains": _parse_domains,
     "guardrail_llm_judge": _parse_bool,
+    "guardrail_learned": _parse_bool,
+    "models_dir": _parse_path,
 }
 
 

@@ -92,3 +92,12 @@ def offline_copilot(kb_store: Path) -> Any:
         }
     )
     return build_copilot(settings, "offline")
+
+
+def rules_only(settings: Any) -> Any:
+    """``settings`` with the guardrail's learned tier off: the tests of the rules tier (its
+    patterns, negation, figures, checks) pin what the rules do on their own; the learned tier
+    is measured on its dev split and the frozen test set (copilot bench guardrails)."""
+    import dataclasses
+
+    return dataclasses.replace(settings, guardrail_learned=False)

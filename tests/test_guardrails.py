@@ -18,6 +18,7 @@ from copilot.kb.articles import load_kb
 from copilot.llm.fake import FakeBackend
 from copilot.settings import Settings, get_settings
 from copilot.understand.signals import Flag, emotion_level
+from tests.conftest import rules_only
 
 ROOT = Path(__file__).resolve().parent.parent
 LABELLED = ROOT / "evals" / "guardrails" / "labelled_v1.jsonl"
@@ -25,7 +26,7 @@ LABELLED = ROOT / "evals" / "guardrails" / "labelled_v1.jsonl"
 
 @pytest.fixture(scope="module")
 def guardrail() -> PolicyGuardrail:
-    return PolicyGuardrail.from_settings(get_settings())
+    return PolicyGuardrail.from_settings(rules_only(get_settings()))
 
 
 # ---- public API and spans -----------------------------------------------------------------
@@ -41,7 +42,17 @@ def test_verdict_shape_and_spans_index_into_the_draft(guardrail: PolicyGuardrail
         assert violation.message and violation.fix and violation.severity == "block"
     data = v.to_dict()
     assert set(data) == {"verdict", "violations", "flags"}
-    assert set(data["violations"][0]) == {"rule", "severity", "span", "excerpt", "message", "fix"}
+    assert set(data["violations"][0]) == {
+        "rule",
+        "severity",
+        "span",
+        "excerpt",
+        "message",
+        "fix",
+        "tier",
+        "probability",
+        "close_to",
+    }
     json.dumps(data)
     link = next(x for x in v.violations if x.rule == "unsafe_link")
     assert link.excerpt == "https://bit.ly/x"
@@ -172,7 +183,7 @@ def test_escalation_and_injection_in_japanese_and_chinese(guardrail: PolicyGuard
 
 # ---- the LLM judge ----------------------------------------------------------------------------
 def _judge_guardrail(backend: FakeBackend) -> PolicyGuardrail:
-    return PolicyGuardrail.from_settings(get_settings(), judge=backend)
+    return PolicyGuardrail.from_settings(rules_only(get_settings()), judge=backend)
 
 
 def test_judge_retries_once_after_malformed_json_and_can_add_a_rejection() -> None:
@@ -319,7 +330,7 @@ def test_case_folding_edge_characters_keep_spans_valid(
 
 
 def test_warm_compiles_every_language_set_so_no_check_compiles_later() -> None:
-    fresh = PolicyGuardrail.from_settings(get_settings())
+    fresh = PolicyGuardrail.from_settings(rules_only(get_settings()))
     assert fresh._matcher._finders == {}
     assert fresh.warm() == 4  # en, en+ja, en+zh, en+ja+zh
     built = dict(fresh._matcher._finders)
@@ -334,6 +345,6 @@ def test_warm_compiles_every_language_set_so_no_check_compiles_later() -> None:
     assert fresh._matcher._finders.keys() == built.keys()
     assert all(fresh._matcher._finders[k] is built[k] for k in built)
     # warmed or not, verdicts are the same
-    cold = PolicyGuardrail.from_settings(get_settings())
+    cold = PolicyGuardrail.from_settings(rules_only(get_settings()))
     for text in drafts.values():
         assert fresh.check(text).to_dict() == cold.check(text).to_dict()

@@ -6,13 +6,14 @@ from __future__ import annotations
 import pytest
 
 from copilot.guard.guardrail import PolicyGuardrail
+from tests.conftest import rules_only
 
 
 @pytest.fixture(scope="module")
 def guardrail() -> PolicyGuardrail:
     from copilot.settings import get_settings
 
-    return PolicyGuardrail.from_settings(get_settings())
+    return PolicyGuardrail.from_settings(rules_only(get_settings()))
 
 
 DISCLOSES = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from copilot.guard.guardrail import PolicyGuardrail
+from tests.conftest import rules_only
 
 # (expect_reject, language, draft, customer_message, cited sources)
 DRAFTS: list[tuple[bool, str, str, str | None, list[str]]] = [
@@ -933,7 +934,7 @@ DRAFTS: list[tuple[bool, str, str, str | None, list[str]]] = [
 def guardrail() -> PolicyGuardrail:
     from copilot.settings import get_settings
 
-    return PolicyGuardrail.from_settings(get_settings())
+    return PolicyGuardrail.from_settings(rules_only(get_settings()))
 
 
 @pytest.mark.parametrize(

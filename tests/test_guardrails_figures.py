@@ -7,13 +7,14 @@ import pytest
 
 from copilot.guard.figures import figure_keys, figure_set, figures, number_value
 from copilot.guard.guardrail import PolicyGuardrail
+from tests.conftest import rules_only
 
 
 @pytest.fixture(scope="module")
 def guardrail() -> PolicyGuardrail:
     from copilot.settings import get_settings
 
-    return PolicyGuardrail.from_settings(get_settings())
+    return PolicyGuardrail.from_settings(rules_only(get_settings()))
 
 
 @pytest.mark.parametrize(

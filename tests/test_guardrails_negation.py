@@ -10,6 +10,7 @@ import pytest
 from copilot.guard.guardrail import PolicyGuardrail
 from copilot.guard.matching import spells_negation
 from copilot.guard.policy import parse_policy
+from tests.conftest import rules_only
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -18,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def guardrail() -> PolicyGuardrail:
     from copilot.settings import get_settings
 
-    return PolicyGuardrail.from_settings(get_settings())
+    return PolicyGuardrail.from_settings(rules_only(get_settings()))
 
 
 # (rule, language, draft): the negated form passes, the positive form next to it still fires.

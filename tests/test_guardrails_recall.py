@@ -16,6 +16,7 @@ import pytest
 from copilot.guard.guardrail import PolicyGuardrail
 from copilot.guard.types import Verdict
 from copilot.settings import Settings
+from tests.conftest import rules_only
 
 HELDOUT = Path(__file__).resolve().parent / "data" / "guardrail_heldout_v1.jsonl"
 ROWS = [json.loads(line) for line in HELDOUT.read_text("utf-8").splitlines() if line.strip()]
@@ -23,7 +24,7 @@ ROWS = [json.loads(line) for line in HELDOUT.read_text("utf-8").splitlines() if 
 
 @pytest.fixture(scope="module")
 def guardrail() -> PolicyGuardrail:
-    return PolicyGuardrail.from_settings(Settings.load())
+    return PolicyGuardrail.from_settings(rules_only(Settings.load()))
 
 
 def _fired(v: Verdict) -> list[tuple[str, str]]:

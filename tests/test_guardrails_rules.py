@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from copilot.guard.guardrail import PolicyGuardrail
+from tests.conftest import rules_only
 
 
 @dataclass(frozen=True)
@@ -344,7 +345,7 @@ CASES = [
 def guardrail() -> PolicyGuardrail:
     from copilot.settings import get_settings
 
-    return PolicyGuardrail.from_settings(get_settings())
+    return PolicyGuardrail.from_settings(rules_only(get_settings()))
 
 
 @pytest.mark.parametrize(

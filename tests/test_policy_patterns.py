@@ -156,9 +156,12 @@ def _source(item: Any) -> str:
 
 
 def _compiled(line: Line) -> str:
-    """The regex the policy loader makes of a line (a lexicon phrase becomes an escaped regex)."""
+    """The regex the policy loader makes of a line (a lexicon phrase becomes an escaped regex;
+    full-width literals are written as the ASCII drafts are matched in)."""
     if line.section != "lexicon":
-        return line.source
+        from copilot.text.normalize import halfwidth_regex
+
+        return halfwidth_regex(line.source)
     from copilot.guard.policy import parse_policy
 
     probe = {

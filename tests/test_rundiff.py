@@ -16,7 +16,7 @@ import pytest
 
 from copilot.cli.main import main
 from copilot.evaluation.diff import GATEABLE, check_gates, compare, parse_gate
-from tests.evalkit import HashedEmbedder, case_line
+from tests.evalkit import HashedEmbedder, case_line, use_semantic_embedder
 
 # a threshold and the same number as the CLI would parse it back from text
 THRESHOLDS = {"chrf": "37.25"}  # chrF is on a 0-100 scale; the others are 0-1
@@ -95,9 +95,7 @@ def run_eval(*args: str | Path) -> int:
 def test_cli_fail_under_passes_at_the_exact_value_and_fails_just_above(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from copilot.embed import registry
-
-    monkeypatch.setattr(registry, "get_embedder", lambda *a, **k: HashedEmbedder())
+    use_semantic_embedder(monkeypatch, HashedEmbedder())
     golden = tmp_path / "golden_v1.jsonl"
     ja_reply = "出金は通常30分以内に処理されます。[faq/withdrawal]"
     rows = [case_line("c-en-1"), case_line("c-ja-1", "ja", golden_reply=ja_reply)]

@@ -22,6 +22,7 @@ VERBS: dict[str, str] = {
     "ingest": "ingest",
     "search": "search",
     "check": "check",
+    "guardrail": "guardrail",
     "draft": "draft",
     "eval": "eval",
     "bench": "bench",

@@ -17,6 +17,7 @@ from functools import cached_property
 
 from copilot.guard.figures import Figure, Key, figure_keys, figure_set, figures
 from copilot.guard.links import domain_allowed, find_links
+from copilot.text.chinese import is_traditional, simplified_same_length
 from copilot.text.normalize import lowercase, normalize
 from copilot.text.pii import find_pii
 from copilot.understand.signals import find_injection, personas
@@ -49,12 +50,17 @@ class Context:
     customer_message: str | None = None
     allowed_domains: tuple[str, ...] = ("example.com",)
     source_texts: list[str] | None = None
+    cited: bool = True  # False: the draft named no sources (figures then only warn)
     anchor_finder: re.Pattern[str] | None = None
     anchor_parts: dict[str, tuple[str, ...]] = field(default_factory=dict)
     text: str = field(init=False)
 
     def __post_init__(self) -> None:
         self.text = normalize(self.draft)
+        if self.language == "zh" and is_traditional(self.text):
+            # the policy's Chinese patterns are written in Simplified characters: match
+            # Traditional drafts on a character-for-character Simplified copy (same offsets)
+            self.text = simplified_same_length(self.text)
 
     # ---- boundaries ---------------------------------------------------------------------
     @cached_property
@@ -223,14 +229,38 @@ def _classify_figures(ctx: Context) -> list[tuple[int, int, str, bool]]:
     return out
 
 
+def backed_figures(ctx: Context) -> list[tuple[int, int]]:
+    """Figures of the draft that the cited sources state (evidence that a time or amount is
+    supported, for the learned tier)."""
+    supported = ctx.source_figures
+    if supported is None or not ctx.cited:
+        return []
+    supported = supported | ctx.customer_amounts
+    return [
+        (start, end)
+        for start, end, unit, value, raw in ctx.figures
+        if not supported.isdisjoint(figure_keys(unit, value, raw))
+    ]
+
+
 def unbacked_figures(ctx: Context) -> list[Hit]:
-    """Times, durations and amounts promised in the draft that the cited sources do not state."""
+    """Times, durations and amounts promised in the draft that the cited sources do not state.
+
+    Only when the draft cites sources: a figure cannot be called unsupported when there is
+    no source to support it (it is then a warning, see :func:`unverified_figures`)."""
+    if not ctx.cited:
+        return []
     return [(s, e, detail) for s, e, detail, promise in ctx.figure_claims if promise]
 
 
 def unverified_figures(ctx: Context) -> list[Hit]:
-    """Figures outside a promise that the cited sources do not state (for a warning)."""
-    return [(s, e, detail) for s, e, detail, promise in ctx.figure_claims if not promise]
+    """Figures the cited sources do not state, outside a promise (or any, when the draft cites
+    no source): a warning for the agent to check, never a reject."""
+    return [
+        (s, e, detail)
+        for s, e, detail, promise in ctx.figure_claims
+        if not promise or not ctx.cited
+    ]
 
 
 # ---- links -------------------------------------------------------------------------------

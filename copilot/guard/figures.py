@@ -46,7 +46,7 @@ _CJK_DIGITS = {
 }
 _CJK_SMALL = {"十": 10, "百": 100, "千": 1000}
 _CJK_BIG = {"万": 1e4, "萬": 1e4, "亿": 1e8, "億": 1e8}
-_DIGIT_RUN = re.compile(r"\d[\d,]*(?:\.\d+)?")
+_DIGIT_RUN = re.compile(r"\d+(?:,\d{3}(?!\d))*(?:\.\d+)?")
 _SCALE_WORDS = {"k": 1e3, "thousand": 1e3, "million": 1e6, "billion": 1e9}
 
 _ONES = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -136,10 +136,11 @@ def number_value(raw: str) -> float | None:
 # Figures are found from their first character (a digit or a CJK numeral) so re can skip ahead
 # in C; English number words ("a few days", "an hour") are found from the unit backwards.
 _CJK_NUM = "一二两兩三四五六七八九十百千万萬亿億零〇"
-_DIGITS = r"\d(?<!\d\d)(?<!\d[.,]\d)\d*(?:[.,]\d+)*"
+# thousands groups have three digits ("Tier 2，1 business day" is two numbers, not 21)
+_DIGITS = r"\d(?<!\d\d)(?<!\d[.,]\d)\d*(?:,\d{3}(?!\d))*(?:\.\d+)?"
 _SCALE = rf"(?:\s?(?:[{_CJK_NUM}]|\d)*[{_CJK_NUM}]|\s?k(?![a-z])|\s+(?:thousand|million|billion)\b)"
 _NUM_LEAD = rf"(?<!第)(?:{_DIGITS}{_SCALE}?|[{_CJK_NUM}数幾几]+)"  # 数/几: vague (数日, 几十分钟)
-_NUM_ANY = rf"(?:\d+(?:[.,]\d+)*{_SCALE}?|[{_CJK_NUM}数幾几]+|[a-z]+(?:-[a-z]+)?)"
+_NUM_ANY = rf"(?:\d+(?:,\d{{3}}(?!\d))*(?:\.\d+)?{_SCALE}?|[{_CJK_NUM}数幾几]+|[a-z]+(?:-[a-z]+)?)"
 UNITS: tuple[tuple[str, str], ...] = (
     ("minute", r"minutes?|mins?\b|分钟|分鐘|分間|分(?![钟鐘間の])"),
     ("hour", r"hours?|hrs?\b|h\b|个?小时|個?小時|時間"),

@@ -3,9 +3,15 @@
 ``PolicyGuardrail.check(draft, ...)`` returns a :class:`Verdict`: ``reject`` when any
 ``block`` rule fires, else ``pass`` (``warn`` rules never reject). Every
 violation carries the rule, a span that indexes into the draft, the excerpt,
-the policy's message and fix hint. Deterministic rules come from
-``prompts/policy.yaml``; an optional LLM judge (off by default) can add
-rejections but never remove deterministic ones.
+the policy's message and fix hint, and the tier that found it. Three tiers, whose
+findings add up:
+
+* **rules**: the patterns and structured checks of ``prompts/policy.yaml``;
+* **learned**: one trained head per rule over each sentence
+  (:mod:`copilot.guard.learned`, ``COPILOT_GUARDRAIL_LEARNED``), with its probability and
+  the closest labelled example;
+* an optional **LLM judge** (off by default), which can add rejections but never remove
+  the others.
 """
 
 from __future__ import annotations
@@ -13,9 +19,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from copilot.guard.checks import CHECKS, Context, Cues, Hit
+from copilot.guard.checks import CHECKS, Context, Cues, Hit, backed_figures
 from copilot.guard.figures import figure_set
 from copilot.guard.judge import ask_judge, load_judge_prompt, parse_judge_answer
+from copilot.guard.learned import LearnedTier
 from copilot.guard.matching import Matcher, compile_cues
 from copilot.guard.policy import Policy, Rule, load_policy
 from copilot.guard.types import Verdict, Violation
@@ -45,8 +52,10 @@ class PolicyGuardrail:
         knowledge_dir: Path | None = None,
         judge: Backend | None = None,
         judge_prompt: dict[str, Any] | None = None,
+        learned: LearnedTier | None = None,
     ) -> None:
         self.policy = policy
+        self.learned = learned
         self.allowed_domains = tuple(d.lower() for d in allowed_domains)
         self.knowledge_dir = knowledge_dir
         self.judge = judge
@@ -64,12 +73,22 @@ class PolicyGuardrail:
 
             judge = build_backend(settings)
         prompt = load_judge_prompt(settings.prompts_dir / "guardrail_judge.yaml") if judge else None
+        learned = None
+        if settings.guardrail_learned and policy.learned is not None:
+            from copilot.guard.training import policy_data_sha256
+
+            learned = LearnedTier.load(
+                settings.models_dir,
+                policy.learned.weights,
+                data_sha256=policy_data_sha256(policy),
+            )
         return cls(
             policy,
             allowed_domains=settings.allowed_domains,
             knowledge_dir=settings.knowledge_dir,
             judge=judge,
             judge_prompt=prompt,
+            learned=learned,
         )
 
     # ---- public API -----------------------------------------------------------------------
@@ -93,6 +112,45 @@ class PolicyGuardrail:
     ) -> Verdict:
         """Check one draft; ``sources`` are cited article ids, ``source_texts`` their text."""
         draft = draft if isinstance(draft, str) else str(draft)
+        ctx, violations, cleared = self._rules_tier(
+            draft, customer_message, language, sources, source_texts
+        )
+        flags = analyze_message(customer_message, None) if customer_message else []
+        if self.learned is not None:
+            injected = any(f.kind == "prompt_injection" for f in flags)
+            violations += self._learned(ctx, violations, cleared, injected)
+        judge_state = None
+        if self.judge is not None and self.judge_prompt is not None:
+            extra, judge_state = self._judge(ctx, violations)
+            violations += extra
+        violations.sort(key=lambda v: (v.span[0] if v.span else 0, v.rule))
+        blocked = any(v.severity == "block" for v in violations)
+        return Verdict(
+            "reject" if blocked else "pass", violations, flags, ctx.language, judge_state
+        )
+
+    def evidence(
+        self,
+        draft: str,
+        *,
+        customer_message: str | None = None,
+        language: str | None = None,
+        sources: list[str] | None = None,
+    ) -> tuple[Spans, Spans]:
+        """What the rules tier saw in ``draft``: the spans each block rule fired on, and the
+        spans a rule's pattern matched but negation, an exception, a condition or quotes
+        cleared (both are features of the learned tier)."""
+        _, violations, cleared = self._rules_tier(draft, customer_message, language, sources, None)
+        return _spans(violations), cleared
+
+    def _rules_tier(
+        self,
+        draft: str,
+        customer_message: str | None,
+        language: str | None,
+        sources: list[str] | None,
+        source_texts: dict[str, str] | None,
+    ) -> tuple[Context, list[Violation], Spans]:
         lang = language if language in self.policy.languages else detect_language(draft)
         ctx = Context(
             draft=draft,
@@ -101,25 +159,55 @@ class PolicyGuardrail:
             customer_message=customer_message or None,
             allowed_domains=self.allowed_domains,
             source_texts=self._source_texts(sources, source_texts),
+            cited=bool(sources) or bool(source_texts),
         )
         languages = list(dict.fromkeys([lang, "en", detect_language(draft, lang)]))
         active = self._matcher.active(ctx, tuple(languages))
         violations: list[Violation] = []
+        cleared: Spans = {}
         for rule in self.policy.rules:
-            spans = self._matcher.hits(rule, ctx, languages, active)
+            dropped: list[Hit] = []
+            spans = self._matcher.hits(rule, ctx, languages, active, dropped)
+            if dropped:
+                cleared[rule.id] = [(s, e) for s, e, _ in dropped]
             if rule.detection.check:
                 spans += CHECKS[rule.detection.check](ctx)
+                if rule.detection.check == "unbacked_figures":
+                    # figures the sources state: evidence the promise is supported
+                    cleared.setdefault(rule.id, []).extend(backed_figures(ctx))
             violations += self._violations(rule, ctx, spans, lang)
-        flags = analyze_message(customer_message, None) if customer_message else []
-        judge_state = None
-        if self.judge is not None and self.judge_prompt is not None:
-            extra, judge_state = self._judge(ctx, violations)
-            violations += extra
-        violations.sort(key=lambda v: (v.span[0] if v.span else 0, v.rule))
-        blocked = any(v.severity == "block" for v in violations)
-        return Verdict("reject" if blocked else "pass", violations, flags, lang, judge_state)
+        return ctx, violations, cleared
 
     # ---- internals ----------------------------------------------------------------------------
+    def _learned(
+        self, ctx: Context, found: list[Violation], cleared: Spans, injected: bool
+    ) -> list[Violation]:
+        """Sentences a learned head flags, where the rules tier found nothing of that rule."""
+        assert self.learned is not None
+        spans = _spans(found)
+        hits = self.learned.hits(
+            ctx.draft, ctx.language, spans, cleared, injected, ctx.customer_message or ""
+        )
+        out = []
+        for hit in hits:
+            if any(a < hit.end and hit.start < b for a, b in spans.get(hit.rule, ())):
+                continue  # the rules tier already points at this sentence
+            rule = self.policy.rule(hit.rule)
+            out.append(
+                Violation(
+                    rule.id,
+                    rule.severity,
+                    (hit.start, hit.end),
+                    ctx.draft[hit.start : hit.end],
+                    f"{rule.message_for(ctx.language)} (learned tier, p={hit.probability:.2f})",
+                    rule.fix_for(ctx.language),
+                    tier="learned",
+                    probability=hit.probability,
+                    close_to=hit.close_to,
+                )
+            )
+        return out
+
     def _violations(self, rule: Rule, ctx: Context, hits: list[Hit], lang: str) -> list[Violation]:
         merged: list[tuple[int, int, str]] = []
         for start, end, detail in sorted(hits):
@@ -208,6 +296,19 @@ class PolicyGuardrail:
                     ctx.draft[span[0] : span[1]],
                     f"LLM judge: {item['reason']}",
                     rule.fix_for(ctx.language),
+                    tier="judge",
                 )
             )
         return out
+
+
+Spans = dict[str, list[tuple[int, int]]]
+
+
+def _spans(violations: list[Violation]) -> Spans:
+    """The spans of the blocking violations, per rule."""
+    out: Spans = {}
+    for v in violations:
+        if v.span is not None and v.blocking:
+            out.setdefault(v.rule, []).append(v.span)
+    return out

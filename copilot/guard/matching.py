@@ -260,9 +260,10 @@ class Matcher:
         ctx: Context,
         languages: list[str],
         active: dict[int, set[tuple[int, int]]],
+        cleared: list[Hit] | None = None,
     ) -> list[Hit]:
         """Pattern hits of ``rule`` in the draft, after quotes, exceptions, negation and
-        conditionals are taken into account."""
+        conditionals are taken into account; the hits those cleared go to ``cleared``."""
         hits: list[Hit] = []
         whole = {(0, len(ctx.lower))}
         for lang in [*languages, "any"]:
@@ -281,15 +282,19 @@ class Matcher:
                 for lo, hi in windows:
                     for m in group.regex.finditer(ctx.lower, lo, hi):
                         start, end = m.span()
-                        if end <= start or (group.quoted and ctx.quoted(start, end)):
+                        if end <= start:
                             continue
-                        if exceptions is not None and exceptions.search(
-                            ctx.text, *ctx.clause(start, end)
+                        if (
+                            (group.quoted and ctx.quoted(start, end))
+                            or (
+                                exceptions is not None
+                                and exceptions.search(ctx.text, *ctx.clause(start, end))
+                            )
+                            or ctx.negated(start, end, group.negation)
+                            or (group.conditional and ctx.conditional(start, end))
                         ):
-                            continue
-                        if ctx.negated(start, end, group.negation):
-                            continue
-                        if group.conditional and ctx.conditional(start, end):
+                            if cleared is not None:
+                                cleared.append((start, end, ""))
                             continue
                         hits.append((start, end, ""))
             ctx.cues = saved

@@ -22,13 +22,15 @@ from copilot.files import (
     read_text,
     sha256_bytes,
 )
-from copilot.guard.policy_model import Detection, Pattern, Policy, Rule
+from copilot.guard.policy_model import Detection, Learned, Pattern, Policy, Rule
+from copilot.text.normalize import halfwidth_regex
 
 __all__ = ["Detection", "Pattern", "Policy", "Rule", "load_policy", "parse_policy"]
 
 SEVERITIES = ("block", "warn")
 NEGATION_MODES = ("none", "before", "clause", "auto")
-TOP_FIELDS = ("version", "languages", "negation", "conditional", "rules")
+TOP_FIELDS = ("version", "languages", "negation", "conditional", "rules", "learned")
+LEARNED_FIELDS = ("weights", "heads", "examples", "corpus")
 RULE_FIELDS = ("id", "description", "severity", "languages", "message", "fix", "detection")
 DETECTION_FIELDS = (
     "patterns",
@@ -87,7 +89,7 @@ class _Checker:
         if problem:
             self.bad(line, rule, where, problem)
             return None
-        return str(source)
+        return halfwidth_regex(str(source))
 
     def text_map(self, obj: Any, key: str, rule: str, langs: tuple[str, ...]) -> dict[str, str]:
         value = obj.get(key)
@@ -202,7 +204,7 @@ def _detection(obj: Any, chk: _Checker, rule: str, langs: tuple[str, ...]) -> De
                     + body
                     + (r"\b" if item.strip()[-1].isalnum() else "")
                 )
-            patterns.setdefault(lang, []).append(Pattern(body, *defaults))
+            patterns.setdefault(lang, []).append(Pattern(halfwidth_regex(body), *defaults))
     exceptions: dict[str, list[str]] = {}
     for lang, items in chk.per_language(det, "exceptions", rule, langs).items():
         for i, (item, line) in enumerate(items):
@@ -353,6 +355,9 @@ def parse_policy(text: str, path: Path, known_checks: tuple[str, ...]) -> Policy
         rule = _rule(obj, chk, tuple(langs), i, seen)
         if rule is not None:
             rules.append(rule)
+    learned = (
+        _learned(data.get("learned"), chk, {r.id for r in rules}) if "learned" in data else None
+    )
     if chk.problems:
         raise InputError(chk.problems)
     return Policy(
@@ -364,7 +369,41 @@ def parse_policy(text: str, path: Path, known_checks: tuple[str, ...]) -> Policy
         conditional=MappingProxyType(conditional),
         rules=tuple(rules),
         sha256=sha256_bytes(text.encode("utf-8")),
+        learned=learned,
     )
+
+
+def _learned(obj: Any, chk: _Checker, rule_ids: set[str]) -> Learned | None:
+    """The ``learned:`` section: weights name, the rules with heads, example and corpus files."""
+    if not isinstance(obj, dict):
+        chk.bad(1, None, "learned", "must be a mapping with weights, heads, examples, corpus")
+        return None
+    chk.unknown(obj, LEARNED_FIELDS, None)
+    line = line_of(obj)
+    weights = obj.get("weights")
+    if not isinstance(weights, str) or not weights.strip():
+        chk.bad(line_of(obj, "weights"), None, "learned.weights", "must name the weights file")
+    lists: dict[str, tuple[str, ...]] = {}
+    for key in ("heads", "examples", "corpus"):
+        value = obj.get(key)
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            chk.bad(
+                line_of(obj, key) if key in obj else line,
+                None,
+                f"learned.{key}",
+                "must be a non-empty list",
+            )
+            value = []
+        lists[key] = tuple(value)
+    for rule in lists["heads"]:
+        if rule not in rule_ids:
+            chk.bad(
+                line_of(obj, "heads"),
+                None,
+                "learned.heads",
+                f"{rule!r} is not a rule of this policy",
+            )
+    return Learned(str(weights or ""), lists["heads"], lists["examples"], lists["corpus"])
 
 
 def load_policy(path: Path) -> Policy:

@@ -59,6 +59,16 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Learned:
+    """The learned tier's part of the policy: which rules get a head, what they learn from."""
+
+    weights: str  # COPILOT_MODELS_DIR/<weights>.npz and .json
+    heads: tuple[str, ...]  # rule ids with a learned head
+    examples: tuple[str, ...]  # example-sentence files, relative to the policy file
+    corpus: tuple[str, ...]  # labelled-draft files (globs allowed), relative to the policy file
+
+
+@dataclass(frozen=True)
 class Policy:
     """The whole validated policy."""
 
@@ -70,6 +80,7 @@ class Policy:
     conditional: Mapping[str, str]
     rules: tuple[Rule, ...]
     sha256: str
+    learned: Learned | None = None
 
     def rule(self, rule_id: str) -> Rule:
         """The rule with this id (KeyError when unknown)."""

@@ -19,6 +19,9 @@ class Violation:
     excerpt: str
     message: str
     fix: str
+    tier: str = "rules"  # rules | learned | judge: which tier found it
+    probability: float | None = None  # learned tier: the head's probability
+    close_to: str | None = None  # learned tier: the closest labelled example
 
     @property
     def blocking(self) -> bool:
@@ -34,6 +37,9 @@ class Violation:
             "excerpt": self.excerpt,
             "message": self.message,
             "fix": self.fix,
+            "tier": self.tier,
+            "probability": None if self.probability is None else round(self.probability, 3),
+            "close_to": self.close_to,
         }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 # Full-width ASCII (U+FF01..U+FF5E) -> ASCII, ideographic space -> space: 1:1, offsets kept.
 _WIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 
@@ -22,6 +24,30 @@ def fold_case(regex: str) -> str:
         piece = regex[i:end]
         out.append(piece if end - i > 1 or len(piece.lower()) != 1 else piece.lower())
         i = end
+    return "".join(out)
+
+
+def halfwidth_regex(regex: str) -> str:
+    """``regex`` with its full-width ASCII literals (，！？（ ...) written as the ASCII that
+    :func:`to_halfwidth` maps them to, escaped (so ``？`` stays a literal question mark).
+
+    Drafts are matched after :func:`to_halfwidth`; a pattern that says ``[^。，]`` must stop
+    at the comma the text now holds, not at a full-width comma that no longer exists."""
+    out, i = [], 0
+    while i < len(regex):
+        ch = regex[i]
+        if ch == "\\":
+            out.append(regex[i : i + 2])
+            i += 2
+            continue
+        cp = ord(ch)
+        if 0xFF01 <= cp <= 0xFF5E:
+            out.append(re.escape(chr(cp - 0xFEE0)))
+        elif cp == 0x3000:
+            out.append("\\ ")
+        else:
+            out.append(ch)
+        i += 1
     return "".join(out)
 
 

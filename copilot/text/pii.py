@@ -183,6 +183,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str], bool]] = [
 
 
 # Patterns found from an anchor character, then checked around it (faster than scanning).
+_MASK_MARKS = frozenset("*•●×＊")
 _EMAIL_LOCAL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-")
 _EMAIL_DOMAIN = re.compile(
     r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?![A-Za-z0-9])"
@@ -212,7 +213,8 @@ def _anchored(norm: str, low: str) -> list[tuple[str, int, int]]:
         while start < at and not norm[start].isalnum():
             start += 1
         domain = _EMAIL_DOMAIN.match(norm, at + 1)
-        if start < at and domain is not None:
+        masked = start > 0 and norm[start - 1] in _MASK_MARKS  # "k***n@gmail.com": already masked
+        if start < at and domain is not None and not masked:
             out.append(("EMAIL", start, domain.end()))
         at = norm.find("@", at + 1)
     for m in _TOKEN_WITH_DIGIT.finditer(norm):

@@ -1,0 +1,126 @@
+"""``copilot guardrail train|eval``: rebuild the learned tier from the policy's examples, or
+print its per-rule, per-language table on the dev split (or on any labelled file)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+HELP = "Train the guardrail's learned tier from the policy's examples (train) or print its per-rule table (eval)."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the verb."""
+    parser.add_argument("action", choices=("train", "eval"))
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="eval: a labelled-draft JSONL file to score instead of the dev split",
+    )
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def _evidence(guardrail: Any) -> tuple[Any, Any]:
+    """The rules tier's evidence (fired, cleared spans per rule) on a labelled draft, and on
+    a lone sentence."""
+
+    def on_draft(d: Any) -> Any:
+        return guardrail.evidence(
+            d.draft,
+            customer_message=d.customer_message or None,
+            language=d.language,
+            sources=list(d.sources) or None,
+        )
+
+    def on_text(text: str, language: str) -> Any:
+        return guardrail.evidence(text, language=language)
+
+    return on_draft, on_text
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train or evaluate; training writes COPILOT_MODELS_DIR/<weights>.npz and .json."""
+    from copilot.guard.guardrail import PolicyGuardrail
+    from copilot.guard.policy import load_policy
+    from copilot.settings import get_settings
+
+    settings = get_settings()
+    policy = load_policy(settings.policy_file)
+    rules_only = PolicyGuardrail(
+        policy, allowed_domains=settings.allowed_domains, knowledge_dir=settings.knowledge_dir
+    )
+    on_draft, on_text = _evidence(rules_only)
+    if args.action == "train":
+        from copilot.guard.training import train
+
+        heads, report = train(
+            policy,
+            settings.models_dir,
+            on_draft,
+            on_text,
+            knowledge_dir=settings.knowledge_dir,
+            log=lambda line: print(line, file=sys.stderr),
+        )
+        manifest = heads.manifest
+        if args.json:
+            print(json.dumps(manifest, indent=1, ensure_ascii=False))
+            return 0
+        print(
+            f"wrote {settings.models_dir / heads.name}.npz and .json "
+            f"(weights sha256 {manifest['weights_sha256'][:16]}, data sha256 "
+            f"{manifest['data']['sha256'][:16]}, embedder {heads.embedder})"
+        )
+        print(render(report))
+        return 0
+    return _evaluate(args, settings, policy, on_draft)
+
+
+def _evaluate(args: argparse.Namespace, settings: Any, policy: Any, on_draft: Any) -> int:
+    from copilot.guard.examples import load_drafts
+    from copilot.guard.learned import LearnedTier
+    from copilot.guard.training import dev_report, load_corpus, score_drafts
+
+    if policy.learned is None:
+        from copilot.errors import CopilotError
+
+        raise CopilotError(f"{policy.path}: the policy has no 'learned:' section")
+    tier = LearnedTier.load(settings.models_dir, policy.learned.weights)
+    corpus = load_corpus(policy, on_draft)
+    if args.data:
+        drafts = load_drafts(args.data, policy.rule_ids)
+        corpus.evidence.update({d.id: on_draft(d) for d in drafts})
+    else:
+        drafts = corpus.split("dev")
+    scores = score_drafts(tier.heads, drafts, corpus, tier.embedder, tier.draft_heads)
+    report = dev_report(tier.heads, scores)
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        where = str(args.data) if args.data else "the dev split"
+        print(f"{len(drafts)} drafts from {where}")
+        print(render(report))
+    return 0
+
+
+def render(report: dict[str, Any]) -> str:
+    """The per-rule and per-language table: recall and false positives of each tier."""
+
+    def cells(row: dict[str, Any]) -> str:
+        out = []
+        for tier in ("rules", "learned", "both"):
+            r, f = row[tier]["recall"], row[tier]["fpr"]
+            out.append(
+                f"{'-' if r is None else f'{r:.0%}':>6} {'-' if f is None else f'{f:.1%}':>6}"
+            )
+        return "   ".join(out)
+
+    head = f"{'':28}{'n':>5}   {'rules: recall  FPR':>14}   {'learned: recall FPR':>14}   {'both: recall FPR':>14}"
+    lines = [head, f"{'overall':28}{report['overall']['n']:>5}   {cells(report['overall'])}"]
+    for lang, row in report["by_language"].items():
+        lines.append(f"{'language ' + lang:28}{row['n']:>5}   {cells(row)}")
+    for rule, row in report["by_rule"].items():
+        lines.append(f"{rule:28}{row['n']:>5}   {cells(row)}")
+    return "\n".join(lines)

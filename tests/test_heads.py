@@ -1,0 +1,130 @@
+"""The small library of trained heads: features, the weights file, training, thresholds."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from copilot.heads.features import NgramVocab, char_ngrams, fold, sparse_scores
+from copilot.heads.model import HeadSet, WeightsError, npz_bytes
+from copilot.heads.train import Hyper, TrainSet, threshold_for_fpr, train_heads
+
+
+class TinyEmbedder:
+    """A deterministic stand-in embedder: hashed character bigrams (16-d)."""
+
+    name = "tiny"
+    model_id = "tiny-test-1"
+    dim = 16
+    engine = "test"
+
+    def passages(self, texts: list[str], *, use_cache: bool = True) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for r, t in enumerate(texts):
+            for i in range(max(1, len(t) - 1)):
+                out[r, int(hashlib.md5(t[i : i + 2].encode()).hexdigest(), 16) % self.dim] += 1
+            out[r] /= max(1e-9, float(np.linalg.norm(out[r])))
+        return out
+
+    def queries(self, texts: list[str]) -> np.ndarray:
+        return self.passages(texts)
+
+    def truncate(self, text: str, tokens: int) -> str:
+        return text
+
+
+def test_fold_normalises_what_means_the_same() -> None:
+    assert fold("ＷＩＴＨＤＲＡＷ\u200b  30 分") == "withdraw 00 分"
+    assert fold("See [faq/withdrawal] and [faq/fees, faq/kyc].") == "see [src] and [src]."
+    assert fold("您的帳戶已經被凍結") == fold("您的帐户已经被冻结")  # Traditional -> Simplified
+    assert fold("出金が届きません") == "出金が届きません"  # Japanese kanji are left alone
+
+
+def test_ngram_rows_are_sublinear_tfidf_and_l2_normalised() -> None:
+    texts = [fold(t) for t in ("aab", "abc", "bcd", "aab aab")]
+    vocab = NgramVocab.fit(texts, n_min=1, n_max=2, min_df=2)
+    assert set(vocab.grams) >= {"a", "b", "ab", "bc"}
+    assert "d" not in vocab.grams  # found in one text only (min_df=2)
+    idx, val = vocab.row(texts[3])
+    assert math.isclose(float(np.linalg.norm(val)), 1.0, rel_tol=1e-5)
+    counts = char_ngrams(texts[3], 1, 2)
+    raw = {vocab.grams[i]: (1 + math.log(counts[vocab.grams[i]])) * vocab.idf[i] for i in idx}
+    norm = math.sqrt(sum(v * v for v in raw.values()))
+    for i, v in zip(idx, val, strict=True):
+        assert math.isclose(float(v), raw[vocab.grams[i]] / norm, rel_tol=1e-5)
+    dense = vocab.matrix(texts).toarray()
+    assert np.allclose(dense[3, idx], val)
+    weights = np.arange(len(vocab) * 2, dtype=np.float32).reshape(2, len(vocab))
+    bias = np.asarray([0.5, -1.0], np.float32)
+    assert np.allclose(sparse_scores(vocab.rows(texts), weights, bias), dense @ weights.T + bias)
+
+
+def _data(n: int = 80) -> TrainSet:
+    good = [f"your withdrawal {i} is processed within 30 minutes" for i in range(n // 2)]
+    bad = [f"send me your password {i} and the 2fa code now" for i in range(n // 2)]
+    texts = good + bad
+    y = np.asarray([[0.0]] * len(good) + [[1.0]] * len(bad), np.float32)
+    return TrainSet(texts, y, ["en"] * n, [f"g{i % 10}" for i in range(n)])
+
+
+def _train() -> HeadSet:
+    heads, held = train_heads("probe", ["credential"], [], _data(), TinyEmbedder(), Hyper(folds=3))
+    assert held.shape == (80, 1) and not np.isnan(held).any()
+    return heads
+
+
+def test_training_is_reproducible_and_the_file_round_trips(tmp_path: Path) -> None:
+    one, two = _train(), _train()
+    assert npz_bytes(one.arrays()) == npz_bytes(two.arrays())
+    one.thresholds = {"credential": {"en": 0.7}}
+    npz, meta = one.save(tmp_path, {"data": {"sha256": "x"}})
+    manifest = json.loads(meta.read_text(encoding="utf-8"))
+    assert manifest["weights_sha256"] == hashlib.sha256(npz.read_bytes()).hexdigest()
+    loaded = HeadSet.load(tmp_path, "probe", embedder="tiny")
+    texts = ["please send me your password", "it arrives within 30 minutes"]
+    emb = TinyEmbedder().passages(texts)
+    folded = [fold(t) for t in texts]
+    assert np.allclose(loaded.probabilities(emb, folded), one.probabilities(emb, folded))
+    p = loaded.probabilities(emb, folded)[:, 0]
+    assert p[0] > 0.5 > p[1]
+    assert loaded.threshold("credential", "en") == 0.7
+    assert loaded.threshold("credential", "ja") == 0.5  # no calibration: the default
+
+
+def test_changed_stale_or_foreign_weights_are_refused(tmp_path: Path) -> None:
+    heads = _train()
+    npz, meta = heads.save(tmp_path, {})
+    with pytest.raises(WeightsError, match="trained on the tiny embedder, not use-m3"):
+        HeadSet.load(tmp_path, "probe", embedder="use-m3")
+    blob = bytearray(npz.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    npz.write_bytes(bytes(blob))
+    with pytest.raises(WeightsError, match="does not match its manifest"):
+        HeadSet.load(tmp_path, "probe")
+    manifest = json.loads(meta.read_text(encoding="utf-8"))
+    meta.write_text(json.dumps({**manifest, "format": 99}), encoding="utf-8")
+    with pytest.raises(WeightsError, match="weights format 99"):
+        HeadSet.load(tmp_path, "probe")
+    with pytest.raises(WeightsError, match=r"trained heads not found.*understand train"):
+        HeadSet.load(tmp_path, "nothing-here")
+
+
+def test_a_label_without_positives_is_a_clear_error() -> None:
+    data = _data()
+    data.labels[:] = 0.0
+    with pytest.raises(Exception, match="needs positive and negative examples"):
+        train_heads("probe", ["credential"], [], data, TinyEmbedder(), Hyper(folds=3))
+
+
+def test_threshold_for_fpr() -> None:
+    negatives = np.asarray([0.1, 0.2, 0.95, 0.6, 0.99], np.float32)
+    assert threshold_for_fpr(negatives, 0.0) > 0.99  # flags none of them
+    t = threshold_for_fpr(negatives, 0.2)  # one of five may be flagged
+    assert (negatives >= t).sum() == 1 and t > 0.95
+    assert threshold_for_fpr(np.asarray([0.1, 0.2]), 0.0, floor=0.5) == 0.5
+    assert threshold_for_fpr(np.asarray([]), 0.01) == 0.5
