@@ -177,6 +177,15 @@ def test_bench_guardrails(bench: Callable[[str], dict[str, Any]]) -> None:
     check_percentiles(lat)
     assert lat["p95_ms"] <= lat["p99_ms"]
     assert set(r["external"]) >= {"benign_queries", "garak", "llm_guard", "presidio"}
+    # the frozen sets: only the report's shape is asserted here (figures are read by people)
+    guard = r["frozen"]["guard"]
+    for tier in ("rules", "learned", "both"):
+        assert rate(guard["overall"][tier]["fpr"]) and guard["overall"][tier]["n"] == 30
+        assert set(guard["by_language"]) == {"en", "ja", "zh"}
+    assert set(r["frozen"]["injection"]) >= {"en", "ja", "zh", "all", "missed_kinds"}
+    assert [p["words"] for p in r["paired"]] == [150, 400]
+    assert r["batch"]["same_verdicts"] is True
+    assert set(r["external"]["benign_queries"]) >= {"n", "rules", "learned", "both"}
 
 
 def test_bench_draft(bench: Callable[[str], dict[str, Any]]) -> None:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from copilot.errors import InputError
 from copilot.guard.examples import load_examples
 from copilot.guard.guardrail import PolicyGuardrail
+from copilot.guard.injection_training import injection_data_sha256
 from copilot.guard.learned import LearnedTier
 from copilot.guard.policy import load_policy, parse_policy
 from copilot.guard.training import policy_data_sha256, policy_files
@@ -179,10 +180,24 @@ def _tiny_policy(tmp_path: Path) -> Path:
         "\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8"
     )
     shutil.copy(ROOT / "prompts" / "guard_examples.jsonl", folder / "guard_examples.jsonl")
-    text = POLICY.read_text(encoding="utf-8").replace(
-        "corpus: [../evals/guardrails/labelled_v1.jsonl, ../evals/guardrails/train_v1/*.jsonl]",
-        "corpus: [corpus.jsonl]",
+    messages: list[str] = []
+    for name in ("ma.jsonl", "mc.jsonl", "me.jsonl"):
+        lines = (ROOT / "evals" / "understanding" / "train_v1" / name).read_text(encoding="utf-8")
+        messages += lines.splitlines()[:60]
+    (folder / "messages.jsonl").write_text("\n".join(messages) + "\n", encoding="utf-8")
+    text = (
+        POLICY.read_text(encoding="utf-8")
+        .replace(
+            "corpus: [../evals/guardrails/labelled_v1.jsonl, ../evals/guardrails/train_v1/*.jsonl]",
+            "corpus: [corpus.jsonl]",
+        )
+        .replace(
+            "injection_corpus: [../evals/injection/train_v1/*.jsonl, "
+            "../evals/understanding/train_v1/*.jsonl]",
+            "injection_corpus: [messages.jsonl]",
+        )
     )
+    assert "injection_corpus: [messages.jsonl]" in text
     (folder / "policy.yaml").write_text(text, encoding="utf-8")
     return folder / "policy.yaml"
 
@@ -208,15 +223,20 @@ def test_training_is_reproducible_and_eval_prints_the_table(
         hashes = []
         for _ in range(2):
             assert main(["guardrail", "train", "--json"]) == 0
-            manifest = json.loads(capsys.readouterr().out)
-            hashes.append(manifest["weights_sha256"])
+            out = json.loads(capsys.readouterr().out)
+            manifest = out["drafts"]
+            hashes.append((manifest["weights_sha256"], out["injection"]["weights_sha256"]))
             assert manifest["data"]["sha256"] == policy_data_sha256(load_policy(policy))
+            assert out["injection"]["data"]["sha256"] == injection_data_sha256(load_policy(policy))
         assert hashes[0] == hashes[1]
         assert main(["guardrail", "eval"]) == 0
         table = capsys.readouterr().out
         assert "overall" in table and "profit_promise" in table and "language ja" in table
+        assert main(["guardrail", "eval", "--only", "injection"]) == 0
+        table = capsys.readouterr().out
+        assert "learned: recall" in table and "\nja " in table
         guard = PolicyGuardrail.from_settings(get_settings())
-        assert guard.learned is not None
+        assert guard.learned is not None and guard.injection is not None
         with (policy.parent / "guard_examples.jsonl").open("a", encoding="utf-8") as fh:
             fh.write(
                 '{"rule": "profit_promise", "language": "en", "label": "violates", '

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,31 +56,60 @@ def _binary(pairs: list[tuple[bool, bool]]) -> dict[str, Any]:
 
 
 def _garak(guardrail: Any, path: Path) -> dict[str, Any]:
+    """garak's labelled outputs: rejected = flagged; per tier (rules, learned, both)."""
     rows = [r for r in read_rows(path) if r.get("kind") == "detector_test_output"]
-    pairs = [
-        (r["label"] == "flag", guardrail.check(r["text"], language="en").verdict == "reject")
-        for r in rows
-    ]
-    by_detector: dict[str, list[tuple[bool, bool]]] = {}
-    for r, pair in zip(rows, pairs, strict=True):
-        by_detector.setdefault(r.get("detector", "?"), []).append(pair)
-    return _binary(pairs) | {"by_detector": {k: _binary(v) for k, v in sorted(by_detector.items())}}
+    verdicts = [guardrail.check(r["text"], language="en") for r in rows]
+    out: dict[str, Any] = {}
+    for tier in ("rules", "learned", "both"):
+        pairs = [
+            (
+                r["label"] == "flag",
+                any(
+                    x.severity == "block"
+                    and (tier == "both" or (x.tier == "learned") == (tier == "learned"))
+                    for x in v.violations
+                ),
+            )
+            for r, v in zip(rows, verdicts, strict=True)
+        ]
+        by_detector: dict[str, list[tuple[bool, bool]]] = {}
+        for r, pair in zip(rows, pairs, strict=True):
+            by_detector.setdefault(r.get("detector", "?"), []).append(pair)
+        out[tier] = _binary(pairs) | {
+            "by_detector": {k: _binary(v) for k, v in sorted(by_detector.items())}
+        }
+    return out
 
 
-def _llm_guard(path: Path) -> dict[str, Any]:
-    from copilot.text.pii import find_pii
+Flagger = Callable[[str, str | None], dict[str, bool]]
+
+
+def rules_flag(text: str, language: str | None = None) -> dict[str, bool]:
+    """The cue finder alone (when no guardrail is given)."""
     from copilot.understand.signals import find_injection
 
+    hit = bool(find_injection(text))
+    return {"rules": hit, "learned": False, "both": hit}
+
+
+def _llm_guard(path: Path, flag: Flagger = rules_flag) -> dict[str, Any]:
+    from copilot.text.pii import find_pii
+
     rows = read_rows(path)
-    out = {}
+    out: dict[str, Any] = {}
+    chosen = [r for r in rows if r["scanner"] == "prompt_injection"]
+    flags = [flag(r["text"], None) for r in chosen]
+    for tier in ("rules", "learned", "both"):
+        out[f"prompt_injection ({tier})"] = _binary(
+            [(not r["expected_valid"], f[tier]) for r, f in zip(chosen, flags, strict=True)]
+        )
     subsets = {
-        "prompt_injection": (("prompt_injection",), lambda t: bool(find_injection(t))),
         "secrets": (("secrets",), lambda t: any(p.kind == "SECRET" for p in find_pii(t))),
         "pii": (("pii_anonymize", "pii_output"), lambda t: bool(find_pii(t))),
     }
     for name, (scanners, detect) in subsets.items():
-        chosen = [r for r in rows if r["scanner"] in scanners]
-        out[name] = _binary([(not r["expected_valid"], detect(r["text"])) for r in chosen])
+        picked = [r for r in rows if r["scanner"] in scanners]
+        out[name] = _binary([(not r["expected_valid"], detect(r["text"])) for r in picked])
     return out
 
 
@@ -120,25 +150,30 @@ def _presidio(path: Path) -> dict[str, Any]:
     }
 
 
-def _benign_queries(folder: Path) -> dict[str, Any]:
+def _benign_queries(folder: Path, flag: Flagger = rules_flag) -> dict[str, Any]:
     """Injection flags raised on real, benign customer queries (banking77, clinc150)."""
-    from copilot.understand.signals import find_injection
-
     texts = []
     for name in ("banking77_dev_queries.jsonl", "clinc150_banking_cc_oos_sample.jsonl"):
         path = folder / name
         if path.is_file():
             texts += [str(r.get("query") or r.get("text") or "") for r in read_rows(path)]
-    flagged = sum(bool(find_injection(t)) for t in texts)
-    return {"n": len(texts), "flagged": flagged, "rate": ratio(flagged, len(texts))}
+    flags = [flag(t, "en") for t in texts]
+    out: dict[str, Any] = {"n": len(texts)}
+    for tier in ("rules", "learned", "both"):
+        flagged = sum(f[tier] for f in flags)
+        out[tier] = {"flagged": flagged, "rate": ratio(flagged, len(texts))}
+    out["flagged"] = out["both"]["flagged"]
+    return out
 
 
-def run_external(guardrail: Any, folder: Path = EXTERNAL) -> dict[str, Any]:
+def run_external(
+    guardrail: Any, folder: Path = EXTERNAL, flag: Flagger = rules_flag
+) -> dict[str, Any]:
     """Every third-party figure; a missing file is reported, not raised."""
-    out: dict[str, Any] = {"benign_queries": _benign_queries(folder)}
+    out: dict[str, Any] = {"benign_queries": _benign_queries(folder, flag)}
     for key, name, fn in (
         ("garak", "garak_financial_probes_cases.jsonl", lambda p: _garak(guardrail, p)),
-        ("llm_guard", "llm_guard_labelled_cases.jsonl", _llm_guard),
+        ("llm_guard", "llm_guard_labelled_cases.jsonl", lambda p: _llm_guard(p, flag)),
         ("presidio", "presidio_synth_pii_sample.jsonl", _presidio),
     ):
         path = folder / name
@@ -154,22 +189,25 @@ def pct(x: float | None) -> str:
 def render_external(ext: dict[str, Any]) -> list[str]:
     """Lines of the third-party section."""
     lines: list[str] = []
-    for key, label in (("garak", "garak financial detector outputs (flag = reject)"),):
-        s = ext[key]
-        if "error" in s:
-            lines.append(f"   {label}: {s['error']}")
-            continue
-        lines.append(
-            f"   {label}: n {s['n']}  recall {pct(s['recall'])}%  precision {pct(s['precision'])}%  FPR {pct(s['fpr'])}%"
-        )
-        for det, d in s["by_detector"].items():
+    g = ext["garak"]
+    if "error" in g:
+        lines.append(f"   garak: {g['error']}")
+    else:
+        lines.append("   garak financial detector outputs (flag = reject)")
+        for tier in ("rules", "learned", "both"):
+            s = g[tier]
             lines.append(
-                f"      {det:<28} n {d['n']:>3}  recall {pct(d['recall'])}%  FPR {pct(d['fpr'])}%"
+                f"      {tier:<8} n {s['n']}  recall {pct(s['recall'])}%  "
+                f"precision {pct(s['precision'])}%  FPR {pct(s['fpr'])}%"
+            )
+        for det, d in g["both"]["by_detector"].items():
+            lines.append(
+                f"         both, {det:<24} n {d['n']:>3}  recall {pct(d['recall'])}%  FPR {pct(d['fpr'])}%"
             )
     bq = ext["benign_queries"]
     lines.append(
-        f"   injection false flags on benign customer queries (banking77 + clinc150): "
-        f"{bq['flagged']}/{bq['n']}"
+        "   injection false flags on benign customer queries (banking77 + clinc150): "
+        + "  ".join(f"{t} {bq[t]['flagged']}/{bq['n']}" for t in ("rules", "learned", "both"))
     )
     lg = ext["llm_guard"]
     if "error" in lg:
@@ -177,7 +215,7 @@ def render_external(ext: dict[str, Any]) -> list[str]:
     else:
         for name, s in lg.items():
             lines.append(
-                f"   llm-guard {name:<17} n {s['n']:>3}  recall {pct(s['recall'])}%  "
+                f"   llm-guard {name:<28} n {s['n']:>3}  recall {pct(s['recall'])}%  "
                 f"precision {pct(s['precision'])}%  FPR {pct(s['fpr'])}%"
             )
     pr = ext["presidio"]

@@ -148,14 +148,17 @@ def _words(text: str, lang: str) -> int:
     return len(text.split()) if lang == "en" else len(text) // 2
 
 
-def synthetic_drafts(n: int, seed: int = 7) -> list[tuple[str, str, list[str]]]:
-    """``n`` deterministic (language, draft, sources) triples of 50-400 words; ~1/3 with a violation."""
+def synthetic_drafts(
+    n: int, seed: int = 7, words: tuple[int, int] = (50, 400)
+) -> list[tuple[str, str, list[str]]]:
+    """``n`` deterministic (language, draft, sources) triples of ``words`` words (a range);
+    ~1/3 with a violation."""
     rng = random.Random(seed)
     pool = _template_sentences()
     drafts = []
     for i in range(n):
         lang = ("en", "ja", "zh")[i % 3]
-        target = rng.randint(50, 400)
+        target = rng.randint(*words)
         parts: list[str] = []
         sources: set[str] = set()
         while _words(" ".join(parts), lang) < target:
@@ -219,73 +222,186 @@ def _latency(guardrail: Any, n: int) -> dict[str, Any]:
     }
 
 
+def _paired_latency(full: Any, rules: Any, words: int, n: int) -> dict[str, Any]:
+    """Both tiers against the rules alone on the same ``words``-word drafts, best of 3 per
+    draft, interleaved so both see the same machine load."""
+    drafts = synthetic_drafts(n, seed=11 + words, words=(words, words + 10))
+    for lang, text, sources in drafts[:10]:
+        full.check(text, language=lang, sources=sources)
+        rules.check(text, language=lang, sources=sources)
+    best = {"both": [float("inf")] * n, "rules": [float("inf")] * n}
+    for _ in range(3):
+        for i, (lang, text, sources) in enumerate(drafts):
+            for name, g in (("rules", rules), ("both", full)):
+                start = time.perf_counter()
+                g.check(text, language=lang, sources=sources)
+                best[name][i] = min(best[name][i], (time.perf_counter() - start) * 1000)
+    both, only = _pcts(best["both"]), _pcts(best["rules"])
+    return {
+        "words": words,
+        "drafts": n,
+        "both": both,
+        "rules": only,
+        "learned_to_rules_ratio_p50": round(
+            (both["p50_ms"] - only["p50_ms"]) / max(only["p50_ms"], 1e-6), 1
+        ),
+    }
+
+
+def _batch_check(full: Any, n: int) -> dict[str, Any]:
+    """``check --input`` of ``n`` drafts: the embeddings of all drafts in one batch first
+    (:meth:`PolicyGuardrail.check_many`), against one check at a time."""
+    drafts = synthetic_drafts(n, seed=5, words=(60, 200))
+    items = [{"draft": t, "language": lang, "sources": src} for lang, t, src in drafts]
+    start = time.perf_counter()
+    batched = full.check_many(items)
+    t_batch = time.perf_counter() - start
+    for g in (full.learned, full.injection):
+        if g is not None:
+            g.clear_cache()
+    start = time.perf_counter()
+    single = [full.check(i["draft"], language=i["language"], sources=i["sources"]) for i in items]
+    t_single = time.perf_counter() - start
+    same = all(a.to_dict() == b.to_dict() for a, b in zip(batched, single, strict=True))
+    return {
+        "drafts": n,
+        "batched_s": round(t_batch, 2),
+        "one_by_one_s": round(t_single, 2),
+        "speedup": round(t_single / max(t_batch, 1e-9), 2),
+        "same_verdicts": same,
+    }
+
+
 # ---- entry points ---------------------------------------------------------------------------
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Run the three parts and return every figure."""
+def guardrails(settings: Any) -> tuple[Any, Any]:
+    """The configured guardrail (both tiers) and the rules tier alone, on one policy."""
+    import dataclasses
+
     from copilot.guard.guardrail import PolicyGuardrail
+
+    full = PolicyGuardrail.from_settings(settings)
+    rules = PolicyGuardrail.from_settings(dataclasses.replace(settings, guardrail_learned=False))
+    return full, rules
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run every part and return every figure."""
+    from copilot.bench.frozen import frozen_rows, guard_report, injection_flags, injection_report
     from copilot.settings import get_settings
 
-    guardrail = PolicyGuardrail.from_settings(get_settings())
+    full, rules = guardrails(get_settings())
     quick = bool(getattr(args, "quick", False))
+    guard_rows = frozen_rows("guard_test_v1.jsonl")
+    inj_rows = frozen_rows("injection_test_v1.jsonl")
+    if quick:
+        guard_rows, inj_rows = guard_rows[::20], inj_rows[::10]
+
+    def flag(text: str, language: str | None) -> dict[str, bool]:
+        return injection_flags(full, text, language)
+
     return {
         "policy": {
-            "file": str(guardrail.policy.path),
-            "version": guardrail.policy.version,
-            "sha256": guardrail.policy.sha256[:16],
+            "file": str(full.policy.path),
+            "version": full.policy.version,
+            "sha256": full.policy.sha256[:16],
+            "learned": full.learned is not None,
+            "injection_flag": full.injection is not None,
         },
-        "labelled": evaluate_labelled(guardrail, read_rows(LABELLED))
+        "frozen": {
+            "guard": guard_report(full, guard_rows) | {"file": "evals/frozen/guard_test_v1.jsonl"},
+            "injection": injection_report(flag, inj_rows)
+            | {"file": "evals/frozen/injection_test_v1.jsonl"},
+        },
+        "labelled": evaluate_labelled(full, read_rows(LABELLED))
         | {"file": str(LABELLED.relative_to(ROOT))},
-        "latency": _latency(guardrail, 200 if quick else 1000),
-        "external": run_external(guardrail, EXTERNAL),
+        "latency": _latency(rules, 200 if quick else 1000),
+        "paired": [
+            _paired_latency(full, rules, words, 15 if quick else 150) for words in (150, 400)
+        ],
+        "batch": _batch_check(full, 60 if quick else 1000),
+        "external": run_external(full, EXTERNAL, flag),
     }
+
+
+def _tier_cells(row: dict[str, Any], key: str = "fpr") -> str:
+    return "   ".join(
+        f"{pct(row[t]['recall'])}% {pct(row[t][key])}%" for t in ("rules", "learned", "both")
+    )
+
+
+def render_frozen(fz: dict[str, Any]) -> list[str]:
+    """Lines of the frozen-test section."""
+    g = fz["guard"]
+    o = g["overall"]["both"]
+    lines = [
+        f"1. Frozen test set {g['file']}: {o['n']} drafts ({o['rejects']} reject), written by",
+        "   other hands before any training; read only here. recall% / false rejects%",
+        "   scope              n    rules          learned        both (the verdict)",
+        f"   overall        {o['n']:>5}  {_tier_cells(g['overall'])}",
+    ]
+    for lang, row in g["by_language"].items():
+        lines.append(f"   {lang:<14} {row['both']['n']:>5}  {_tier_cells(row)}")
+    lines.append("   rule (labelled / recall / this rule's false rejects on compliant drafts)")
+    for rule, row in g["by_rule"].items():
+        lines.append(
+            f"   {rule:<24} {row['both']['labelled']:>4}  {_tier_cells(row, 'false_rejects')}"
+        )
+    inj = fz["injection"]
+    a = inj["all"]
+    lines += [
+        "",
+        f"   Injection flag, frozen {inj['file']}: {a['n']} messages ({a['injections']} injections);",
+        "   recall% / false flags% on the benign half",
+        "   scope              n    rules          learned        both (the flag)",
+    ]
+    for lang in [k for k in inj if k not in ("missed_kinds", "file")]:
+        lines.append(f"   {lang:<14} {inj[lang]['n']:>5}  {_tier_cells(inj[lang], 'false_flags')}")
+    if inj["missed_kinds"]:
+        missed = ", ".join(f"{k} {v}" for k, v in inj["missed_kinds"].items())
+        lines.append(f"   missed injections by kind: {missed}")
+    return lines
 
 
 def render(result: dict[str, Any]) -> str:
     """Human-readable tables."""
+    pol = result["policy"]
+    lines = [
+        f"Guardrails bench - policy v{pol['version']} ({pol['sha256']}); learned tier "
+        f"{'on' if pol['learned'] else 'OFF'}, injection flag {'on' if pol['injection_flag'] else 'OFF'}",
+        "",
+        *render_frozen(result["frozen"]),
+        "",
+    ]
     lab = result["labelled"]
     o = lab["overall"]
-    lines = [
-        f"Guardrails bench - policy v{result['policy']['version']} ({result['policy']['sha256']})",
-        "",
-        f"1. Labelled set {lab['file']}: {o['n']} drafts ({o['tp'] + o['fn']} reject, {o['fp'] + o['tn']} pass)",
+    lines += [
+        f"2. Labelled set {lab['file']} (part of the training data: not evidence of "
+        f"generalisation): {o['n']} drafts ({o['tp'] + o['fn']} reject, {o['fp'] + o['tn']} pass)",
         f"   overall: recall {pct(o['recall'])}%  precision {pct(o['precision'])}%  FPR {pct(o['fpr'])}%",
-        f"   strict (every labelled rule fires): {pct(lab['strict_reject_recall'])}% of rejects; "
-        f"rejects with an extra rule: {lab['rejects_with_extra_rules']}",
-        "   language    n  recall  precision   FPR",
     ]
-    for lang, s in sorted(lab["per_language"].items()):
-        lines.append(
-            f"   {lang:<6} {s['n']:>6}  {pct(s['recall'])}%   {pct(s['precision'])}%  {pct(s['fpr'])}%"
-        )
-    lines.append("   rule                        labelled  recall  precision   FPR")
-    for rid, s in lab["per_rule"].items():
-        lines.append(
-            f"   {rid:<28} {s['labelled']:>6}  {pct(s['recall'])}%   {pct(s['precision'])}%  {pct(s['fpr'])}%"
-        )
-    for m in lab["mistakes"]:
-        lines.append(f"   miss: {m['id']} expect {m['expect']} {m['rules']} fired {m['fired']}")
     lat = result["latency"]
     b3 = lat["best_of_3"]
     lines += [
         "",
-        f"2. Latency of check() over {lat['drafts']} synthetic drafts ({lat['words_min']}-"
-        f"{lat['words_max']} words, {lat['rejected']} rejected), {lat['cpus']} CPUs, "
-        f"load average {lat['load_1m']} (target p95 <= 2 ms):",
-        f"   one pass:       p50 {lat['p50_ms']:.3f} ms   p95 {lat['p95_ms']:.3f} ms   "
-        f"p99 {lat['p99_ms']:.3f} ms   mean {lat['mean_ms']:.3f} ms",
-        f"   best of 3/draft: p50 {b3['p50_ms']:.3f} ms   p95 {b3['p95_ms']:.3f} ms   "
-        f"p99 {b3['p99_ms']:.3f} ms",
+        f"3. Latency. Rules tier alone over {lat['drafts']} synthetic drafts ({lat['words_min']}-"
+        f"{lat['words_max']} words), {lat['cpus']} CPUs, load average {lat['load_1m']} "
+        "(target p95 <= 2 ms):",
+        f"   one pass:        p50 {lat['p50_ms']:.3f} ms   p95 {lat['p95_ms']:.3f} ms",
+        f"   best of 3/draft: p50 {b3['p50_ms']:.3f} ms   p95 {b3['p95_ms']:.3f} ms",
     ]
-    cpu = lat["cpu_best_of_3"]
+    for p in result["paired"]:
+        target = 60 if p["words"] <= 150 else 150
+        lines.append(
+            f"   {p['words']} words, {p['drafts']} drafts, best of 3: both tiers p50 "
+            f"{p['both']['p50_ms']:.1f} ms p95 {p['both']['p95_ms']:.1f} ms (target <= {target}); "
+            f"rules alone p50 {p['rules']['p50_ms']:.2f} ms p95 {p['rules']['p95_ms']:.2f} ms; "
+            f"learned / rules time {p['learned_to_rules_ratio_p50']}x"
+        )
+    b = result["batch"]
     lines.append(
-        f"   CPU time, best of 3 (excludes waiting for the CPU): p50 {cpu['p50_ms']:.3f} ms   "
-        f"p95 {cpu['p95_ms']:.3f} ms"
+        f"   check --input of {b['drafts']} drafts: embeddings batched {b['batched_s']} s, one "
+        f"at a time {b['one_by_one_s']} s ({b['speedup']}x); same verdicts: {b['same_verdicts']}"
     )
-    for lang, s in lat["best_of_3_by_language"].items():
-        lines.append(f"      {lang}: p50 {s['p50_ms']:.3f} ms   p95 {s['p95_ms']:.3f} ms")
-    lines += [
-        "",
-        "3. Third-party data (../shared/external, read by path)",
-    ]
+    lines += ["", "4. Third-party data (../shared/external, read by path)"]
     lines += render_external(result["external"])
     return "\n".join(lines)

@@ -60,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
     return _check_file(guardrail, args.input, args.output, args.language)
 
 
+CHECK_BATCH = 256  # drafts whose embeddings are computed together
+
+
 def _validate(obj: dict[str, Any], path: Path, number: int) -> dict[str, Any]:
     from copilot.errors import Problem
     from copilot.jsonl import LineError
@@ -104,6 +107,17 @@ def _check_file(guardrail: Any, path: Path, output: Path | None, language: str |
         handle = output.open("w", encoding="utf-8") if output is not None else sys.stdout
     except OSError as exc:
         raise CopilotError(f"{output}: cannot write: {exc.strerror}", exit_code=2) from None
+    batch: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        # the learned tiers embed a whole batch at once (check_many); order is kept
+        nonlocal passed, rejected
+        for row, verdict in zip(batch, guardrail.check_many(batch), strict=True):
+            write_line(handle, {"id": row["id"], **verdict.to_dict()})
+            rejected += verdict.verdict == "reject"
+            passed += verdict.verdict == "pass"
+        batch.clear()
+
     try:
         for number, item in read_jsonl(path):
             try:
@@ -114,15 +128,10 @@ def _check_file(guardrail: Any, path: Path, output: Path | None, language: str |
                 print(exc.problem, file=sys.stderr)
                 failed += 1
                 continue
-            verdict = guardrail.check(
-                row["draft"],
-                customer_message=row["customer_message"],
-                language=row["language"] or language,
-                sources=row["sources"],
-            )
-            write_line(handle, {"id": row["id"], **verdict.to_dict()})
-            rejected += verdict.verdict == "reject"
-            passed += verdict.verdict == "pass"
+            batch.append(row | {"language": row["language"] or language})
+            if len(batch) >= CHECK_BATCH:
+                flush()
+        flush()
     finally:
         if output is not None:
             handle.close()

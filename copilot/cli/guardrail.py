@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-HELP = "Train the guardrail's learned tier from the policy's examples (train) or print its per-rule table (eval)."
+HELP = "Train the guardrail's learned tier and the message injection flag (train) or print their per-rule, per-language tables (eval)."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,6 +19,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--data",
         type=Path,
         help="eval: a labelled-draft JSONL file to score instead of the dev split",
+    )
+    parser.add_argument(
+        "--only",
+        choices=("drafts", "injection"),
+        help="train or evaluate only the draft heads or only the message injection flag",
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -54,28 +59,111 @@ def run(args: argparse.Namespace) -> int:
     )
     on_draft, on_text = _evidence(rules_only)
     if args.action == "train":
-        from copilot.guard.training import train
-
-        heads, report = train(
-            policy,
-            settings.models_dir,
-            on_draft,
-            on_text,
-            knowledge_dir=settings.knowledge_dir,
-            log=lambda line: print(line, file=sys.stderr),
-        )
-        manifest = heads.manifest
+        out: dict[str, Any] = {}
+        if args.only != "injection":
+            out["drafts"] = _train_drafts(args, settings, policy, on_draft, on_text)
+        if args.only != "drafts" and policy.learned and policy.learned.injection_weights:
+            out["injection"] = _train_injection(args, settings, policy, on_draft)
         if args.json:
-            print(json.dumps(manifest, indent=1, ensure_ascii=False))
-            return 0
+            print(json.dumps(out, indent=1, ensure_ascii=False))
+        return 0
+    if args.only == "injection":
+        return _evaluate_injection(args, settings, policy, on_draft)
+    return _evaluate(args, settings, policy, on_draft)
+
+
+def _train_drafts(
+    args: argparse.Namespace, settings: Any, policy: Any, on_draft: Any, on_text: Any
+) -> dict[str, Any]:
+    from copilot.guard.training import train
+
+    heads, report = train(
+        policy,
+        settings.models_dir,
+        on_draft,
+        on_text,
+        knowledge_dir=settings.knowledge_dir,
+        log=lambda line: print(line, file=sys.stderr),
+    )
+    manifest = heads.manifest
+    if not args.json:
         print(
             f"wrote {settings.models_dir / heads.name}.npz and .json "
             f"(weights sha256 {manifest['weights_sha256'][:16]}, data sha256 "
             f"{manifest['data']['sha256'][:16]}, embedder {heads.embedder})"
         )
         print(render(report))
-        return 0
-    return _evaluate(args, settings, policy, on_draft)
+    return dict(manifest)
+
+
+def _train_injection(
+    args: argparse.Namespace, settings: Any, policy: Any, on_draft: Any
+) -> dict[str, Any]:
+    from copilot.guard.injection_training import train_injection
+
+    heads, report = train_injection(
+        policy, settings.models_dir, on_draft, log=lambda line: print(line, file=sys.stderr)
+    )
+    manifest = heads.manifest
+    if not args.json:
+        print(
+            f"wrote {settings.models_dir / heads.name}.npz and .json "
+            f"(weights sha256 {manifest['weights_sha256'][:16]}, data sha256 "
+            f"{manifest['data']['sha256'][:16]}, embedder {heads.embedder})"
+        )
+        print(render_injection(report))
+    return dict(manifest)
+
+
+def _evaluate_injection(args: argparse.Namespace, settings: Any, policy: Any, on_draft: Any) -> int:
+    from copilot.errors import CopilotError
+    from copilot.guard.examples import split_of
+    from copilot.guard.injection_training import (
+        draft_messages,
+        evaluate,
+        injection_data_sha256,
+        load_messages,
+        message_files,
+    )
+    from copilot.understand.injection import InjectionFlagger
+
+    if policy.learned is None or not policy.learned.injection_weights:
+        raise CopilotError(f"{policy.path}: the policy names no injection_weights")
+    flagger = InjectionFlagger.load(
+        settings.models_dir,
+        policy.learned.injection_weights,
+        data_sha256=injection_data_sha256(policy),
+    )
+    if args.data:
+        messages = load_messages(args.data)
+        where = str(args.data)
+    else:
+        every = [m for p in message_files(policy) for m in load_messages(p)]
+        every += draft_messages(policy, on_draft)
+        messages = [m for m in every if split_of(m.id) == "dev"]
+        where = "the dev split"
+    report = evaluate(flagger, messages)
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        print(f"{len(messages)} messages from {where}")
+        print(render_injection(report))
+    return 0
+
+
+def render_injection(report: dict[str, Any]) -> str:
+    """Recall on injections and false flags on benign messages, per language, per tier."""
+    lines = [
+        f"{'':12}{'n':>5}{'inj':>5}   {'rules: recall false':>20}   "
+        f"{'learned: recall false':>22}   {'both: recall false':>19}"
+    ]
+    for lang, row in report.items():
+        cells = "   ".join(
+            f"{row[t]['recall']:>12.0%} {row[t]['false_flags']:>6.1%}"
+            for t in ("rules", "learned", "both")
+        )
+        lines.append(f"{lang:12}{row['n']:>5}{row['injections']:>5}   {cells}")
+    return "\n".join(lines)
 
 
 def _evaluate(args: argparse.Namespace, settings: Any, policy: Any, on_draft: Any) -> int:

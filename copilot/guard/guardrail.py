@@ -16,6 +16,7 @@ findings add up:
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,9 @@ from copilot.guard.policy import Policy, Rule, load_policy
 from copilot.guard.types import Verdict, Violation
 from copilot.llm.base import Backend
 from copilot.settings import Settings
+from copilot.text.deobfuscate import encoded_runs
 from copilot.text.language import detect_language
+from copilot.understand.injection import InjectionFlagger
 from copilot.understand.signals import Flag, analyze_message
 
 __all__ = [
@@ -53,9 +56,11 @@ class PolicyGuardrail:
         judge: Backend | None = None,
         judge_prompt: dict[str, Any] | None = None,
         learned: LearnedTier | None = None,
+        injection: InjectionFlagger | None = None,
     ) -> None:
         self.policy = policy
         self.learned = learned
+        self.injection = injection
         self.allowed_domains = tuple(d.lower() for d in allowed_domains)
         self.knowledge_dir = knowledge_dir
         self.judge = judge
@@ -73,7 +78,7 @@ class PolicyGuardrail:
 
             judge = build_backend(settings)
         prompt = load_judge_prompt(settings.prompts_dir / "guardrail_judge.yaml") if judge else None
-        learned = None
+        learned = injection = None
         if settings.guardrail_learned and policy.learned is not None:
             from copilot.guard.training import policy_data_sha256
 
@@ -82,6 +87,14 @@ class PolicyGuardrail:
                 policy.learned.weights,
                 data_sha256=policy_data_sha256(policy),
             )
+            if policy.learned.injection_weights:
+                from copilot.guard.injection_training import injection_data_sha256
+
+                injection = InjectionFlagger.load(
+                    settings.models_dir,
+                    policy.learned.injection_weights,
+                    data_sha256=injection_data_sha256(policy),
+                )
         return cls(
             policy,
             allowed_domains=settings.allowed_domains,
@@ -89,12 +102,38 @@ class PolicyGuardrail:
             judge=judge,
             judge_prompt=prompt,
             learned=learned,
+            injection=injection,
         )
 
     # ---- public API -----------------------------------------------------------------------
     def analyze_message(self, text: str, language: str | None = None) -> list[Flag]:
-        """Input-side flags for a customer message (injection, personal data, escalation, emotion)."""
-        return analyze_message(text, language)
+        """Input-side flags for a customer message (injection, personal data, escalation,
+        emotion); with the learned injection flag, an injection the cues miss is flagged at
+        the part of the message that reads most like one (detail ``learned``)."""
+        flags = analyze_message(text, language)
+        if self.injection is None or not text:
+            return flags
+        cues = [f.span for f in flags if f.kind == "prompt_injection" and f.span is not None]
+        if cues and next(encoded_runs(text), None) is None:
+            return flags
+        hit = self.injection.hit(text, language or detect_language(text))
+        if hit is not None and (
+            not cues
+            # a hidden (encoded) instruction the cues did not point at is shown as well
+            or (
+                hit.kind == "decoded"
+                and not any(s < hit.span[1] and hit.span[0] < e for s, e in cues)
+            )
+        ):
+            flags.insert(
+                0,
+                Flag(
+                    "prompt_injection",
+                    hit.span,
+                    f"learned ({hit.kind}, p={hit.probability:.2f})",
+                ),
+            )
+        return flags
 
     def warm(self) -> int:
         """Compile now what the first check in each language would otherwise compile
@@ -115,9 +154,12 @@ class PolicyGuardrail:
         ctx, violations, cleared = self._rules_tier(
             draft, customer_message, language, sources, source_texts
         )
-        flags = analyze_message(customer_message, None) if customer_message else []
+        flags = self.analyze_message(customer_message, None) if customer_message else []
         if self.learned is not None:
-            injected = any(f.kind == "prompt_injection" for f in flags)
+            # the draft heads were trained on the cue finder's flag, not the learned one
+            injected = any(
+                f.kind == "prompt_injection" and not f.detail.startswith("learned") for f in flags
+            )
             violations += self._learned(ctx, violations, cleared, injected)
         judge_state = None
         if self.judge is not None and self.judge_prompt is not None:
@@ -128,6 +170,44 @@ class PolicyGuardrail:
         return Verdict(
             "reject" if blocked else "pass", violations, flags, ctx.language, judge_state
         )
+
+    def check_many(self, items: Sequence[Mapping[str, Any]]) -> list[Verdict]:
+        """:meth:`check` for each item (keys ``draft``, ``customer_message``, ``language``,
+        ``sources``), with the learned tiers' embeddings of all items computed in one batch
+        first. Same verdicts as one check at a time."""
+        if self.learned is not None:
+            self.learned.prime(
+                [
+                    t
+                    for it in items
+                    for t in self.learned.texts_for(
+                        str(it["draft"]), it.get("customer_message") or ""
+                    )
+                ]
+            )
+        if self.injection is not None:
+            self.injection.prime(
+                [
+                    t
+                    for it in items
+                    if it.get("customer_message")
+                    for t in self.injection.texts_for(str(it["customer_message"]))
+                ]
+            )
+        try:
+            return [
+                self.check(
+                    str(it["draft"]),
+                    customer_message=it.get("customer_message") or None,
+                    language=it.get("language"),
+                    sources=it.get("sources"),
+                )
+                for it in items
+            ]
+        finally:
+            for tier in (self.learned, self.injection):
+                if tier is not None:
+                    tier.clear_cache()
 
     def evidence(
         self,

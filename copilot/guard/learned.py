@@ -21,8 +21,6 @@ stays: the verdict is the union, and each violation says which tier found it.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +30,7 @@ import numpy as np
 from copilot.embed.base import Embedder
 from copilot.heads.features import fold
 from copilot.heads.model import HeadSet, WeightsError
+from copilot.heads.vectors import VectorCache
 from copilot.text.sentences import sentence_spans
 
 WEIGHTS = "guard"  # models/guard.npz + guard.json (sentence heads)
@@ -100,8 +99,7 @@ class LearnedTier:
         self.heads = heads
         self.draft_heads = draft_heads
         self.embedder = embedder
-        self._lock = threading.Lock()
-        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.vectors = VectorCache(embedder, CACHE_SIZE)
 
     @classmethod
     def load(
@@ -152,22 +150,24 @@ class LearnedTier:
         """The rules this tier has heads for."""
         return self.heads.labels
 
+    def texts_for(self, draft: str, message: str) -> list[str]:
+        """Every text :meth:`hits` embeds for ``draft`` (to prime a batch)."""
+        out = [t for span in sentence_spans(draft) for t in view_texts(draft, span, message)]
+        if self.draft_heads is not None:
+            out += draft_view_texts(draft, message)
+        return out
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Vectors of ``texts``, from a small in-memory cache."""
-        if not texts:
-            return np.zeros((0, self.embedder.dim), np.float32)
-        with self._lock:
-            missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
-        fresh = self.embedder.passages(missing, use_cache=False) if missing else None
-        with self._lock:
-            known = dict(self._vectors)
-            if fresh is not None:
-                for text, vec in zip(missing, fresh, strict=True):
-                    self._vectors[text] = vec
-                    known[text] = vec
-                while len(self._vectors) > CACHE_SIZE:
-                    self._vectors.popitem(last=False)
-        return np.vstack([known[t] for t in texts])
+        """Vectors of ``texts`` (cached)."""
+        return self.vectors.embed(texts)
+
+    def prime(self, texts: Sequence[str]) -> None:
+        """Embed ``texts`` in one batch ahead of a batch of checks."""
+        self.vectors.prime(texts)
+
+    def clear_cache(self) -> None:
+        """Forget every cached vector."""
+        self.vectors.clear()
 
     def features(
         self, draft: str, spans: Sequence[tuple[int, int]], message: str
@@ -187,7 +187,7 @@ class LearnedTier:
         texts = draft_view_texts(draft, message)
         vectors = self.embed(list(texts)).reshape(1, len(DRAFT_VIEWS) * self.embedder.dim)
         extras = extras_for([(0, len(draft))], self.rules, fired, cleared, message_injection)
-        return self.draft_heads.probabilities(vectors, [fold(draft)], extras)[0]
+        return np.asarray(self.draft_heads.probabilities(vectors, [fold(draft)], extras)[0])
 
     def probabilities(
         self,

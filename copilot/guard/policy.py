@@ -30,7 +30,7 @@ __all__ = ["Detection", "Pattern", "Policy", "Rule", "load_policy", "parse_polic
 SEVERITIES = ("block", "warn")
 NEGATION_MODES = ("none", "before", "clause", "auto")
 TOP_FIELDS = ("version", "languages", "negation", "conditional", "rules", "learned")
-LEARNED_FIELDS = ("weights", "heads", "examples", "corpus")
+LEARNED_FIELDS = ("weights", "heads", "examples", "corpus", "injection_weights", "injection_corpus")
 RULE_FIELDS = ("id", "description", "severity", "languages", "message", "fix", "detection")
 DETECTION_FIELDS = (
     "patterns",
@@ -403,7 +403,39 @@ def _learned(obj: Any, chk: _Checker, rule_ids: set[str]) -> Learned | None:
                 "learned.heads",
                 f"{rule!r} is not a rule of this policy",
             )
-    return Learned(str(weights or ""), lists["heads"], lists["examples"], lists["corpus"])
+    inj_weights = obj.get("injection_weights")
+    if inj_weights is not None and (not isinstance(inj_weights, str) or not inj_weights.strip()):
+        chk.bad(
+            line_of(obj, "injection_weights"),
+            None,
+            "learned.injection_weights",
+            "must name the injection flag's weights file",
+        )
+        inj_weights = None
+    inj_corpus = obj.get("injection_corpus", [])
+    if not isinstance(inj_corpus, list) or not all(isinstance(v, str) for v in inj_corpus):
+        chk.bad(
+            line_of(obj, "injection_corpus"),
+            None,
+            "learned.injection_corpus",
+            "must be a list of labelled-message files",
+        )
+        inj_corpus = []
+    if inj_weights and not inj_corpus:
+        chk.bad(
+            line_of(obj, "injection_weights"),
+            None,
+            "learned.injection_corpus",
+            "injection_weights needs the labelled-message files it is trained on",
+        )
+    return Learned(
+        str(weights or ""),
+        lists["heads"],
+        lists["examples"],
+        lists["corpus"],
+        injection_weights=str(inj_weights) if inj_weights else None,
+        injection_corpus=tuple(inj_corpus),
+    )
 
 
 def load_policy(path: Path) -> Policy:

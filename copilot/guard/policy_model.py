@@ -66,6 +66,9 @@ class Learned:
     heads: tuple[str, ...]  # rule ids with a learned head
     examples: tuple[str, ...]  # example-sentence files, relative to the policy file
     corpus: tuple[str, ...]  # labelled-draft files (globs allowed), relative to the policy file
+    # the input-side prompt-injection flag: its weights and labelled-message files (globs)
+    injection_weights: str | None = None
+    injection_corpus: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

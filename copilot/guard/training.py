@@ -74,7 +74,7 @@ class Corpus:
         return [d for d in self.drafts if split_of(d.id) == part]
 
 
-def _expand(base: Path, patterns: Sequence[str]) -> list[Path]:
+def expand_paths(base: Path, patterns: Sequence[str]) -> list[Path]:
     out: list[Path] = []
     for pattern in patterns:
         found = sorted(base.glob(pattern)) if any(c in pattern for c in "*?[") else [base / pattern]
@@ -89,7 +89,7 @@ def policy_files(policy: Policy) -> list[Path]:
     if policy.learned is None:
         return []
     base = policy.path.parent
-    return _expand(base, policy.learned.examples) + _expand(base, policy.learned.corpus)
+    return expand_paths(base, policy.learned.examples) + expand_paths(base, policy.learned.corpus)
 
 
 def policy_data_sha256(policy: Policy) -> str:
@@ -104,8 +104,8 @@ def load_corpus(policy: Policy, evidence: DraftEvidence) -> Corpus:
     if learned is None:
         raise CopilotError(f"{policy.path}: the policy has no 'learned:' section")
     base = policy.path.parent
-    example_files = _expand(base, learned.examples)
-    corpus_files = _expand(base, learned.corpus)
+    example_files = expand_paths(base, learned.examples)
+    corpus_files = expand_paths(base, learned.corpus)
     rule_ids = policy.rule_ids
     examples = [row for p in example_files for row in load_examples(p, rule_ids)]
     drafts = [d for p in corpus_files for d in load_drafts(p, rule_ids)]
