@@ -92,3 +92,13 @@ def offline_copilot(kb_store: Path) -> Any:
         }
     )
     return build_copilot(settings, "offline")
+
+
+@pytest.fixture(scope="session")
+def chroma_url() -> Iterator[str]:
+    """A `chroma run` server on loopback for the session (check.sh's, else a private one);
+    tests sharing it use their own collection names."""
+    from tests.chroma import chroma_server
+
+    with chroma_server() as url:
+        yield url
