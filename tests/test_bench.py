@@ -91,6 +91,10 @@ def test_bench_ingest(bench: Callable[[str], dict[str, Any]]) -> None:
     assert 0 <= r["kb_unchanged_s"] < r["kb_cold_s"]
     assert 0 <= r["synthetic_unchanged_s"] < r["synthetic_cold_s"]
     assert 20 < r["synthetic_median_tokens"] < 2000
+    # a one-document change: a new version, the other chunks copied with their vectors
+    assert positive(r["synthetic_new_version_s"])
+    assert r["synthetic_new_version_embedded"] == min(10, QUICK_CHUNKS)  # one 10-chunk document
+    assert r["synthetic_new_version_copied"] == QUICK_CHUNKS - r["synthetic_new_version_embedded"]
     assert 50 < r["peak_rss_mb"] < 8000
     check_engines(r["engines"], "passage", 16)
     assert r["targets"] == {
