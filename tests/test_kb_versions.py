@@ -160,6 +160,20 @@ def test_never_ingested_is_a_clear_error(tmp_path: Path) -> None:
         open_collection(s)
 
 
+def test_a_pointer_to_a_removed_version_is_a_clear_error_and_ingest_repairs_it(
+    tmp_path: Path,
+) -> None:
+    s = settings_for(tmp_path / "data")
+    a = write_kb(tmp_path / "a.jsonl", False)
+    first = ingest_into(s, s.collection, docs_from_jsonl(a, "doc_id", ["text"]))
+    open_client(s).delete_collection(name=first.collection)  # e.g. removed by hand
+    with pytest.raises(CopilotError, match="names a collection that does not exist"):
+        open_collection(s)
+    repaired = ingest_into(s, s.collection, docs_from_jsonl(a, "doc_id", ["text"]))
+    assert repaired.switched and repaired.added == N_DOCS  # built afresh (vectors from cache)
+    assert open_collection(s).count() == N_DOCS
+
+
 def test_a_reader_holding_a_removed_version_reads_the_pointer_again(tmp_path: Path) -> None:
     s = settings_for(tmp_path / "data")
     a, b = write_kb(tmp_path / "a.jsonl", False), write_kb(tmp_path / "b.jsonl", True)
