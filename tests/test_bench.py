@@ -91,6 +91,10 @@ def test_bench_ingest(bench: Callable[[str], dict[str, Any]]) -> None:
     assert 0 <= r["kb_unchanged_s"] < r["kb_cold_s"]
     assert 0 <= r["synthetic_unchanged_s"] < r["synthetic_cold_s"]
     assert 20 < r["synthetic_median_tokens"] < 2000
+    # a one-document change: a new version, the other chunks copied with their vectors
+    assert positive(r["synthetic_new_version_s"])
+    assert r["synthetic_new_version_embedded"] == min(10, QUICK_CHUNKS)  # one 10-chunk document
+    assert r["synthetic_new_version_copied"] == QUICK_CHUNKS - r["synthetic_new_version_embedded"]
     assert 50 < r["peak_rss_mb"] < 8000
     check_engines(r["engines"], "passage", 16)
     assert r["targets"] == {
@@ -204,3 +208,35 @@ def test_bench_draft(bench: Callable[[str], dict[str, Any]]) -> None:
     else:
         assert "not installed" in server["reason"]
     assert all(isinstance(ok, bool) for ok in r["targets"].values()) and r["targets"]
+
+
+def test_bench_load(
+    bench: Callable[[str], dict[str, Any]], kb_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from copilot.bench.load import LEVELS, QUICK_DRAFTS_PER_AGENT
+    from copilot.bench.servers import postgres_unavailable
+    from copilot.settings import get_settings
+
+    # the session's vectors: the ingests embed only the chunks the load test changes
+    monkeypatch.setenv("COPILOT_EMBED_CACHE", str(kb_store / "cache" / "embeddings-v2.sqlite"))
+    get_settings.cache_clear()
+    r = bench("load")
+    assert r["database"] == ("postgresql" if postgres_unavailable() is None else "sqlite")
+    assert r["backend"] == "offline" and r["drafts_per_agent_at_least"] == QUICK_DRAFTS_PER_AGENT
+    assert [lv["agents"] for lv in r["levels"]] == list(LEVELS)
+    old, new = r["kb_versions"]
+    assert old != new
+    for i, lv in enumerate(r["levels"]):
+        assert lv["errors"] == 0, lv["error_samples"]
+        assert lv["drafts"] >= lv["agents"] * QUICK_DRAFTS_PER_AGENT
+        assert lv["rows_written"] == lv["rows_expected"] == lv["distinct_ids"] == lv["drafts"]
+        check_percentiles(lv)
+        assert positive(lv["throughput_per_s"]) and positive(lv["ingest_s"])
+        assert 0 < lv["drafts_during_ingest"] <= lv["drafts"]
+        # each level's ingest switched to the other KB and the replica served it
+        assert lv["ingest_switched"] and lv["ingest_kb_version"] == r["kb_versions"][(i + 1) % 2]
+        assert lv["new_version_served"] and lv["ingest_kb_version"] in lv["kb_versions_seen"]
+        assert set(lv["kb_versions_seen"]) <= {old, new}
+        assert sum(lv["kb_versions_seen"].values()) == lv["drafts"]
+    assert set(r["recorded_kb_versions"]) <= {old, new}
+    assert all(r["targets"].values()), r["targets"]

@@ -7,8 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
+import uuid
 from pathlib import Path
 
 import pytest
@@ -80,12 +79,13 @@ def test_persisted_collection_reopens_in_new_process_without_passing_the_functio
     tmp_path: Path, small_kb: Path
 ) -> None:
     s = settings_for(tmp_path)
-    run_ingest(s, small_kb)
+    served = run_ingest(s, small_kb).collection
+    assert served.startswith(s.collection + ".v")  # a version collection, named by the pointer
     code = f"""
 import copilot.kb.vectorstore  # registers the embedding functions by name
 import chromadb
 client = chromadb.PersistentClient(path={str(s.chroma_dir)!r})
-col = client.get_collection({s.collection!r})
+col = client.get_collection({served!r})
 hit = col.query(query_texts=["my ID document got rejected, what do I do now"], n_results=1)
 print(col.configuration_json["embedding_function"]["name"], hit["metadatas"][0][0]["article_id"])
 """
@@ -100,43 +100,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def chroma_server(tmp_path: Path) -> Iterator[str]:
-    chroma = Path(sys.executable).parent / "chroma"
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            str(chroma),
-            "run",
-            "--path",
-            str(tmp_path / "server"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            raise RuntimeError("chroma run did not start")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
 @pytest.mark.chroma_server
-def test_ingest_into_chroma_server(tmp_path: Path, small_kb: Path, chroma_server: str) -> None:
-    s = settings_for(tmp_path, COPILOT_CHROMA_URL=chroma_server)
+def test_ingest_into_chroma_server(tmp_path: Path, small_kb: Path, chroma_url: str) -> None:
+    name = f"ingest-{uuid.uuid4().hex[:8]}"  # the server may be shared with other tests
+    s = settings_for(tmp_path, COPILOT_CHROMA_URL=chroma_url, COPILOT_COLLECTION=name)
     first = run_ingest(s, small_kb)
     assert first.added == 3
     assert run_ingest(s, small_kb).unchanged == 3

@@ -131,10 +131,12 @@ def test_bm25_index_follows_ingest_update_and_delete(
 
     settings = Settings.load(env={"COPILOT_DATA_DIR": str(tmp_path / "data")})
     name = "lexsync"
-    folder = index_folder(settings, name)
+
+    def folder() -> Path:  # each KB version has its own saved index
+        return index_folder(settings, open_collection(settings, name).name)
 
     def current() -> LexicalIndex:
-        index = LexicalIndex.load(folder)
+        index = LexicalIndex.load(folder())
         assert index is not None
         return index
 
@@ -146,10 +148,11 @@ def test_bm25_index_follows_ingest_update_and_delete(
     assert articles(first, "zebra") == ["faq/a"]
     assert first.kb_version == open_collection(settings, name).metadata["kb_version"]
 
-    # unchanged KB: nothing is rebuilt (the CURRENT build stays the same)
-    build = (folder / "CURRENT").read_text()
+    # unchanged KB: no new version, nothing is rebuilt (the CURRENT build stays the same)
+    first_folder = folder()
+    build = (first_folder / "CURRENT").read_text()
     ingest_into(settings, name, [_doc("faq/a", "zebra crossing"), _doc("faq/b", "lion king")])
-    assert (folder / "CURRENT").read_text() == build
+    assert folder() == first_folder and (first_folder / "CURRENT").read_text() == build
 
     # update: only the changed chunk's text is read back from Chroma
     fetched: list[str] = []
@@ -171,17 +174,18 @@ def test_bm25_index_follows_ingest_update_and_delete(
     monkeypatch.setattr(lexical_module, "fetch_records", spy)
     ingest_into(settings, name, [_doc("faq/a", "giraffe crossing"), _doc("faq/b", "lion king")])
     updated = current()
-    assert (folder / "CURRENT").read_text() != build
+    assert folder() != first_folder and first_folder.is_dir()  # the previous version is kept
     assert articles(updated, "giraffe") == ["faq/a"]
     assert articles(updated, "zebra") == []
     assert fetched == ["faq/a#en:0"]
 
-    # delete
+    # delete; the index of the version before the previous one is pruned
     ingest_into(settings, name, [_doc("faq/a", "giraffe crossing")])
     deleted = current()
     assert articles(deleted, "lion") == []
     assert len(deleted) == 1
     assert deleted.kb_version == open_collection(settings, name).metadata["kb_version"]
+    assert not first_folder.exists()
 
 
 def test_sync_rebuilds_when_the_saved_index_is_stale(tmp_path: Path) -> None:
@@ -189,8 +193,9 @@ def test_sync_rebuilds_when_the_saved_index_is_stale(tmp_path: Path) -> None:
 
     settings = Settings.load(env={"COPILOT_DATA_DIR": str(tmp_path / "data")})
     ingest_into(settings, "lexstale", [_doc("faq/a", "zebra crossing")])
-    folder = index_folder(settings, "lexstale")
-    LexicalIndex.build([], "old-version").save(folder)  # e.g. another process ingested
-    index = sync_index(settings, "lexstale", open_collection(settings, "lexstale"))
+    served = open_collection(settings, "lexstale")
+    folder = index_folder(settings, served.name)
+    LexicalIndex.build([], "old-version").save(folder)  # e.g. damaged or from another build
+    index = sync_index(settings, served.name, served)
     assert len(index) == 1
     assert index.records[0].text == "zebra crossing"

@@ -269,6 +269,43 @@ def parse_article(path: Path, problems: list[Problem], root: Path | None = None)
     )
 
 
+def article_metadata(article: Article) -> dict[str, Any]:
+    """What a KB version stores about a whole article (on its first chunk) to rebuild it."""
+    return {
+        "article_body": article.body,
+        "article_body_line": article.body_line,
+        "article_updated": article.updated.isoformat(),
+        "article_path": article.path.as_posix(),
+    }
+
+
+def article_from_metadata(meta: dict[str, Any]) -> Article | None:
+    """The article stored with a KB version (first-chunk metadata written by the chunker), or
+    None when the chunk carries no article (stores from before it did, external KBs)."""
+    try:
+        body = meta["article_body"]
+        if not isinstance(body, str):
+            return None
+        body_line = int(meta["article_body_line"])
+        tags = tuple(t for t in str(meta.get("tags", "")).split(",") if t)
+        return Article(
+            id=str(meta["article_id"]),
+            type=str(meta["type"]),
+            language=str(meta["language"]),
+            title=str(meta["title"]),
+            tags=tags,
+            updated=dt.date.fromisoformat(str(meta["article_updated"])),
+            version=int(meta.get("article_version", 1)),
+            body=body,
+            path=Path(str(meta.get("article_path", ""))),
+            body_line=body_line,
+            content_hash=str(meta.get("article_hash", "")),
+            sections=tuple(split_sections(body, body_line)),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def article_paths(kb_dir: Path) -> list[Path]:
     """Every ``*.md`` file below ``kb_dir`` except README files, sorted."""
     return sorted(p for p in kb_dir.rglob("*.md") if p.is_file() and p.name.lower() != "readme.md")

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from copilot.kb.articles import Article, Section
+from copilot.kb.articles import Article, Section, article_metadata
 from copilot.tokens import count_tokens
 
 MAX_CHUNK_TOKENS = 450  # e5-small reads 512 tokens; leave room for the heading header
+# 2: an article's first chunk carries the whole article (an older store re-ingests it once)
+DOC_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,10 @@ def chunk_article(article: Article, max_tokens: int = MAX_CHUNK_TOKENS) -> list[
                         "tokens": count_tokens(text),
                         "article_hash": article.content_hash,
                         "article_version": article.version,
+                        "doc_format": DOC_FORMAT,
                     },
                 )
             )
+    if chunks:  # the whole article travels with its KB version (see article_from_metadata)
+        chunks[0].metadata.update(article_metadata(article))
     return chunks

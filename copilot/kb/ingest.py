@@ -1,9 +1,14 @@
 """Incremental ingestion into Chroma, keyed by each document's content hash.
 
-An unchanged KB embeds nothing; a changed article's chunks are replaced; a
-deleted article's chunks are removed. The KB version (a hash over every
-document's content hash) is stored in the collection's metadata so drafts can
-record which KB they were grounded in.
+An unchanged KB embeds nothing; a changed article's chunks are embedded again; a
+deleted article's chunks are dropped. The KB version (a hash over every document's
+content hash) is stored in the collection's metadata so drafts can record which KB
+they were grounded in.
+
+:func:`ingest_version` builds a new version collection from the served one (unchanged
+chunks copied with their vectors), which :mod:`copilot.kb.versions` then switches
+readers to in one step; :func:`ingest` updates one collection in place (benchmarks,
+collections nobody reads while they change).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from copilot.text.language import detect_language
 from copilot.tokens import count_tokens
 
 BATCH = 64
+COPY_PAGE = 1000  # chunks copied from the served version per request
 
 
 @dataclass(frozen=True)
@@ -46,17 +52,23 @@ class IngestReport:
     removed: int = 0
     unchanged: int = 0
     chunks_embedded: int = 0
+    chunks_copied: int = 0
     chunks_deleted: int = 0
     kb_version: str = ""
     seconds: float = 0.0
+    collection: str = ""  # the version collection served after this ingest
+    switched: bool = False  # True when this ingest switched readers to a new version
     changed_keys: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         """One human-readable line."""
+        served = f" ({'now serving' if self.switched else 'serving'} {self.collection})"
         return (
             f"added {self.added}, updated {self.updated}, removed {self.removed}, "
             f"unchanged {self.unchanged} ({self.chunks_embedded} chunks embedded, "
-            f"{self.chunks_deleted} deleted) in {self.seconds:.2f}s; KB version {self.kb_version}"
+            f"{self.chunks_copied} copied, {self.chunks_deleted} deleted) in "
+            f"{self.seconds:.2f}s; KB version {self.kb_version}"
+            + (served if self.collection else "")
         )
 
 
@@ -138,22 +150,122 @@ def docs_from_jsonl(
     return docs
 
 
-def stored_documents(collection: Any) -> dict[str, tuple[str, list[str]]]:
-    """``doc_key -> (content hash, chunk ids)`` for everything in the collection."""
-    out: dict[str, tuple[str, list[str]]] = {}
+@dataclass
+class StoredDoc:
+    """One document as a collection holds it: content hash, chunk ids, chunk format."""
+
+    content_hash: str
+    ids: list[str] = field(default_factory=list)
+    doc_format: int = 1
+
+
+def stored_documents(collection: Any) -> dict[str, StoredDoc]:
+    """``doc_key -> StoredDoc`` for everything in the collection."""
+    out: dict[str, StoredDoc] = {}
     total = collection.count()
     page = 5000
     for offset in range(0, total, page):
         got = collection.get(include=["metadatas"], limit=page, offset=offset)
         for cid, meta in zip(got["ids"], got["metadatas"] or [], strict=False):
-            key = str((meta or {}).get("doc_key", cid.rsplit(":", 1)[0]))
-            digest = str((meta or {}).get("article_hash", ""))
-            entry = out.setdefault(key, (digest, []))
-            entry[1].append(cid)
+            meta = meta or {}
+            key = str(meta.get("doc_key", cid.rsplit(":", 1)[0]))
+            entry = out.setdefault(key, StoredDoc(str(meta.get("article_hash", ""))))
+            entry.ids.append(cid)
+            if cid.endswith(":0"):
+                entry.doc_format = int(meta.get("doc_format", 1) or 1)
     return out
 
 
 ProgressFn = Callable[[int], None]
+
+
+@dataclass
+class _Plan:
+    """What an ingest must do, from the stored documents and the wanted ones."""
+
+    report: IngestReport
+    to_embed: list[Chunk]
+    to_drop: list[str]  # stored chunk ids of changed and removed documents
+    to_keep: list[str]  # stored chunk ids of unchanged documents
+    version: str
+
+
+def _plan(stored: dict[str, StoredDoc], docs: list[SourceDoc], remove_missing: bool) -> _Plan:
+    keys = [d.key for d in docs]
+    if len(set(keys)) != len(keys):
+        dup = sorted({k for k in keys if keys.count(k) > 1})
+        raise CopilotError(f"duplicate document keys: {', '.join(dup[:5])}")
+    report = IngestReport()
+    plan = _Plan(report, [], [], [], "")
+    for doc in docs:
+        previous = stored.get(doc.key)
+        wanted_format = int(doc.chunks[0].metadata.get("doc_format", 1)) if doc.chunks else 1
+        if previous is None:
+            report.added += 1
+        elif (
+            previous.content_hash == doc.content_hash
+            and len(previous.ids) == len(doc.chunks)
+            and previous.doc_format == wanted_format
+        ):
+            report.unchanged += 1
+            plan.to_keep.extend(previous.ids)
+            continue
+        else:
+            report.updated += 1
+            plan.to_drop.extend(previous.ids)
+        report.changed_keys.append(doc.key)
+        plan.to_embed.extend(doc.chunks)
+    wanted = set(keys)
+    for key, entry in stored.items():
+        if key in wanted:
+            continue
+        if remove_missing:
+            report.removed += 1
+            report.changed_keys.append(key)
+            plan.to_drop.extend(entry.ids)
+        else:
+            plan.to_keep.extend(entry.ids)
+    if remove_missing:
+        plan.version = kb_version((d.key, d.content_hash) for d in docs)
+    else:
+        merged = {k: e.content_hash for k, e in stored.items()} | {
+            d.key: d.content_hash for d in docs
+        }
+        plan.version = kb_version(merged.items())
+    report.kb_version = plan.version
+    return plan
+
+
+def _embed_into(
+    collection: Any,
+    chunks: list[Chunk],
+    embedder: Embedder,
+    progress: Callable[[int], ProgressFn] | None,
+    use_cache: bool,
+) -> None:
+    tick = progress(len(chunks)) if progress and chunks else None
+    for i in range(0, len(chunks), BATCH):
+        batch = chunks[i : i + BATCH]
+        vectors = embedder.passages([c.text for c in batch], use_cache=use_cache)
+        collection.upsert(
+            ids=[c.id for c in batch],
+            documents=[c.text for c in batch],
+            metadatas=[c.metadata for c in batch],
+            embeddings=vectors,
+        )
+        if tick:
+            tick(len(batch))
+
+
+def _finish(collection: Any, plan: _Plan, embedder: Embedder, documents: int) -> None:
+    if collection.metadata is None or collection.metadata.get("kb_version") != plan.version:
+        collection.modify(
+            metadata={
+                **embedder_metadata(embedder),
+                "kb_version": plan.version,
+                "documents": documents,
+            }
+        )
 
 
 def ingest(
@@ -165,70 +277,67 @@ def ingest(
     remove_missing: bool = True,
     use_cache: bool = True,
 ) -> IngestReport:
-    """Bring ``collection`` in step with ``docs``; return counts and the new KB version.
+    """Bring ``collection`` in step with ``docs`` in place; return counts and the KB version.
 
-    ``progress(total_chunks)`` may return a callback called with each batch size.
+    Readers of ``collection`` see the change as it happens: a served KB is updated with
+    :func:`ingest_version` instead. ``progress(total_chunks)`` may return a callback called
+    with each batch size.
     """
     start = time.perf_counter()
-    keys = [d.key for d in docs]
-    if len(set(keys)) != len(keys):
-        dup = sorted({k for k in keys if keys.count(k) > 1})
-        raise CopilotError(f"duplicate document keys: {', '.join(dup[:5])}")
-    report = IngestReport()
-    stored = stored_documents(collection)
-    to_embed: list[Chunk] = []
-    to_delete: list[str] = []
-    for doc in docs:
-        previous = stored.get(doc.key)
-        if previous is None:
-            report.added += 1
-        elif previous[0] == doc.content_hash and len(previous[1]) == len(doc.chunks):
-            report.unchanged += 1
-            continue
-        else:
-            report.updated += 1
-            to_delete.extend(previous[1])
-        report.changed_keys.append(doc.key)
-        to_embed.extend(doc.chunks)
-    if remove_missing:
-        wanted = set(keys)
-        for key, (_, ids) in stored.items():
-            if key not in wanted:
-                report.removed += 1
-                report.changed_keys.append(key)
-                to_delete.extend(ids)
-    for i in range(0, len(to_delete), 5000):
-        collection.delete(ids=to_delete[i : i + 5000])
-    report.chunks_deleted = len(to_delete)
-    tick = progress(len(to_embed)) if progress and to_embed else None
-    for i in range(0, len(to_embed), BATCH):
-        batch = to_embed[i : i + BATCH]
-        vectors = embedder.passages([c.text for c in batch], use_cache=use_cache)
-        collection.upsert(
-            ids=[c.id for c in batch],
-            documents=[c.text for c in batch],
-            metadatas=[c.metadata for c in batch],
-            embeddings=vectors,
+    plan = _plan(stored_documents(collection), docs, remove_missing)
+    for i in range(0, len(plan.to_drop), 5000):
+        collection.delete(ids=plan.to_drop[i : i + 5000])
+    plan.report.chunks_deleted = len(plan.to_drop)
+    _embed_into(collection, plan.to_embed, embedder, progress, use_cache)
+    plan.report.chunks_embedded = len(plan.to_embed)
+    _finish(collection, plan, embedder, len(docs))
+    plan.report.seconds = time.perf_counter() - start
+    return plan.report
+
+
+def plan_is_noop(source: Any, docs: list[SourceDoc], *, remove_missing: bool = True) -> bool:
+    """True when ``source`` already holds exactly ``docs`` (nothing to embed, copy or drop)."""
+    if source is None:
+        return False
+    plan = _plan(stored_documents(source), docs, remove_missing)
+    return not plan.to_embed and not plan.to_drop and collection_kb_version(source) == plan.version
+
+
+def ingest_version(
+    target: Any,
+    source: Any | None,
+    docs: list[SourceDoc],
+    embedder: Embedder,
+    *,
+    progress: Callable[[int], ProgressFn] | None = None,
+    remove_missing: bool = True,
+    use_cache: bool = True,
+) -> IngestReport:
+    """Fill ``target``, a new empty collection, with the KB ``docs``: chunks of documents
+    unchanged since ``source`` (the served version, or None) are copied with their vectors,
+    only changed ones are embedded. ``source`` is only read. The KB version is written on
+    ``target`` last, once it is complete.
+    """
+    start = time.perf_counter()
+    stored = stored_documents(source) if source is not None else {}
+    plan = _plan(stored, docs, remove_missing)
+    for i in range(0, len(plan.to_keep), COPY_PAGE):
+        assert source is not None  # only a source has chunks to keep
+        ids = plan.to_keep[i : i + COPY_PAGE]
+        got = source.get(ids=ids, include=["embeddings", "documents", "metadatas"])
+        target.add(
+            ids=got["ids"],
+            embeddings=got["embeddings"],
+            documents=got["documents"],
+            metadatas=got["metadatas"],
         )
-        if tick:
-            tick(len(batch))
-    report.chunks_embedded = len(to_embed)
-    if remove_missing:
-        version = kb_version((d.key, d.content_hash) for d in docs)
-    else:
-        merged = {k: h for k, (h, _) in stored.items()} | {d.key: d.content_hash for d in docs}
-        version = kb_version(merged.items())
-    report.kb_version = version
-    if collection.metadata is None or collection.metadata.get("kb_version") != version:
-        collection.modify(
-            metadata={
-                **embedder_metadata(embedder),
-                "kb_version": version,
-                "documents": len(docs),
-            }
-        )
-    report.seconds = time.perf_counter() - start
-    return report
+    plan.report.chunks_copied = len(plan.to_keep)
+    plan.report.chunks_deleted = len(plan.to_drop)
+    _embed_into(target, plan.to_embed, embedder, progress, use_cache)
+    plan.report.chunks_embedded = len(plan.to_embed)
+    _finish(target, plan, embedder, len(docs))
+    plan.report.seconds = time.perf_counter() - start
+    return plan.report
 
 
 def collection_kb_version(collection: Any) -> str:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from copilot.embed.base import Embedder
 from copilot.embed.registry import get_embedder
 from copilot.errors import CopilotError
-from copilot.kb.articles import Article, parse_article
+from copilot.kb.articles import Article, article_from_metadata, parse_article
 from copilot.retrieval.calibration import Calibration, load_calibration
 from copilot.retrieval.lexical import ChunkRecord, LexicalIndex, tokenize
 from copilot.retrieval.types import Hit, SearchResult
@@ -44,6 +44,15 @@ def snippet(text: str, limit: int = 220) -> str:
     _head, sep, body = text.partition("\n\n")
     flat = re.sub(r"\s+", " ", body if sep and body.strip() else text).strip()
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+@dataclass(frozen=True)
+class _Served:
+    """One KB version as searched: its collection and the BM25 index built from it."""
+
+    collection: Any
+    lexical: LexicalIndex
+    name: str
 
 
 @dataclass
@@ -83,11 +92,13 @@ class HybridRetriever:
         self.knowledge_dir = knowledge_dir
         self.refresh_s = refresh_s
         self.calibration = calibration or load_calibration(self.embedder.name)
-        self._lock = threading.Lock()
-        self._collection: Any = None
-        self._lexical: LexicalIndex | None = None
+        self._lock = threading.Lock()  # the query-vector cache
+        self._refresh_lock = threading.Lock()  # one thread at a time looks for a new version
+        self._served: _Served | None = None
         self._checked = 0.0
+        self._pinned = threading.local()  # the version this thread last searched
         self._articles: dict[tuple[str, str], tuple[float, Article | None]] = {}
+        self._stored_articles: OrderedDict[tuple[str, str], Article | None] = OrderedDict()
         self._vectors: OrderedDict[str, Any] = OrderedDict()  # recent query embeddings
         self._vectors_size = embed_cache
         self.dense_query_tokens = dense_query_tokens  # lower = faster, less context
@@ -96,14 +107,22 @@ class HybridRetriever:
     def from_settings(cls, settings: Settings, collection: str | None = None) -> HybridRetriever:
         """A retriever over the configured Chroma collection; Chroma and BM25 open on first use."""
         from copilot.retrieval.index import open_collection, physical_name
-        from copilot.retrieval.lexical import sync_index
+        from copilot.retrieval.lexical import prune_indexes, sync_index
 
         name = collection or settings.collection
+        base = physical_name(settings, name)
+
+        def load(col: Any, current: LexicalIndex | None) -> LexicalIndex:
+            index = sync_index(settings, col.name, col, current)
+            prune_indexes(settings, base, {col.name})  # saved indexes of older versions
+            return index
+
         return cls(
             lambda: open_collection(settings, name),
-            lambda col, current: sync_index(settings, physical_name(settings, name), col, current),
+            load,
             embedder=get_embedder(settings=settings),
             knowledge_dir=settings.knowledge_dir,
+            refresh_s=settings.kb_refresh_s,
             dense_query_tokens=settings.retrieval_dense_tokens,
         )
 
@@ -129,23 +148,44 @@ class HybridRetriever:
             embed_cache=embed_cache,
         )
 
-    def _state(self) -> tuple[Any, LexicalIndex]:
-        """The collection and a BM25 index in step with it (re-checked every ``refresh_s``)."""
-        with self._lock:
-            now = time.monotonic()
-            stale = self.refresh_s is not None and now - self._checked > self.refresh_s
-            if self._collection is None or self._lexical is None or stale:
-                collection = self._open_collection()
-                version = str((collection.metadata or {}).get("kb_version", ""))
-                if self._lexical is None or self._lexical.kb_version != version:
-                    self._lexical = self._load_lexical(collection, self._lexical)
-                self._collection, self._checked = collection, now
-            return self._collection, self._lexical
+    def _state(self, *, force: bool = False) -> _Served:
+        """The served KB version: its collection and a BM25 index built from it, as one unit.
+
+        Every ``refresh_s`` one thread reads the KB pointer again; while it loads a new
+        version the others go on searching the one they have. ``force`` reads it now (and
+        waits for a refresh under way).
+        """
+        served = self._served
+        fresh = self.refresh_s is None or time.monotonic() - self._checked <= self.refresh_s
+        if served is not None and fresh and not force:
+            return served
+        if not self._refresh_lock.acquire(blocking=served is None or force):
+            assert served is not None
+            return served  # another thread is refreshing
+        try:
+            if self._served is not served and self._served is not None:
+                return self._served  # refreshed while this thread waited
+            collection = self._open_collection()
+            version = str((collection.metadata or {}).get("kb_version", ""))
+            name = str(getattr(collection, "name", ""))
+            if served is None or served.name != name or served.lexical.kb_version != version:
+                lexical = self._load_lexical(collection, served.lexical if served else None)
+                served = _Served(collection, lexical, name)
+            elif served.collection is not collection:
+                served = _Served(collection, served.lexical, name)
+            self._served, self._checked = served, time.monotonic()
+            return served
+        finally:
+            self._refresh_lock.release()
+
+    def refresh(self) -> str:
+        """Read the KB pointer now (not waiting for ``refresh_s``); returns the KB version."""
+        return self._state(force=True).lexical.kb_version
 
     @property
     def kb_version(self) -> str:
         """Version of the KB being searched."""
-        return self._state()[1].kb_version
+        return self._state().lexical.kb_version
 
     # ---- search ---------------------------------------------------------
     def search(
@@ -163,7 +203,31 @@ class HybridRetriever:
             raise CopilotError(f"mode {mode!r} is not allowed; use one of {', '.join(MODES)}")
         if k < 1:
             raise CopilotError("k must be at least 1")
-        collection, lexical = self._state()
+        served = self._state()
+        try:
+            return self._search(served, query, k, language, mode, types, tags)
+        except CopilotError:
+            raise
+        except Exception:
+            # the version in hand was removed (two switches within refresh_s): read the
+            # pointer again and search the version it names now
+            fresh = self._state(force=True)
+            if fresh is served:
+                raise
+            return self._search(fresh, query, k, language, mode, types, tags)
+
+    def _search(
+        self,
+        served: _Served,
+        query: str,
+        k: int,
+        language: str | None,
+        mode: str,
+        types: list[str] | None,
+        tags: list[str] | None,
+    ) -> SearchResult:
+        collection, lexical = served.collection, served.lexical
+        self._pinned.served = served
         lang = language or detect_language(query)
         allowed = _allowed_docs(lexical, types, tags)
         if not query.strip() or (allowed is not None and not allowed):
@@ -268,8 +332,51 @@ class HybridRetriever:
 
     # ---- articles -------------------------------------------------------
     def article(self, article_id: str, language: str) -> Article | None:
+        """The whole article as the KB version this thread last searched holds it (so a
+        draft's templates come from the version its search used), else the served one.
+
+        The knowledge folder's file is used when it is that version (same content hash) or
+        when the version does not carry whole articles (older stores, external KBs); None when
+        there is no such article.
+        """
+        if "/" not in article_id or ".." in article_id:
+            return None
+        served: _Served | None = getattr(self._pinned, "served", None) or self._served
+        if served is None:
+            try:
+                served = self._state()
+            except Exception:  # nothing ingested (yet): the knowledge folder alone
+                served = None
+        key = f"{article_id}#{language}"
+        rows = served.lexical.doc_rows.get(key) if served is not None else None
+        first = served.lexical.records[rows[0]] if served is not None and rows else None
+        on_disk = self._disk_article(article_id, language)
+        if first is None or (on_disk is not None and on_disk.content_hash == first.article_hash):
+            return on_disk
+        stored = self._stored_article(served, key) if served is not None else None
+        return stored if stored is not None else on_disk
+
+    def _stored_article(self, served: _Served, key: str) -> Article | None:
+        cache_key = (served.name or str(id(served.collection)), key)
+        with self._lock:
+            if cache_key in self._stored_articles:
+                self._stored_articles.move_to_end(cache_key)
+                return self._stored_articles[cache_key]
+        try:
+            got = served.collection.get(ids=[f"{key}:0"], include=["metadatas"])
+            metas = got.get("metadatas") or []
+        except Exception:  # a removed version: the caller falls back to the knowledge folder
+            return None
+        art = article_from_metadata(dict(metas[0] or {})) if metas else None
+        with self._lock:
+            self._stored_articles[cache_key] = art
+            while len(self._stored_articles) > 512:
+                self._stored_articles.popitem(last=False)
+        return art
+
+    def _disk_article(self, article_id: str, language: str) -> Article | None:
         """The parsed article from the knowledge folder, or None if it has no such file."""
-        if self.knowledge_dir is None or "/" not in article_id or ".." in article_id:
+        if self.knowledge_dir is None:
             return None
         kind, slug = article_id.split("/", 1)
         path = self.knowledge_dir / kind / f"{slug}.{language}.md"

@@ -5,10 +5,11 @@ Latin words are lower-cased, stop words dropped and plurals/-ing/-ed stripped;
 Han and kana runs become character bigrams (a lone character stays a unigram).
 Full-width forms are folded first (NFKC), so ``ＵＳＤＴ`` matches ``USDT``.
 
-The index is derived from the Chroma collection and persisted under
-``DATA_DIR/bm25/<collection>-<hash of store+collection>/``, keyed by the
-collection's ``kb_version``: an unchanged KB loads it; a changed one rebuilds
-the BM25 matrix, re-reading from Chroma only the chunks whose article changed.
+The index is derived from the Chroma collection (one KB version) and persisted under
+``DATA_DIR/bm25/<collection>-<hash of store+collection>/``, checked against the
+collection's ``kb_version``: a known version loads it; a new one rebuilds the BM25
+matrix, re-reading from Chroma only the chunks whose article changed since the index
+in hand. Indexes of versions no longer kept are pruned after a switch.
 """
 
 from __future__ import annotations
@@ -337,17 +338,50 @@ _sync_lock = threading.Lock()
 def sync_index(
     settings: Settings, collection_name: str, collection: Any, current: LexicalIndex | None = None
 ) -> LexicalIndex:
-    """The BM25 index in step with ``collection``: loaded when its KB version matches, else rebuilt.
+    """The BM25 index in step with ``collection``: ``current`` or the saved one when its KB
+    version and size match, else rebuilt.
 
-    Rebuilding re-reads from Chroma only the chunks whose article changed and saves the
-    result, so the next process loads it.
+    Rebuilding re-reads from Chroma only the chunks whose article changed since ``current``
+    (or the saved index) and saves the result, so the next process loads it.
     """
     folder = index_folder(settings, collection_name)
     version = _collection_version(collection)
+    count = collection.count()
+
+    def fits(index: LexicalIndex | None) -> bool:
+        return index is not None and index.kb_version == version and len(index) == count
+
     with _sync_lock:
-        index = current if current is not None else LexicalIndex.load(folder)
-        if index is not None and index.kb_version == version and len(index) == collection.count():
-            return index
-        index = LexicalIndex.build(fetch_records(collection, index), version)
+        if current is not None and fits(current):
+            return current
+        saved = LexicalIndex.load(folder)
+        if saved is not None and fits(saved):
+            return saved
+        index = LexicalIndex.build(fetch_records(collection, current or saved), version)
         index.save(folder)
         return index
+
+
+def prune_indexes(settings: Settings, base: str, keep: set[str]) -> list[Path]:
+    """Remove the saved BM25 indexes of ``base``'s versions older than the newest in ``keep``
+    (and of a pre-version ``base`` collection) that are not in ``keep``; returns the folders
+    removed. Newer versions' indexes stay: another process may just have built them."""
+    from copilot.kb.versions import is_version_of
+
+    root = settings.data_dir / "bm25"
+    versions = [k for k in keep if is_version_of(base, k)]
+    removed: list[Path] = []
+    if not root.is_dir() or not versions:
+        return removed
+    newest = max(versions)
+    for folder in root.iterdir():
+        name, sep, digest = folder.name.rpartition("-")
+        if not sep or len(digest) != 10 or name in keep:
+            continue
+        if not (name == base or (is_version_of(base, name) and name < newest)):
+            continue
+        if index_folder(settings, name) != folder:  # another store's index
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
