@@ -262,6 +262,8 @@ def _accept(kind: str, value: str, text: str, start: int) -> str | None:
         return "NATIONAL_ID" if my_number_ok(digits) or _ID_CONTEXT.search(context) else None
     if kind == "PHONE":
         return "PHONE" if 9 <= len(digits) <= 15 else None
+    if kind == "PHONE_CUED":  # a local number right after "phone:" (masking only)
+        return "PHONE" if 7 <= len(digits) <= 15 else None
     if kind == "SSN":
         area, group, serial = value.split("-")
         ok = area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
@@ -339,7 +341,12 @@ def find_sensitive(
         return []
     norm = to_halfwidth(text)
     low = lowercase(norm)
-    candidates = _base_candidates(norm, low) + find_extra(norm, low)
+    candidates = [
+        c
+        for c in _base_candidates(norm, low)
+        if not (c[0] == "CARD" and c[1] and norm[c[1] - 1] == "+")  # +86 138...: a phone
+    ]
+    candidates += find_extra(norm, low)
     known = list(names) + ([customer_name] if customer_name else [])
     candidates += _known_name_spans(text, known, customer_name)
     candidates += [("NAME", s, e) for s, e in find_names(text)]
@@ -411,19 +418,28 @@ class Vault:
         return find_sensitive(text, self.names, self.customer_name)
 
     def mask(self, text: str) -> str:
-        """``text`` with its personal data replaced by this vault's placeholders."""
-        spans = self.spans(text)
-        if not spans:
-            return text
+        """``text`` with its personal data replaced by this vault's placeholders.
+
+        Masking runs again on its own output until nothing more is found (at most 4
+        passes): a value may only show once its neighbour is a placeholder ("x0@0.ab+44..."),
+        and masked text must mask to itself."""
         self._used.update(m.group(0) for m in _PLACEHOLDER_RE.finditer(text))
-        out: list[str] = []
-        pos = 0
-        for span in spans:
-            out.append(text[pos : span.start])
-            out.append(self._placeholder(span.kind, span.value))
-            pos = span.end
-        out.append(text[pos:])
-        return "".join(out)
+        for _ in range(4):
+            held = [m.span() for m in _PLACEHOLDER_RE.finditer(text)]
+            spans = [
+                s for s in self.spans(text) if not any(s.start < e and b < s.end for b, e in held)
+            ]
+            if not spans:
+                break
+            out: list[str] = []
+            pos = 0
+            for span in spans:
+                out.append(text[pos : span.start])
+                out.append(self._placeholder(span.kind, span.value))
+                pos = span.end
+            out.append(text[pos:])
+            text = "".join(out)
+        return text
 
     def restore(self, text: str) -> str:
         """The real values back in place of this vault's placeholders (others stay)."""

@@ -18,6 +18,10 @@ from pathlib import Path
 _DATA = Path(__file__).resolve().parent / "data"
 
 
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 @cache
 def bip39_words() -> frozenset[str]:
     """The 2048 English BIP-39 words (bundled; read once)."""
@@ -78,123 +82,16 @@ _LOOSE_EMAIL = re.compile(
     rf"(?P<at>{_AT_BRACKET}|{_AT_WORD}|{_AT_SPACED})"
     rf"(?P<domain>{_LABEL}(?:{_DOT}{_LABEL}){{0,3}}){_DOT}(?P<tld>[a-z]{{2,6}})(?![a-z0-9])"
 )
-_TLDS = frozenset(
-    [
-        "com",
-        "net",
-        "org",
-        "jp",
-        "cn",
-        "io",
-        "co",
-        "uk",
-        "de",
-        "fr",
-        "it",
-        "es",
-        "nl",
-        "ru",
-        "info",
-        "biz",
-        "me",
-        "us",
-        "ca",
-        "au",
-        "nz",
-        "edu",
-        "gov",
-        "hk",
-        "tw",
-        "sg",
-        "kr",
-        "in",
-        "br",
-        "mx",
-        "ch",
-        "se",
-        "no",
-        "dk",
-        "fi",
-        "pl",
-        "be",
-        "at",
-        "ie",
-        "pt",
-        "tr",
-        "th",
-        "vn",
-        "my",
-        "ph",
-        "id",
-        "ae",
-        "sa",
-        "za",
-        "app",
-        "dev",
-        "xyz",
-        "ai",
-        "ne",
-        "or",
-        "ac",
-        "ad",
-        "mobi",
-        "pro",
-        "online",
-        "site",
-        "tech",
-        "email",
-        "mail",
-        "cc",
-        "tv",
-        "eu",
-        "asia",
-    ]
+_TLDS = _words(
+    """com net org jp cn io co uk de fr it es nl ru info biz me us ca au nz edu gov hk tw sg kr
+    in br mx ch se no dk fi pl be at ie pt tr th vn my ph id ae sa za app dev xyz ai ne or
+    ac ad mobi pro online site tech email mail cc tv eu asia"""
 )
-_MAIL_PROVIDERS = frozenset(
-    [
-        "gmail",
-        "googlemail",
-        "yahoo",
-        "ymail",
-        "outlook",
-        "hotmail",
-        "live",
-        "msn",
-        "icloud",
-        "me",
-        "mac",
-        "aol",
-        "proton",
-        "protonmail",
-        "pm",
-        "gmx",
-        "mail",
-        "yandex",
-        "qq",
-        "163",
-        "126",
-        "sina",
-        "sohu",
-        "foxmail",
-        "aliyun",
-        "139",
-        "docomo",
-        "ezweb",
-        "au",
-        "softbank",
-        "i-softbank",
-        "ybb",
-        "nifty",
-        "biglobe",
-        "ocn",
-        "so-net",
-        "naver",
-        "daum",
-        "hanmail",
-        "zoho",
-        "fastmail",
-        "tutanota",
-    ]
+_MAIL_PROVIDERS = _words(
+    """gmail googlemail yahoo ymail outlook hotmail live msn icloud me mac aol proton
+    protonmail pm gmx mail yandex qq 163 126 sina sohu foxmail aliyun 139 docomo ezweb au
+    softbank i-softbank ybb nifty biglobe ocn so-net naver daum hanmail zoho fastmail
+    tutanota"""
 )
 
 
@@ -220,11 +117,11 @@ def loose_emails(low: str) -> list[tuple[str, int, int]]:
 # ---- phone numbers with spaces, dashes or a country code --------------------------------------
 _DASHES = str.maketrans({c: "-" for c in "\u30fc\u2212\u2013\u2014\u2010\u2011\u2015\uff70"})
 _LOOSE_PHONE = re.compile(
-    r"(?<![\w+])(?:\+\s?|\(\s?)?\d(?:[\d()]|[ \-./]{1,3}(?=[\d(])){6,40}\d(?![\w])"
+    r"(?<![0-9A-Za-z_+])(?:\+\s?|\(\s?)?\d(?:[\d()]|[ \-./]{1,3}(?=[\d(])){6,40}\d(?![0-9A-Za-z_])"
 )
 _DATE_LIKE = re.compile(r"(?:19|20)\d\d\s?[\-./]\s?\d{1,2}\s?[\-./]\s?\d{1,2}(?!\d)")
 _PHONE_CUE = re.compile(
-    r"(?:\b(?:phone|tel|telephone|mobile|cell|whatsapp|line|wechat|sms|call me|reach me)"
+    r"(?:\b(?:phone|tel|telephone|mobile|cell|fax|whatsapp|line|wechat|sms|call me|reach me)"
     r"(?:\s+(?:number|no\.?|#))?|電話(?:番号)?|携帯(?:番号)?|連絡先|手机(?:号码?)?|电话(?:号码)?|"
     r"联系方式|聯絡電話|手機)[^\d\n]{0,16}$"
 )
@@ -243,8 +140,8 @@ def loose_phones(norm: str, low: str) -> list[tuple[str, int, int]]:
             continue
         if value.startswith("+"):
             ok = 8 <= len(digits) <= 15
-        elif cue:
-            ok = 9 <= len(digits) <= 15
+        elif cue:  # "Phone: 451 5986": a local number after its keyword
+            ok = 7 <= len(digits) <= 15
         else:
             lead = digits[:2]
             ok = (lead[0] == "0" and 10 <= len(digits) <= 12 and lead != "00") or (
@@ -252,52 +149,29 @@ def loose_phones(norm: str, low: str) -> list[tuple[str, int, int]]:
             )
             ok = ok and re.search(r"[ \-./()]", value) is not None  # bare runs: find_pii's
         if ok:
-            out.append(("PHONE", start, m.end()))
+            out.append(("PHONE_CUED" if cue else "PHONE", start, m.end()))
     return out
 
 
 # ---- exchange ids ------------------------------------------------------------------------------
-_CURRENCY = frozenset(
-    [
-        "usd",
-        "jpy",
-        "cny",
-        "rmb",
-        "eur",
-        "gbp",
-        "hkd",
-        "twd",
-        "krw",
-        "sgd",
-        "aud",
-        "cad",
-        "chf",
-        "inr",
-        "usdt",
-        "usdc",
-        "btc",
-        "eth",
-        "bnb",
-        "xrp",
-        "sol",
-        "trx",
-        "doge",
-        "ada",
-        "dot",
-        "ltc",
-    ]
+_CURRENCY = _words(
+    """usd jpy cny rmb eur gbp hkd twd krw sgd aud cad chf inr usdt usdc btc eth bnb xrp sol
+    trx doge ada dot ltc"""
 )
 _PREFIXED_ID = re.compile(r"(?<![A-Za-z0-9_\-])([A-Z]{1,4})[\-_]?(\d{7,20})(?![A-Za-z0-9_])")
-_ID_KEY = re.compile(
-    r"(?:\b(?:uid|user ?id|account ?id|member ?id|customer ?id|client ?id|tx ?id|txn ?id|txhash|"
-    r"tx ?hash|transaction ?(?:id|hash|no\.?|number)|withdrawal ?(?:id|no\.?|number)|"
-    r"deposit ?(?:id|no\.?|number)|order ?(?:id|no\.?|number)|request ?(?:id|no\.?)|"
-    r"application ?(?:id|no\.?))|"
-    r"ユーザーid|ユーザid|会員番号|会員id|申請番号|申請id|受付番号|取引id|取引番号|出金id|入金id|"
-    r"トランザクションid|トランザクションハッシュ|用户id|用户编号|账户id|账号id|交易id|交易哈希|交易编号|"
-    r"提现id|提币id|订单号|申请编号|工单号)"
-    r"\s*[:：#=]?\s*(?:is\s+|は|是|为)?\s*$"
+_TX_KEY = (
+    r"tx ?id|txn ?id|txhash|tx ?hash|transaction ?(?:id|hash)|hash|トランザクションid|"
+    r"トランザクションハッシュ|取引id|交易id|交易哈希|哈希值?"
 )
+_ORDER_ID_KEY = (
+    r"uid|user ?id|account ?id|member ?id|customer ?id|client ?id|transaction ?(?:no\.?|number)|"
+    r"withdrawal ?(?:id|no\.?|number)|deposit ?(?:id|no\.?|number)|order ?(?:id|no\.?|number)|"
+    r"request ?(?:id|no\.?)|application ?(?:id|no\.?)|ユーザーid|ユーザid|会員番号|会員id|申請番号|"
+    r"申請id|受付番号|取引番号|出金id|入金id|用户id|用户编号|账户id|账号id|交易编号|提现id|提币id|"
+    r"订单号|申请编号|工单号"
+)
+_KEY_TAIL = r"\s*[:：#=]?\s*(?:is\s+|は|是|为)?\s*$"
+_ID_KEY = re.compile(rf"(?:(?<![a-z])(?P<tx>{_TX_KEY})|(?<![a-z])(?:{_ORDER_ID_KEY})){_KEY_TAIL}")
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{4,}")
 
 
@@ -311,10 +185,12 @@ def exchange_ids(norm: str, low: str) -> list[tuple[str, int, int]]:
         token = m.group(0)
         if not any(c.isdigit() for c in token) or len(token) > 100:
             continue
-        if _ID_KEY.search(low, max(0, m.start() - 40), m.start()):
+        key = _ID_KEY.search(low, max(0, m.start() - 40), m.start())
+        if key is not None:
             hexish = re.fullmatch(r"(?:0x)?[0-9a-fA-F]{16,}", token) is not None
             hexish = hexish and re.search(r"[a-fA-Fx]", token) is not None
-            out.append(("TXID" if hexish or len(token) >= 40 else "ORDER", m.start(), m.end()))
+            tx = key.group("tx") is not None or hexish or len(token) >= 40
+            out.append(("TXID" if tx else "ORDER", m.start(), m.end()))
     return out
 
 
