@@ -223,11 +223,11 @@ def find_names(text: str) -> list[tuple[int, int]]:
             if span is not None:
                 found.append((m.start("n") + span[0], m.start("n") + span[1]))
     for start, end in _edge_lines(text):
-        m = _NAME_LINE.fullmatch(text, start, end)
-        if m is not None and not any(
-            w.lower() in _NOT_NAMES for w in re.findall(r"[^\s.]+", m.group("n"))
+        line = _NAME_LINE.fullmatch(text, start, end)
+        if line is not None and not any(
+            w.lower() in _NOT_NAMES for w in re.findall(r"[^\s.]+", line.group("n"))
         ):
-            found.append(m.span("n"))
+            found.append(line.span("n"))
     if re.search(r"[\u3040-\u30ff様殿]", text):  # kana or 様: the Japanese cues
         for pattern in (_HONORIFIC, _JA_SELF, _JA_LABEL, _JA_SIGNATURE):
             for m in pattern.finditer(text):
