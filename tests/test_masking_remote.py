@@ -266,3 +266,41 @@ def test_the_eval_judge_sees_masked_texts(scripted: Scripted, model: Model) -> N
     sent = scripted.seen[0]["messages"][1]["content"]
     # one vault for the three texts: the same value has the same placeholder in each
     assert sent.count("[ORDER_1]") == 3 and sent.count("[EMAIL_1]") == 2
+
+
+@pytest.mark.parametrize(
+    ("language", "name", "message", "raw"),
+    [
+        (
+            "ja",
+            "山田太郎",
+            f"山田太郎と申します。出金 {WITHDRAWAL}（{WALLET}、TxID {TXID}）が届きません。"
+            "連絡先は ｙａｍａｄａ＠ｅｘａｍｐｌｅ．ｊｐ、電話は０９０ー４８２１ー７７３１です。"
+            "妻の山田花子さんも心配しています。",
+            ["山田", "花子", "ｙａｍａｄａ", "０９０ー４８２１ー７７３１"],
+        ),
+        (
+            "zh",
+            "李明",
+            f"你好，我叫李明。提现 {WITHDRAWAL} 到 {WALLET} 还没到账，交易哈希 {TXID}。"
+            f"手机 +86 138 1234 5678，身份证 {CN_ID}，邮箱 liming (at) qq [dot] com。"
+            "我太太王女士也很着急。",
+            ["李明", "王女士", "138 1234 5678", CN_ID, "liming"],
+        ),
+    ],
+)
+def test_japanese_and_chinese_messages_send_nothing_raw(
+    scripted: Scripted,
+    model: Model,
+    kb_store: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    language: str,
+    name: str,
+    message: str,
+    raw: list[str],
+) -> None:
+    cp = _copilot(scripted, monkeypatch, kb_store, judge=True)
+    res = cp.draft(DraftRequest(message, customer_name=name, language=language))
+    received = scripted.received()
+    assert scripted.bodies and [r for r in [*raw, WALLET, TXID, WITHDRAWAL] if r in received] == []
+    assert name in res.draft and WALLET in res.draft
