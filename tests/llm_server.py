@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.client import HTTPConnection
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -118,12 +118,26 @@ class RecordingProxy:
 # ---- a scripted OpenAI-compatible stub ----------------------------------------------------
 @dataclass
 class Scripted:
-    """Answers chat completions with queued statuses; 200 gives a fixed completion."""
+    """Answers chat completions with queued statuses; 200 gives a fixed completion, or what
+    ``respond(request)`` returns. Every request body is recorded, raw (``bodies``) and parsed
+    (``seen``)."""
 
     statuses: deque[tuple[int, dict[str, str]]] = field(default_factory=deque)
     seen: list[dict[str, Any]] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
     answer: str = "Hi there, see Assets > Withdraw [faq/withdrawal]."
+    respond: Callable[[dict[str, Any]], str] | None = None
+
+    def received(self) -> str:
+        """Every recorded body as one text, JSON escapes resolved (what left the process)."""
+        texts = []
+        for body in self.bodies:
+            try:
+                texts.append(json.dumps(json.loads(body), ensure_ascii=False))
+            except ValueError:
+                texts.append(body.decode("utf-8", "replace"))
+        return "\n".join(texts)
 
     @property
     def url(self) -> str:
@@ -146,8 +160,14 @@ class Scripted:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                stub.seen.append(json.loads(self.rfile.read(length) or b"{}"))
+                body = self.rfile.read(length)
+                stub.bodies.append(body)
+                request = json.loads(body or b"{}")
+                stub.seen.append(request)
                 status, headers = stub.statuses.popleft() if stub.statuses else (200, {})
+                answer = stub.answer
+                if status == 200 and stub.respond is not None:
+                    answer = stub.respond(request)
                 if status == 200:
                     payload: dict[str, Any] = {
                         "id": "x",
@@ -158,7 +178,7 @@ class Scripted:
                             {
                                 "index": 0,
                                 "finish_reason": "stop",
-                                "message": {"role": "assistant", "content": stub.answer},
+                                "message": {"role": "assistant", "content": answer},
                             }
                         ],
                         "usage": {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12},

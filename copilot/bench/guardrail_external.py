@@ -2,7 +2,7 @@
 
 Never copied into the repository: garak's labelled financial-advice detector outputs
 (verdict-level recall and false positives), llm-guard's injection/secrets/PII cases (our input
-detectors), PII span recall on presidio's synthetic sample, and injection false flags on
+detectors), PII span recall of masking on presidio's synthetic sample, and injection false flags on
 benign customer queries (banking77, clinc150).
 """
 
@@ -16,7 +16,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 EXTERNAL = ROOT.parent / "shared" / "external"
+# presidio's entity types and the masker's kinds that cover them (find_sensitive)
 PRESIDIO_SUPPORTED = {
+    "PERSON": {"NAME", "CUSTOMER_NAME"},
     "CREDIT_CARD": {"CARD"},
     "PHONE_NUMBER": {"PHONE"},
     "EMAIL_ADDRESS": {"EMAIL"},
@@ -114,13 +116,26 @@ def _llm_guard(path: Path, flag: Flagger = rules_flag) -> dict[str, Any]:
 
 
 def _presidio(path: Path) -> dict[str, Any]:
-    from copilot.text.pii import find_pii
+    """Span recall of what masking hides before a remote call (``find_sensitive``); the
+    guardrail's narrower ``find_pii`` is reported as one figure beside it."""
+    from copilot.text.pii import find_pii, find_sensitive
 
+    rows = read_rows(path)
+    out = _span_recall(rows, find_sensitive)
+    narrow = _span_recall(rows, find_pii)
+    out["finder"] = "find_sensitive (masking)"
+    out["find_pii_supported_recall"] = narrow["supported_recall"]
+    for etype, figures in out["supported_types"].items():
+        figures["find_pii_recall"] = narrow["supported_types"][etype]["recall"]
+    return out
+
+
+def _span_recall(rows: list[dict[str, Any]], finder: Any) -> dict[str, Any]:
     found: Counter[str] = Counter()
     total: Counter[str] = Counter()
     ours = ours_hit = 0
-    for row in read_rows(path):
-        spans = find_pii(row["text"])
+    for row in rows:
+        spans = finder(row["text"])
         gold = row.get("spans", [])
         ours += len(spans)
         ours_hit += sum(
@@ -223,11 +238,15 @@ def render_external(ext: dict[str, Any]) -> list[str]:
         lines.append(f"   presidio: {pr['error']}")
     else:
         lines.append(
-            f"   presidio PII span recall, supported types {pct(pr['supported_recall'])}%  "
-            f"(all types {pct(pr['all_types_recall'])}%, span precision {pct(pr['span_precision'])}%)"
+            f"   presidio PII span recall of masking, supported types {pct(pr['supported_recall'])}%  "
+            f"(all types {pct(pr['all_types_recall'])}%, span precision {pct(pr['span_precision'])}%; "
+            f"the guardrail's find_pii {pct(pr['find_pii_supported_recall'])}%)"
         )
         for t, s in pr["supported_types"].items():
-            lines.append(f"      {t:<15} {s['found']:>3}/{s['gold']:<3} {pct(s['recall'])}%")
+            lines.append(
+                f"      {t:<15} {s['found']:>3}/{s['gold']:<3} {pct(s['recall'])}%"
+                f"   (find_pii {pct(s.get('find_pii_recall'))}%)"
+            )
         missing = ", ".join(f"{t} {n}" for t, n in pr["not_detected_types"].items())
-        lines.append(f"      not targeted (names, addresses, dates...): {missing}")
+        lines.append(f"      not targeted (addresses, places, dates...): {missing}")
     return lines

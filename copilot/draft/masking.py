@@ -8,25 +8,24 @@ from copilot.draft.assembly import HistoryTurn
 from copilot.draft.types import DraftRequest
 from copilot.text import pii
 
-NAME_PLACEHOLDER = "[CUSTOMER_NAME]"
-
-
-_SEP = "\n\u241e\u241e\u241e\n"  # joins the texts masked together (never matched as PII)
+NAME_PLACEHOLDER = pii.CUSTOMER_NAME
 
 
 @dataclass
 class PiiVault:
-    """Masked copies of the request's texts and the mapping to restore the draft.
+    """Masked copies of the request's texts and the vault that restores the draft.
 
-    All texts are masked in one call so placeholders are numbered once
-    ([EMAIL_1] means the same address everywhere). The customer's name is
-    replaced by ``[CUSTOMER_NAME]`` too; only the vault knows the real values.
+    The message, the agent note and every turn of the thread are masked by one
+    :class:`copilot.text.pii.Vault`, so placeholders are numbered once ([EMAIL_1] means the
+    same address everywhere) and a name found in any of them (or given as the customer's
+    name, shown to the model as ``[CUSTOMER_NAME]``) is masked in all of them. Only the
+    vault knows the real values.
     """
 
     message: str
     agent_note: str
     history: list[HistoryTurn]
-    mapping: dict[str, str]
+    vault: pii.Vault
     name: str | None
 
     @classmethod
@@ -34,25 +33,21 @@ class PiiVault:
         """Mask ``message``, the agent note and the history of ``request``."""
         history = list(request.history or [])
         note = request.agent_note or ""
-        texts = [message, note, *(t.text for t in history)]
-        masked = pii.mask(_SEP.join(texts))
-        parts = masked.text.split(_SEP)
-        if len(parts) != len(texts):  # a mask that ate the separator: mask one by one
-            parts, mapping = [], {}
-            for text in texts:
-                one = pii.mask(text)
-                parts.append(one.text)
-                mapping.update(one.mapping)
-        else:
-            mapping = dict(masked.mapping)
         name = request.customer_name
+        name = name.strip() if isinstance(name, str) and name.strip() else None
+        vault = pii.Vault.for_texts([message, note, *(t.text for t in history)], name)
         return cls(
-            message=parts[0],
-            agent_note=parts[1],
-            history=[HistoryTurn(t.role, p) for t, p in zip(history, parts[2:], strict=True)],
-            mapping=mapping,
-            name=name.strip() if isinstance(name, str) and name.strip() else None,
+            message=vault.mask(message),
+            agent_note=vault.mask(note),
+            history=[HistoryTurn(t.role, vault.mask(t.text)) for t in history],
+            vault=vault,
+            name=name,
         )
+
+    @property
+    def mapping(self) -> dict[str, str]:
+        """Placeholder -> real value, for every value masked so far."""
+        return self.vault.mapping
 
     @property
     def name_placeholder(self) -> str | None:
@@ -63,14 +58,9 @@ class PiiVault:
         """The model's text with the real values put back."""
         if self.name:
             text = text.replace(NAME_PLACEHOLDER, shown_name or self.name)
-        return pii.unmask(text, self.mapping) if self.mapping else text
+        return self.vault.restore(text)
 
     def remask(self, text: str) -> str:
-        """Real values in ``text`` (e.g. a violation excerpt) replaced by their placeholders."""
-        pairs = sorted(self.mapping.items(), key=lambda kv: -len(kv[1]))
-        for placeholder, original in pairs:
-            if original:
-                text = text.replace(original, placeholder)
-        if self.name:
-            text = text.replace(self.name, NAME_PLACEHOLDER)
-        return text
+        """``text`` (a restored draft, violation excerpts) safe to send back to the model:
+        known values replaced by their placeholders, anything else personal masked."""
+        return self.vault.remask(text)

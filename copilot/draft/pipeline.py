@@ -234,7 +234,7 @@ class Copilot:
                 run.emotion,
                 run.escalation,
                 bool(found.abstain),
-                bool(vault.mapping),
+                any(key != vault.name_placeholder for key in vault.mapping),
             ),
             chunks=chunks,
             history=vault.history,

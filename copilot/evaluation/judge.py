@@ -6,7 +6,8 @@ backend for one JSON object with a whole-number score per criterion; anything
 else (prose, a code fence, a missing or out-of-range score, an extra key) is
 rejected and the judge is asked again with the reason, up to ``max_retries``
 times. The judge runs ``runs`` times per draft; the mean, standard deviation,
-minimum and maximum of each criterion are reported.
+minimum and maximum of each criterion are reported. Personal data in the texts is masked
+before the backend sees them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from copilot.errors import CopilotError
 from copilot.files import ConfigError, fill, placeholders, read_versioned
 from copilot.llm.base import Backend, Message
+from copilot.text.pii import Vault
 
 LANGUAGE_NAMES = {"en": "English", "ja": "Japanese", "zh": "Simplified Chinese"}
 _KEYS = {
@@ -239,12 +241,16 @@ class Judge:
     def judge(
         self, *, language: str, customer_message: str, golden_reply: str, draft: str
     ) -> dict[str, Any]:
-        """Run the judge ``runs`` times; per criterion the mean, stdev, min, max and the scores."""
+        """Run the judge ``runs`` times; per criterion the mean, stdev, min, max and the scores.
+
+        The judge is a remote call: the message, golden reply and draft are masked by one
+        :class:`~copilot.text.pii.Vault` (same value, same placeholder in all three)."""
+        vault = Vault.for_texts([customer_message, golden_reply, draft])
         messages = self.messages(
             language=language,
-            customer_message=customer_message,
-            golden_reply=golden_reply,
-            draft=draft,
+            customer_message=vault.mask(customer_message),
+            golden_reply=vault.mask(golden_reply),
+            draft=vault.mask(draft),
         )
         runs: list[dict[str, int]] = []
         retries, errors = 0, []

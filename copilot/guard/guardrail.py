@@ -31,6 +31,7 @@ from copilot.llm.base import Backend
 from copilot.settings import Settings
 from copilot.text.deobfuscate import encoded_runs
 from copilot.text.language import detect_language
+from copilot.text.pii import Vault
 from copilot.understand.injection import InjectionFlagger
 from copilot.understand.signals import Flag, analyze_message
 
@@ -342,14 +343,18 @@ class PolicyGuardrail:
         rules = "\n".join(
             f"- {r.id}: {r.description}" for r in self.policy.rules if r.severity == "block"
         )
+        # the judge is a remote call: it sees the draft and the message masked, and its
+        # excerpts and reasons come back with the real values (to be found in the draft)
+        vault = Vault.for_texts([ctx.draft, ctx.customer_message or ""])
         values = {
             "rules": rules,
             "language": ctx.language,
-            "draft": ctx.draft,
-            "customer_message": ctx.customer_message or "",
+            "draft": vault.mask(ctx.draft),
+            "customer_message": vault.mask(ctx.customer_message or ""),
             "rule_ids": ", ".join(self.policy.rule_ids),
         }
         items, state = ask_judge(self.judge, self.judge_prompt, values, set(self.policy.rule_ids))
+        items = [{k: vault.restore(v) for k, v in item.items()} for item in items]
         return self._judge_violations(ctx, items, found), state
 
     def _judge_violations(

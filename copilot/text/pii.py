@@ -11,14 +11,24 @@ and ``unmask(text, mapping)`` puts the values back.
 
 Spans index into the text as given: full-width digits and letters are mapped
 one-to-one to ASCII before matching, so offsets never shift.
+
+``find_pii`` is what the guardrail's leak rule and the input flags read. Masking before a
+remote call uses the wider :func:`find_sensitive`: ``find_pii`` plus person names
+(:mod:`copilot.text.names`, and the names the caller already knows), card security codes,
+seed phrases, e-mail addresses and phone numbers written to dodge filters, and exchange ids
+(:mod:`copilot.text.pii_extra`). :class:`Vault` is the one masking step in front of every
+remote call: it masks several texts with one numbering and restores the model's answer.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from copilot.text.names import find_names, name_parts
 from copilot.text.normalize import lowercase, to_halfwidth
+from copilot.text.pii_extra import find_extra
 
 # Placeholder name of each kind (``[EMAIL_1]``); also the priority order when spans overlap.
 PLACEHOLDERS: dict[str, str] = {
@@ -29,10 +39,15 @@ PLACEHOLDERS: dict[str, str] = {
     "IBAN": "IBAN",
     "CARD": "CARD",
     "NATIONAL_ID": "ID",
+    "SEED": "SEED",
     "ORDER": "ORDER",
     "PHONE": "PHONE",
+    "CVV": "CVV",
     "IP": "IP",
+    "CUSTOMER_NAME": "CUSTOMER_NAME",
+    "NAME": "NAME",
 }
+CUSTOMER_NAME = "[CUSTOMER_NAME]"  # the customer's name as given (one placeholder, no number)
 _PRIORITY = {kind: i for i, kind in enumerate(PLACEHOLDERS)}
 
 
@@ -249,6 +264,8 @@ def _accept(kind: str, value: str, text: str, start: int) -> str | None:
         return "NATIONAL_ID" if my_number_ok(digits) or _ID_CONTEXT.search(context) else None
     if kind == "PHONE":
         return "PHONE" if 9 <= len(digits) <= 15 else None
+    if kind == "PHONE_CUED":  # a local number right after "phone:" (masking only)
+        return "PHONE" if 7 <= len(digits) <= 15 else None
     if kind == "SSN":
         area, group, serial = value.split("-")
         ok = area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
@@ -263,21 +280,21 @@ def _accept(kind: str, value: str, text: str, start: int) -> str | None:
     return kind
 
 
-def find_pii(text: str) -> list[PiiSpan]:
-    """Every piece of personal data in ``text``, sorted by offset, never overlapping."""
-    if not text:
-        return []
-    norm = to_halfwidth(text)
-    low = lowercase(norm)
-    found: list[tuple[int, int, int, str]] = []
+def _base_candidates(norm: str, low: str) -> list[tuple[str, int, int]]:
     candidates: list[tuple[str, int, int]] = _anchored(norm, low)
     for kind, pattern, folded in _PATTERNS:
         for m in pattern.finditer(low if folded else norm):
             group = "v" if "v" in pattern.groupindex and m.group("v") else 0
             candidates.append((kind, *m.span(group)))
+    return candidates
+
+
+def _resolve(text: str, norm: str, candidates: list[tuple[str, int, int]]) -> list[PiiSpan]:
+    """Accepted candidates by priority, never overlapping, sorted by offset."""
+    found: list[tuple[int, int, int, str]] = []
     for kind, start, end in candidates:
         final = _accept(kind, norm[start:end], norm, start)
-        if final is not None:
+        if final is not None and start < end:
             found.append((_PRIORITY[final], start, end, final))
     found.sort(key=lambda t: (t[0], t[1], -(t[2] - t[1])))
     taken: list[tuple[int, int]] = []
@@ -291,37 +308,158 @@ def find_pii(text: str) -> list[PiiSpan]:
     return spans
 
 
-_PLACEHOLDER_RE = re.compile(r"\[(" + "|".join(sorted(set(PLACEHOLDERS.values()))) + r")_(\d+)\]")
+def find_pii(text: str) -> list[PiiSpan]:
+    """Every piece of personal data in ``text``, sorted by offset, never overlapping."""
+    if not text:
+        return []
+    norm = to_halfwidth(text)
+    return _resolve(text, norm, _base_candidates(norm, lowercase(norm)))
+
+
+def _known_name_spans(
+    text: str, names: Iterable[str], customer_name: str | None
+) -> list[tuple[str, int, int]]:
+    out: list[tuple[str, int, int]] = []
+    for name in sorted(set(names), key=len, reverse=True):
+        if len(name) < 2:
+            continue
+        latin = name[0].isascii() and name[-1].isascii()
+        variants = dict.fromkeys([name, name.upper()] if latin else [name])
+        for variant in variants:
+            body = r"\s+".join(re.escape(w) for w in variant.split())
+            rx = rf"(?<![A-Za-z]){body}(?![A-Za-z])" if latin else body
+            for m in re.finditer(rx, text):
+                kind = "CUSTOMER_NAME" if m.group(0) == customer_name else "NAME"
+                out.append((kind, *m.span()))
+    return out
+
+
+def find_sensitive(
+    text: str, names: Iterable[str] = (), customer_name: str | None = None
+) -> list[PiiSpan]:
+    """What masking hides: :func:`find_pii` plus names (found by cue, and every occurrence of
+    ``names`` and ``customer_name``), CVVs, seed phrases, obfuscated e-mails and phones, ids."""
+    if not text:
+        return []
+    norm = to_halfwidth(text)
+    low = lowercase(norm)
+    candidates = [
+        c
+        for c in _base_candidates(norm, low)
+        if not (c[0] == "CARD" and c[1] and norm[c[1] - 1] == "+")  # +86 138...: a phone
+    ]
+    candidates += find_extra(norm, low)
+    known = list(names) + ([customer_name] if customer_name else [])
+    candidates += _known_name_spans(text, known, customer_name)
+    candidates += [("NAME", s, e) for s, e in find_names(text)]
+    return _resolve(text, norm, candidates)
+
+
+_PLACEHOLDER_RE = re.compile(
+    r"\[(?:(" + "|".join(sorted(set(PLACEHOLDERS.values()) - {"CUSTOMER_NAME"})) + r")_(\d+)"
+    r"|CUSTOMER_NAME)\]"
+)
+
+
+class Vault:
+    """The one masking step in front of a remote call, and the way back.
+
+    ``Vault.for_texts(texts, customer_name)`` learns the names mentioned in any of the texts
+    (so "Tanaka" in an agent note is masked when the message said "my name is Ken Tanaka");
+    :meth:`mask` replaces personal data with numbered placeholders (one value, one placeholder,
+    across every text masked by this vault; placeholders already in the texts are never
+    reused); :meth:`restore` puts the values back in what the agent sees; :meth:`remask`
+    hides them again in text that goes back to the model (a draft, violation excerpts).
+    """
+
+    def __init__(
+        self,
+        *,
+        customer_name: str | None = None,
+        names: Iterable[str] = (),
+        reserved: Iterable[str] = (),
+    ) -> None:
+        name = " ".join(customer_name.split()) if isinstance(customer_name, str) else ""
+        self.customer_name = name or None
+        self.names: set[str] = set()
+        self.mapping: dict[str, str] = {}
+        self._by_value: dict[tuple[str, str], str] = {}
+        self._counters: dict[str, int] = {}
+        self._used: set[str] = set(reserved)
+        for known in ([name] if name else []) + list(names):
+            self.names.update(name_parts(known))
+
+    @classmethod
+    def for_texts(cls, texts: Iterable[str], customer_name: str | None = None) -> Vault:
+        """A vault that knows the names found in ``texts`` and the placeholders they hold."""
+        texts = [t for t in texts if t]
+        found = [t[s:e] for t in texts for s, e in find_names(t)]
+        used = {m.group(0) for t in texts for m in _PLACEHOLDER_RE.finditer(t)}
+        return cls(customer_name=customer_name, names=found, reserved=used)
+
+    def _placeholder(self, kind: str, value: str) -> str:
+        label = PLACEHOLDERS[kind]
+        key = (label, value)
+        placeholder = self._by_value.get(key)
+        if placeholder is None:
+            if kind == "CUSTOMER_NAME" and CUSTOMER_NAME not in self._used:
+                placeholder = CUSTOMER_NAME
+            else:
+                label = "NAME" if kind == "CUSTOMER_NAME" else label
+                while True:
+                    self._counters[label] = self._counters.get(label, 0) + 1
+                    placeholder = f"[{label}_{self._counters[label]}]"
+                    if placeholder not in self._used and placeholder not in self.mapping:
+                        break
+            self._by_value[key] = placeholder
+            self.mapping[placeholder] = value
+        return placeholder
+
+    def spans(self, text: str) -> list[PiiSpan]:
+        """What :meth:`mask` would replace in ``text``."""
+        return find_sensitive(text, self.names, self.customer_name)
+
+    def mask(self, text: str) -> str:
+        """``text`` with its personal data replaced by this vault's placeholders.
+
+        Masking runs again on its own output until nothing more is found (at most 4
+        passes): a value may only show once its neighbour is a placeholder ("x0@0.ab+44..."),
+        and masked text must mask to itself."""
+        self._used.update(m.group(0) for m in _PLACEHOLDER_RE.finditer(text))
+        for _ in range(4):
+            held = [m.span() for m in _PLACEHOLDER_RE.finditer(text)]
+            spans = [
+                s for s in self.spans(text) if not any(s.start < e and b < s.end for b, e in held)
+            ]
+            if not spans:
+                break
+            out: list[str] = []
+            pos = 0
+            for span in spans:
+                out.append(text[pos : span.start])
+                out.append(self._placeholder(span.kind, span.value))
+                pos = span.end
+            out.append(text[pos:])
+            text = "".join(out)
+        return text
+
+    def restore(self, text: str) -> str:
+        """The real values back in place of this vault's placeholders (others stay)."""
+        return unmask(text, self.mapping)
+
+    def remask(self, text: str) -> str:
+        """Known values replaced by their placeholders, then anything else personal masked."""
+        for placeholder, original in sorted(self.mapping.items(), key=lambda kv: -len(kv[1])):
+            if original:
+                text = text.replace(original, placeholder)
+        return self.mask(text)
 
 
 def mask(text: str) -> Masked:
     """Replace personal data with numbered placeholders; the same value reuses its placeholder."""
-    spans = find_pii(text)
-    if not spans:
-        return Masked(text, {})
-    used = {m.group(0) for m in _PLACEHOLDER_RE.finditer(text)}
-    counters: dict[str, int] = {}
-    by_value: dict[tuple[str, str], str] = {}
-    mapping: dict[str, str] = {}
-    out: list[str] = []
-    pos = 0
-    for span in spans:
-        label = PLACEHOLDERS[span.kind]
-        key = (label, span.value)
-        placeholder = by_value.get(key)
-        if placeholder is None:
-            while True:
-                counters[label] = counters.get(label, 0) + 1
-                placeholder = f"[{label}_{counters[label]}]"
-                if placeholder not in used:
-                    break
-            by_value[key] = placeholder
-            mapping[placeholder] = span.value
-        out.append(text[pos : span.start])
-        out.append(placeholder)
-        pos = span.end
-    out.append(text[pos:])
-    return Masked("".join(out), mapping)
+    vault = Vault()
+    masked = vault.mask(text)
+    return Masked(masked, dict(vault.mapping))
 
 
 def unmask(text: str, mapping: dict[str, str]) -> str:
