@@ -96,16 +96,20 @@ def _validate(obj: dict[str, Any], path: Path, number: int) -> dict[str, Any]:
 
 
 def _check_file(guardrail: Any, path: Path, output: Path | None, language: str | None) -> int:
-    from copilot.errors import CopilotError, Problem
-    from copilot.jsonl import LineError, read_jsonl, write_line
+    from copilot.errors import Problem
+    from copilot.jsonl import (
+        LineError,
+        atomic_output,
+        read_jsonl,
+        refuse_overwriting_inputs,
+        write_line,
+    )
 
+    refuse_overwriting_inputs(output, {"--input": path})
     failed = passed = rejected = 0
-    try:
-        handle = output.open("w", encoding="utf-8") if output is not None else sys.stdout
-    except OSError as exc:
-        raise CopilotError(f"{output}: cannot write: {exc.strerror}", exit_code=2) from None
-    try:
-        for number, item in read_jsonl(path):
+    lines = read_jsonl(path)  # an unreadable input fails here, before any output exists
+    with atomic_output(output) as handle:
+        for number, item in lines:
             try:
                 if isinstance(item, Problem):
                     raise LineError(item)
@@ -123,9 +127,6 @@ def _check_file(guardrail: Any, path: Path, output: Path | None, language: str |
             write_line(handle, {"id": row["id"], **verdict.to_dict()})
             rejected += verdict.verdict == "reject"
             passed += verdict.verdict == "pass"
-    finally:
-        if output is not None:
-            handle.close()
     print(
         f"checked {passed + rejected} draft(s): {passed} pass, {rejected} reject; {failed} bad line(s)",
         file=sys.stderr,
