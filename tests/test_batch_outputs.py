@@ -247,9 +247,11 @@ def test_a_symlinked_output_is_written_through_to_its_target(tmp_path: Path) -> 
 
 
 def test_an_output_folder_that_does_not_exist_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(CopilotError, match="cannot write") as err:
-        with atomic_output(tmp_path / "no" / "such" / "out.jsonl"):
-            pass  # pragma: no cover - never entered
+    with (
+        pytest.raises(CopilotError, match="cannot write") as err,
+        atomic_output(tmp_path / "no" / "such" / "out.jsonl"),
+    ):
+        pass
     assert err.value.exit_code == 2
 
 
