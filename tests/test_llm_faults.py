@@ -272,7 +272,11 @@ def test_one_deadline_holds_across_re_drafts(pipeline: Any, server: FaultServer,
     server.slow_s = 0.6
     server.queue("slow", "slow", "slow")
     started = time.monotonic()
-    with pytest.raises(BackendError, match=r"1\.5s deadline for this draft"):
+    with pytest.raises(
+        BackendError,
+        match=r"within the 1\.5s deadline for this draft \(COPILOT_LLM_DEADLINE_S\) after 3 "
+        r"request\(s\) for this draft",
+    ):
         run(pipeline, what)
     elapsed = time.monotonic() - started
     assert len(server.seen) == 3  # the draft, a re-draft, and the one the deadline cut
@@ -284,3 +288,17 @@ def test_a_draft_within_its_deadline_is_unaffected(pipeline: Any, server: FaultS
     result = run(pipeline, "draft")
     assert result.backend == "openai" and "faq/withdrawal" in [s["id"] for s in result.sources]
     assert len(server.seen) == 2
+
+
+def test_backend_errors_never_show_credentials_of_the_base_url(fault_server: FaultServer) -> None:
+    port = fault_server.url.split(":")[2].split("/")[0]
+    secret_url = f"http://bot:hunter2@127.0.0.1:{port}/v1?api-key=k3y-0123456789"
+    fault_server.queue("500", "malformed")
+    backend, _ = backend_for(secret_url, COPILOT_LLM_MAX_RETRIES="0")
+    for _ in range(2):
+        with pytest.raises(BackendError) as err:
+            backend.complete(MSGS)
+        text = str(err.value)
+        assert "hunter2" not in text and "k3y-0123456789" not in text
+        assert f"http://bot:***@127.0.0.1:{port}/v1?api-key=***" in text
+    assert repr(backend.where) and "hunter2" not in backend.where

@@ -21,13 +21,15 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
+@dataclass
 class Deadline:
-    """When the time for one draft's model calls runs out (on ``clock``'s scale)."""
+    """When the time for one draft's model calls runs out (on ``clock``'s scale), and how many
+    requests the draft has sent so far (backends count them, for their messages)."""
 
     seconds: float
     expires_at: float
     clock: Callable[[], float] = time.monotonic
+    requests: int = 0
 
     def remaining(self) -> float:
         """Seconds left (negative once passed)."""

@@ -370,6 +370,9 @@ class OpenAIBackend:
                 )
             budget = _Budget(min(self.timeout_s, remaining), remaining < self.timeout_s)
             attempts += 1
+            scope = llm_deadline.current()
+            if scope is not None:
+                scope.requests += 1
             try:
                 return (self._run_within(call, budget) if hard else call(budget)), attempts
             except Exception as exc:
@@ -402,9 +405,15 @@ class OpenAIBackend:
             return exc
         if isinstance(exc, _Waited | openai.APITimeoutError) or _is(exc, "TimeoutException"):
             if budget.by_deadline:
+                scope = llm_deadline.current()
+                sent = (
+                    f"{scope.requests} request(s) for this draft"
+                    if scope is not None
+                    else f"{attempts} attempt(s)"
+                )
                 return BackendError(
                     f"the LLM endpoint {where} did not answer within {self._deadline_text()} "
-                    f"after {attempts} attempt(s)"
+                    f"after {sent}"
                 )
             if budget.replied:
                 return _Retryable(
