@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from copilot.secrets import redact
+
 
 class CopilotError(Exception):
-    """An expected failure: the CLI prints the message (no traceback) and exits with ``exit_code``."""
+    """An expected failure: the CLI prints the message (no traceback) and exits with ``exit_code``.
+
+    The message is passed through :func:`copilot.secrets.redact`: passwords in URLs, secret
+    query values and tokens never reach a terminal, a log or a page through an error.
+    """
 
     exit_code = 2
 
     def __init__(self, message: str, *, exit_code: int | None = None) -> None:
-        super().__init__(message)
+        super().__init__(redact(message))
         if exit_code is not None:
             self.exit_code = exit_code
 

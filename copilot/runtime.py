@@ -1,7 +1,11 @@
-"""Switches that keep the stack offline: telemetry off and tiktoken's encoding from the wheel.
+"""Switches that keep the stack offline and quiet: telemetry off, tiktoken's encoding from the
+wheel, secrets redacted from every log record.
 
 Call :func:`configure` before building Chroma, LangChain or tiktoken objects.
-It only sets variables that the user has not set.
+It only sets variables that the user has not set. Nothing is written outside the data
+folder: tiktoken's encoding is unpacked into the ``cache_dir`` the caller passes
+(``Settings.tiktoken_dir``, i.e. ``DATA_DIR/cache/tiktoken``) unless ``TIKTOKEN_CACHE_DIR``
+is set.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ import os
 import shutil
 from functools import cache
 from pathlib import Path
+
+from copilot.secrets import install_log_redaction
 
 # tiktoken caches downloads under the SHA-1 of the download URL; this is cl100k_base's.
 _CL100K_CACHE_NAME = "9b5ad71b2ce5302211f9c61530b329a4922fc6a4"
@@ -32,18 +38,19 @@ _DEFAULTS = {
 
 
 @cache
-def configure(cache_dir: Path | None = None) -> Path:
-    """Set telemetry-off defaults and make ``tiktoken.get_encoding("cl100k_base")`` work offline.
+def configure(cache_dir: Path | None = None) -> Path | None:
+    """Set telemetry-off defaults, redact logs, and make ``tiktoken.get_encoding("cl100k_base")``
+    work offline from ``TIKTOKEN_CACHE_DIR`` or else ``cache_dir``.
 
-    Returns the tiktoken cache folder used.
+    Returns the tiktoken cache folder used; None when neither is given (then nothing is written).
     """
     for key, value in _DEFAULTS.items():
         os.environ.setdefault(key, value)
-    target = Path(
-        os.environ.get("TIKTOKEN_CACHE_DIR")
-        or cache_dir
-        or Path.home() / ".cache" / "support-copilot" / "tiktoken"
-    )
+    install_log_redaction()
+    chosen = os.environ.get("TIKTOKEN_CACHE_DIR") or cache_dir
+    if not chosen:
+        return None
+    target = Path(chosen)
     os.environ["TIKTOKEN_CACHE_DIR"] = str(target)
     cached = target / _CL100K_CACHE_NAME
     if not cached.exists():

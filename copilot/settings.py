@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from copilot.errors import SettingsError
+from copilot.secrets import redact
 
 ENGINE_CHOICES = ("auto", "bundled", "native")  # COPILOT_EMBED_ENGINE
 
@@ -37,7 +38,8 @@ class Settings:
         default=Path("knowledge"), metadata={"doc": "Knowledge-base folder"}
     )
     data_dir: Path = field(
-        default=Path(".copilot"), metadata={"doc": "Local state: Chroma, BM25 index, database"}
+        default=Path(".copilot"),
+        metadata={"doc": "Local state: Chroma, BM25 index, database, caches (cache/, eval-cache/)"},
     )
     chroma_path: Path | None = field(
         default=None, metadata={"doc": "Embedded Chroma folder (default DATA_DIR/chroma)"}
@@ -80,6 +82,12 @@ class Settings:
         default=90.0, metadata={"doc": "Overall deadline for one draft including retries"}
     )
     llm_max_retries: int = field(default=3, metadata={"doc": "Retries on 429/5xx/timeouts"})
+    llm_max_response_bytes: int = field(
+        default=1_000_000,
+        metadata={
+            "doc": "Largest LLM response read, in bytes; a longer one is cut there and is an error"
+        },
+    )
     openai_api_key: str | None = field(
         default=None, repr=False, metadata={"doc": "From OPENAI_API_KEY", "env": "OPENAI_API_KEY"}
     )
@@ -108,6 +116,13 @@ class Settings:
         default=None,
         metadata={"doc": "sqlite:///path or postgresql://... (default sqlite in DATA_DIR)"},
     )
+    record_drafts: bool = field(
+        default=True,
+        metadata={
+            "doc": "Store every draft (UI, CLI `draft`, library) in the database; "
+            "`draft --no-record` skips one run"
+        },
+    )
     retrieval_k: int = field(default=5, metadata={"doc": "Articles retrieved per draft"})
     retrieval_dense_tokens: int = field(
         default=48,
@@ -118,6 +133,17 @@ class Settings:
     )
     max_message_chars: int = field(
         default=8000, metadata={"doc": "Longest customer message accepted"}
+    )
+    max_query_chars: int = field(
+        default=8000, metadata={"doc": "Longest search query accepted (`search`, knowledge tab)"}
+    )
+    max_golden_chars: int = field(
+        default=16000,
+        metadata={"doc": "Longest golden reply `eval` reads (a longer one: line error)"},
+    )
+    max_eval_draft_chars: int = field(
+        default=16000,
+        metadata={"doc": "Longest draft `eval` scores (from --drafts or generated): line error"},
     )
     prompt_token_budget: int = field(
         default=3000, metadata={"doc": "Token budget for the assembled prompt"}
@@ -138,6 +164,16 @@ class Settings:
     def database(self) -> str:
         """Database URL, defaulting to SQLite inside the data folder."""
         return self.database_url or f"sqlite:///{self.data_dir / 'copilot.db'}"
+
+    @property
+    def tiktoken_dir(self) -> Path:
+        """Where tiktoken's bundled encoding is unpacked (``TIKTOKEN_CACHE_DIR`` wins)."""
+        return self.data_dir / "cache" / "tiktoken"
+
+    def __repr__(self) -> str:
+        """The settings without secrets: no API key, no passwords or keys in URLs."""
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
+        return redact(f"Settings({shown})")
 
     # ---- construction ---------------------------------------------------
     @classmethod
@@ -295,6 +331,11 @@ _PARSERS: dict[str, Parser] = {
     "llm_timeout_s": _parse_number(float, 0.1),
     "llm_deadline_s": _parse_number(float, 0.1),
     "llm_max_retries": _parse_number(int, 0),
+    "llm_max_response_bytes": _parse_number(int, 1024),
+    "max_query_chars": _parse_number(int, 1),
+    "max_golden_chars": _parse_number(int, 1),
+    "max_eval_draft_chars": _parse_number(int, 1),
+    "record_drafts": _parse_bool,
     "retrieval_k": _parse_number(int, 1),
     "retrieval_dense_tokens": _parse_number(int, 8),
     "max_message_chars": _parse_number(int, 1),

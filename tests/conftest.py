@@ -60,11 +60,12 @@ def kb_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def use_kb_store(kb_store: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point settings at the session's ingested KB."""
+def use_kb_store(kb_store: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Point settings at the session's ingested KB (drafts are recorded in a private database)."""
     from copilot.settings import get_settings
 
     monkeypatch.setenv("COPILOT_DATA_DIR", str(kb_store))
+    monkeypatch.setenv("COPILOT_DATABASE_URL", f"sqlite:///{tmp_path / 'recorded' / 'copilot.db'}")
     get_settings.cache_clear()
     return kb_store
 

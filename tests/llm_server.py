@@ -1,5 +1,7 @@
 """Loopback servers for the OpenAI-backend tests: a real llama.cpp server, a recording proxy,
-a scripted OpenAI-compatible stub, and a server that accepts connections and never answers.
+a scripted OpenAI-compatible stub, a server that accepts connections and never answers, and a
+fault-injecting OpenAI-compatible server (hang, 429 with Retry-After, 500, a body cut short,
+malformed JSON, empty choices, an oversized body, a trickling body), streamed or not.
 
 Import the fixtures into a test module (``from tests.llm_server import llama_server``);
 non-root conftest files may not use ``pytest_plugins``. The llama.cpp server is
@@ -9,6 +11,7 @@ using it are skipped (with the reason) only when ``llama_cpp`` is not installed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -206,6 +209,207 @@ class Scripted:
             self.server.server_close()
 
 
+# ---- a fault-injecting OpenAI-compatible server ---------------------------------------------
+FAULTS = (
+    "ok", "slow", "hang", "429", "500", "cut", "malformed", "empty", "oversized", "trickle", "close",
+)  # fmt: skip
+
+
+@dataclass
+class FaultServer:
+    """Answers each chat request with the next queued fault (``ok`` when none is queued).
+
+    * ``ok``: a normal reply (JSON, or server-sent events when the request streams);
+    * ``slow``: the normal reply after ``slow_s`` seconds;
+    * ``hang``: reads the request and never answers;
+    * ``429`` (with ``Retry-After: retry_after``) and ``500``: an error status;
+    * ``cut``: half of the reply, then the connection closes (a stream: two pieces, no end);
+    * ``malformed``: 200 with a body that is not JSON; ``empty``: 200 with ``"choices": []``;
+    * ``oversized``: 200 announcing ``oversized_bytes`` (30 MB) and sending until the client
+      hangs up (``sent_bytes`` says how far it got);
+    * ``trickle``: headers at once, then one byte every ``trickle_s`` seconds, for ever;
+    * ``close``: reads the request and closes the connection without a byte.
+
+    Every request body is kept in ``seen`` (parsed), with its arrival time in ``times``.
+    """
+
+    faults: deque[str] = field(default_factory=deque)
+    seen: list[dict[str, Any]] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    answer: str = "Hi there, withdrawals take about 30 minutes [faq/withdrawal]."
+    retry_after: str = "1"
+    oversized_bytes: int = 30_000_000
+    trickle_s: float = 0.2
+    slow_s: float = 0.5
+    sent_bytes: int = 0
+    server: ThreadingHTTPServer | None = None
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def queue(self, *faults: str) -> FaultServer:
+        for fault in faults:
+            assert fault in FAULTS, fault
+            self.faults.append(fault)
+        return self
+
+    def completion(self) -> bytes:
+        return json.dumps(
+            {
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "fault-stub",
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": self.answer},
+                    }
+                ],
+                "usage": {"prompt_tokens": 9, "completion_tokens": 7, "total_tokens": 16},
+            }
+        ).encode()
+
+    def events(self) -> list[bytes]:
+        words = self.answer.split(" ")
+        chunks = [
+            {"choices": [{"index": 0, "delta": {"content": w + " "}, "finish_reason": None}]}
+            for w in words
+        ]
+        chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        return [b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks] + [
+            b"data: [DONE]\n\n"
+        ]
+
+    def start(self) -> FaultServer:
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _head(
+                self, status: int, kind: str, length: int | None = None, **extra: str
+            ) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                if length is not None:
+                    self.send_header("Content-Length", str(length))
+                for key, value in extra.items():
+                    self.send_header(key.replace("_", "-"), value)
+                self.end_headers()
+
+            def _json(self, status: int, body: bytes, **extra: str) -> None:
+                self._head(status, "application/json", len(body), **extra)
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                stub.seen.append(body)
+                stub.times.append(time.monotonic())
+                fault = stub.faults.popleft() if stub.faults else "ok"
+                streaming = bool(body.get("stream"))
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    getattr(self, "fault_" + fault)(streaming)
+                self.close_connection = True
+
+            def fault_ok(self, streaming: bool) -> None:
+                if streaming:
+                    self._head(200, "text/event-stream", Connection="close")
+                    for event in stub.events():
+                        self.wfile.write(event)
+                        self.wfile.flush()
+                else:
+                    self._json(200, stub.completion())
+
+            def fault_slow(self, streaming: bool) -> None:
+                if not stub.stopping.wait(stub.slow_s):
+                    self.fault_ok(streaming)
+
+            def fault_hang(self, streaming: bool) -> None:
+                stub.stopping.wait(120)
+
+            def fault_429(self, streaming: bool) -> None:
+                error = {"error": {"message": "slow down", "type": "rate_limit", "code": 429}}
+                self._json(429, json.dumps(error).encode(), Retry_After=stub.retry_after)
+
+            def fault_500(self, streaming: bool) -> None:
+                error = {"error": {"message": "boom", "type": "server_error", "code": 500}}
+                self._json(500, json.dumps(error).encode())
+
+            def fault_cut(self, streaming: bool) -> None:
+                if streaming:
+                    self._head(200, "text/event-stream", Connection="close")
+                    for event in stub.events()[:2]:
+                        self.wfile.write(event)
+                    self.wfile.flush()
+                else:
+                    whole = stub.completion()
+                    self._head(200, "application/json", len(whole))
+                    self.wfile.write(whole[: len(whole) // 2])
+                    self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+
+            def fault_malformed(self, streaming: bool) -> None:
+                if streaming:
+                    self._head(200, "text/event-stream", Connection="close")
+                    self.wfile.write(b"data: {this is not json\n\n")
+                else:
+                    self._json(200, b"<html>502 Bad Gateway from the proxy</html>")
+
+            def fault_empty(self, streaming: bool) -> None:
+                if streaming:
+                    self._head(200, "text/event-stream", Connection="close")
+                    self.wfile.write(b'data: {"id": "x", "choices": []}\n\ndata: [DONE]\n\n')
+                else:
+                    self._json(200, json.dumps({"id": "x", "model": "m", "choices": []}).encode())
+
+            def fault_oversized(self, streaming: bool) -> None:
+                piece = (b"A" * 65536) if not streaming else (
+                    b"data: " + json.dumps(
+                        {"choices": [{"index": 0, "delta": {"content": "A" * 65000}}]}
+                    ).encode() + b"\n\n"
+                )  # fmt: skip
+                if streaming:
+                    self._head(200, "text/event-stream", Connection="close")
+                else:
+                    head = b'{"choices": [{"index": 0, "message": {"content": "'
+                    self._head(200, "application/json", stub.oversized_bytes)
+                    self.wfile.write(head)
+                    stub.sent_bytes += len(head)
+                while stub.sent_bytes < stub.oversized_bytes and not stub.stopping.is_set():
+                    self.wfile.write(piece)
+                    stub.sent_bytes += len(piece)
+
+            def fault_trickle(self, streaming: bool) -> None:
+                self._head(200, "application/json", 10_000)
+                self.wfile.write(b"{")
+                self.wfile.flush()
+                while not stub.stopping.wait(stub.trickle_s):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+
+            def fault_close(self, streaming: bool) -> None:
+                self.connection.shutdown(socket.SHUT_RDWR)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        _serve(self.server)
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+
 # ---- a server that never answers ----------------------------------------------------------
 class SilentServer:
     """Accepts TCP connections and reads, but never writes a byte."""
@@ -282,6 +486,14 @@ def scripted() -> Iterator[Scripted]:
     stub = Scripted().start()
     yield stub
     stub.stop()
+
+
+@pytest.fixture
+def fault_server() -> Iterator[FaultServer]:
+    """A fault-injecting OpenAI-compatible server on loopback (``queue`` the faults)."""
+    server = FaultServer().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -176,6 +176,12 @@ def test_thumbs_up_stores_the_edited_reply_with_agent_and_note(app_env: str, sto
     (fb,) = stored["feedback"]
     assert (fb["rating"], fb["final_text"], fb["edited"]) == ("up", edited, True)
     assert (fb["agent"], fb["note"]) == ("Mika", "good facts")
+    # the rating is kept apart too: one per agent, with the note as its reason
+    assert [(r["agent"], r["rating"], r["reason"]) for r in stored["ratings"]] == [
+        ("Mika", "up", "good facts")
+    ]
+    row = store_of(app_env).recent(1)[0]
+    assert (row["id"], row["origin"]) == (at.session_state["draft_id"], "ui")
 
 
 def test_thumbs_down_and_copy_final_reply(app_env: str, store_of: Any) -> None:
@@ -363,6 +369,51 @@ def test_activity_tab_shows_totals(own_db: str, monkeypatch: pytest.MonkeyPatch)
     assert "Helpful / needs work" in metrics
     at = draft(at, JA_MESSAGE)
     assert {m.label: m.value for m in at.metric}["Drafts"] == "2"
+
+
+def test_no_password_or_key_reaches_the_page(own_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An LLM URL with credentials and a key, a database URL with a password: every error
+    box names the server, none shows the secret."""
+    from copilot.settings import get_settings
+
+    monkeypatch.setenv("COPILOT_LLM_BACKEND", "openai")
+    monkeypatch.setenv(
+        "COPILOT_LLM_BASE_URL",
+        f"http://bot:hunter2@127.0.0.1:{_closed_port()}/v1?api-key=k3y-0123456789",
+    )
+    monkeypatch.setenv("COPILOT_LLM_MAX_RETRIES", "0")
+    monkeypatch.setenv(
+        "COPILOT_DATABASE_URL",
+        f"postgresql://agent:s3cret@127.0.0.1:{_closed_port()}/copilot?connect_timeout=2",
+    )
+    monkeypatch.setenv("COPILOT_MAX_QUERY_CHARS", "30")
+    get_settings.cache_clear()
+    at = draft(start(), EN_MESSAGE)
+    shown = texts(at.error)
+    assert "Could not draft a reply: cannot reach the LLM endpoint http://bot:***@" in shown
+    assert "Could not read the database: cannot connect to database" in shown
+    assert "postgresql://agent:***@127.0.0.1" in shown
+    at.text_input(key="kb_query").set_value("where is my withdrawal, it has been two days")
+    button(at, "Search").click()
+    at.run()
+    shown = texts(at.error) + texts(at.markdown) + texts(at.caption)
+    assert "over the limit of 30 (COPILOT_MAX_QUERY_CHARS)" in shown
+    for secret in ("hunter2", "k3y-0123456789", "s3cret"):
+        assert secret not in shown
+
+
+def test_a_bad_setting_stops_the_page_without_its_password(
+    use_kb_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from copilot.settings import get_settings
+
+    monkeypatch.setenv("COPILOT_DATABASE_URL", "mysql://root:s3cret@db/copilot")
+    get_settings.cache_clear()
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    shown = texts(at.error)
+    assert "Support Copilot cannot start: COPILOT_DATABASE_URL" in shown
+    assert "mysql://root:***@db/copilot" in shown and "s3cret" not in shown
 
 
 # ---- the helpers behind the page ---------------------------------------------------------

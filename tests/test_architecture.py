@@ -20,6 +20,7 @@ PACKAGE = ROOT / "copilot"
 
 # Bottom to top. A wing is a sub-package, or a top-level module of its own.
 LAYERS: tuple[tuple[str, ...], ...] = (
+    ("secrets",),
     ("errors",),
     ("settings", "files", "jsonl", "progress", "runtime", "text"),
     ("tokens",),

@@ -89,7 +89,11 @@ def test_unreadable_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "cannot read file" in capsys.readouterr().err
     binary = tmp_path / "bin.jsonl"
     binary.write_bytes(b"\xff\xfe\x00garbage\n")
-    assert main(["check", "--input", str(binary)]) == 2
+    # a file that opens but holds no UTF-8 is a bad line, named, not a crash (exit 1)
+    assert main(["check", "--input", str(binary)]) == 1
+    assert f"{binary}: line 1: not UTF-8 text: invalid byte 0xff at column 1" in (
+        capsys.readouterr().err
+    )
 
 
 def test_file_mode_defaults_to_stdout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -178,3 +179,126 @@ def test_endpoint_down_fails_each_line_without_traceback(
     )
     assert single.returncode == 1 and "Traceback" not in single.stderr
     assert single.stderr.startswith("error: cannot reach the LLM endpoint")
+
+
+# ---- every draft recorded ----------------------------------------------------------------------
+def stored(url: str) -> Any:
+    from copilot.store import SqlStore
+
+    return SqlStore.from_url(url)
+
+
+def test_a_cli_draft_is_recorded_with_its_provenance(
+    use_kb_store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    url = os.environ["COPILOT_DATABASE_URL"]
+    assert main(["draft", "--text", "出金が届きません", "--json", "--agent", "mika"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    with stored(url) as store:
+        row = store.get_draft(data["draft_id"])
+        assert row is not None and (row["origin"], row["agent"]) == ("cli", "mika")
+        assert row["result"]["draft"] == data["draft"]
+        assert row["request"]["customer_message"] == "出金が届きません"
+        (summary,) = store.recent(5)
+        assert summary["backend"] == "offline" and summary["verdict"] == "pass"
+        assert summary["prompt_version"] == data["prompt_version"]
+        assert summary["kb_version"] == data["kb_version"] and summary["kb_version"]
+        assert summary["latency_ms"] == pytest.approx(data["latency_ms"]["total"])
+    # --no-record and the setting keep it out of the database
+    assert main(["draft", "--text", "出金が届きません", "--json", "--no-record"]) == 0
+    assert "draft_id" not in json.loads(capsys.readouterr().out)
+    os.environ["COPILOT_RECORD_DRAFTS"] = "false"
+    try:
+        from copilot.settings import get_settings
+
+        get_settings.cache_clear()
+        assert main(["draft", "--text", "where is my deposit?"]) == 0
+    finally:
+        del os.environ["COPILOT_RECORD_DRAFTS"]
+        get_settings.cache_clear()
+    with stored(url) as store:
+        assert store.stats()["drafts"] == 1
+
+
+def test_a_store_error_is_reported_and_the_draft_still_printed(
+    use_kb_store: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from copilot.settings import get_settings
+
+    monkeypatch.setenv("COPILOT_DATABASE_URL", "sqlite:////proc/copilot-no-such/copilot.db")
+    get_settings.cache_clear()
+    rc = main(["draft", "--text", "How long does a withdrawal take?", "--name", "Ken"])
+    captured = capsys.readouterr()
+    assert rc == 0
+    assert captured.out.startswith("Hi Ken,\n") and "Verdict: pass" in captured.out
+    assert "warning: the draft was not recorded: cannot open database" in captured.err
+    assert "/proc/copilot-no-such/copilot.db" in captured.err
+
+
+def test_a_file_run_records_every_draft_and_reports_a_store_failure_once(
+    use_kb_store: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import os
+
+    from copilot.settings import get_settings
+
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        '{"id": 1, "customer_message": "where is my withdrawal?"}\n'
+        '{"id": 2, "customer_message": "入金が反映されません"}\n'
+        '{"id": 3}\n',
+        encoding="utf-8",
+    )
+    dst = tmp_path / "out.jsonl"
+    assert main(["draft", "--input", str(src), "--output", str(dst), "--agent", "ken"]) == 1
+    out = lines(dst)
+    with stored(os.environ["COPILOT_DATABASE_URL"]) as store:
+        for row in out[:2]:
+            got = store.get_draft(row["draft_id"])
+            assert got is not None and got["origin"] == "cli" and got["agent"] == "ken"
+            assert got["result"]["draft"] == row["draft"]
+        assert store.stats()["drafts"] == 2
+    capsys.readouterr()
+    monkeypatch.setenv("COPILOT_DATABASE_URL", "sqlite:////proc/copilot-no-such/copilot.db")
+    get_settings.cache_clear()
+    assert main(["draft", "--input", str(src), "--output", str(dst)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("the draft was not recorded") == 1
+    assert "warning: 2 draft(s) were not recorded in the database" in err
+    assert [o.get("draft") is not None for o in lines(dst)] == [True, True, False]
+    assert all("draft_id" not in o for o in lines(dst))
+
+
+def test_the_library_entry_point_records_and_never_raises_for_the_store(
+    use_kb_store: Path, tmp_path: Path
+) -> None:
+    import os
+
+    from copilot.draft.types import DraftRequest
+    from copilot.settings import Settings
+    from copilot.store.recording import RecordingCopilot, draft_reply
+
+    done = draft_reply("How long does a withdrawal take?", customer_name="Ken", agent="mika")
+    assert done.recorded and done.error is None and done.result.draft.startswith("Hi Ken,")
+    with stored(os.environ["COPILOT_DATABASE_URL"]) as store:
+        got = store.get_draft(done.draft_id)
+        assert got is not None and got["origin"] == "library" and got["agent"] == "mika"
+        assert got["request"]["customer_name"] == "Ken"
+
+    class Broken:
+        def save_draft(self, *args: Any, **kwargs: Any) -> str:
+            raise RuntimeError("disk on fire at postgresql://u:s3cret@db/x")
+
+    recorder = RecordingCopilot.from_settings(Settings.load(), record=False)
+    assert recorder.store is None
+    assert recorder.draft(DraftRequest("hello")).draft_id is None
+    recorder.store = Broken()  # type: ignore[assignment]
+    failed = recorder.draft(DraftRequest("How long does a withdrawal take?"))
+    assert failed.result.draft and not failed.recorded
+    assert failed.error is not None and "unexpected RuntimeError: disk on fire" in failed.error
+    assert "s3cret" not in failed.error

@@ -358,3 +358,92 @@ def test_generates_drafts_with_the_offline_backend(
         # the offline drafter answers these three from the KB, within the policy
         assert case["draft"].strip() and case["verdict"] == "pass", case
         assert case["metrics"]["latency_ms"] is not None and case["metrics"]["tokens"]
+
+
+# ---- nothing destroyed, sizes limited -----------------------------------------------------------
+@pytest.mark.parametrize(
+    ("kind", "flag", "name", "how"),
+    [
+        ("same", "--golden", "report.json", "the same file as the --golden file"),
+        ("hard", "--golden", "report.md", "a hard link to the --golden file"),
+        ("soft", "--drafts", "cases.jsonl", "a symbolic link to the --drafts file"),
+        ("same", "--drafts", "report.html", "the same file as the --drafts file"),
+    ],
+)
+def test_a_report_folder_holding_an_input_is_refused(
+    files: dict[str, Path],
+    capsys: pytest.CaptureFixture[str],
+    kind: str,
+    flag: str,
+    name: str,
+    how: str,
+) -> None:
+    import os
+
+    report = files["dir"] / "report-dir"
+    report.mkdir()
+    inputs = {"--golden": files["golden"], "--drafts": files["good"]}
+    inside = report / name
+    if kind == "same":
+        inputs[flag] = inputs[flag].replace(inside)
+    elif kind == "hard":
+        os.link(inputs[flag], inside)
+    else:
+        inside.symlink_to(inputs[flag])
+    before = inputs[flag].read_bytes()
+    code = run_eval(
+        "--golden", inputs["--golden"], "--drafts", inputs["--drafts"], "--report", report
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"--report {inside} is {how}" in err and "nothing was written" in err
+    assert inputs[flag].read_bytes() == before
+
+
+def test_a_baseline_in_the_report_folder_is_refused(
+    files: dict[str, Path], fast_embed: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = files["dir"] / "r"
+    assert run_eval("--golden", files["golden"], "--drafts", files["good"], "--report", out) == 0
+    before = (out / "report.json").read_bytes()
+    capsys.readouterr()
+    code = run_eval(
+        "--golden", files["golden"], "--drafts", files["worse"], "--report", out, "--baseline", out
+    )
+    assert code == 2
+    assert "the --baseline file" in capsys.readouterr().err
+    assert (out / "report.json").read_bytes() == before
+
+
+def test_golden_replies_and_drafts_over_the_limit_are_line_errors(
+    files: dict[str, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from copilot.settings import get_settings
+
+    monkeypatch.setenv("COPILOT_MAX_GOLDEN_CHARS", "300")
+    monkeypatch.setenv("COPILOT_MAX_EVAL_DRAFT_CHARS", "400")
+    get_settings.cache_clear()
+    golden = write_jsonl(
+        files["dir"] / "g.jsonl", [case_line("a"), case_line("b", golden_reply="long " * 100)]
+    )
+    code = run_eval("--golden", golden, "--drafts", files["good"], "--report", files["dir"] / "r")
+    assert code == 2
+    err = capsys.readouterr().err
+    assert (
+        f"{golden}: line 2: field 'golden_reply': 500 characters is over the limit of 300 "
+        "(COPILOT_MAX_GOLDEN_CHARS)" in err
+    )
+    drafts = write_jsonl(
+        files["dir"] / "d.jsonl",
+        [
+            {"id": "c-en-1", "draft": GOOD},
+            {"id": "c-en-2", "draft": "x" * 5000},
+            {"id": "c-ja-1", "draft": GOOD},
+        ],
+    )
+    code = run_eval("--golden", files["golden"], "--drafts", drafts, "--report", files["dir"] / "r")
+    assert code == 2
+    assert (
+        f"{drafts}: line 2: field 'draft': 5000 characters is over the limit of 400 "
+        "(COPILOT_MAX_EVAL_DRAFT_CHARS)" in capsys.readouterr().err
+    )

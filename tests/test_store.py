@@ -14,9 +14,11 @@ import pytest
 
 from copilot.errors import CopilotError
 from copilot.store import SqlStore, Store, redact_url
+from copilot.store.migrate import head
 from tests.pg import postgres_server, unavailable_reason
 
 PG_REASON = unavailable_reason()
+HEAD = head()  # the newest schema revision, "0002"
 
 
 @pytest.fixture(scope="session")
@@ -213,29 +215,24 @@ def test_migrations_are_idempotent(db_url: str) -> None:
     one, two = SqlStore.from_url(db_url), SqlStore.from_url(db_url)
     try:
         draft_id = one.save_draft(result_dict(), request_dict())
-        assert two.schema_version() == 2
+        assert two.schema_version() == int(HEAD)
         assert two.get_draft(draft_id) is not None
         one.close()
         with SqlStore.from_url(db_url) as three:
-            assert three.schema_version() == 2
+            assert three.schema_version() == int(HEAD)
     finally:
         one.close()
         two.close()
 
 
-def test_sqlite_has_one_row_per_migration_and_persists(tmp_path: Path) -> None:
+def test_sqlite_records_the_revision_once_and_persists(tmp_path: Path) -> None:
     path = tmp_path / "copilot.db"
     for _ in range(3):
         s = SqlStore.from_url(f"sqlite:///{path}")
         s.save_draft(result_dict(), request_dict())
         s.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute(
-            "SELECT version FROM schema_migrations ORDER BY version"
-        ).fetchall() == [
-            (1,),
-            (2,),
-        ]
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
         assert conn.execute("SELECT COUNT(*) FROM drafts").fetchone() == (3,)
 
 
@@ -286,18 +283,22 @@ def test_shared_store_is_thread_safe(store: Store) -> None:
     assert (stats["drafts"], stats["feedback"], stats["up"], stats["down"]) == (60, 60, 30, 30)
 
 
-def test_postgres_reconnects_after_the_connection_drops(pg_url: str) -> None:
+def test_postgres_replaces_a_connection_the_server_dropped(pg_url: str) -> None:
     import psycopg
 
     s = SqlStore.from_url(pg_url)
     try:
         s.save_draft(result_dict(), request_dict())
-        pid = s._conn.info.backend_pid
         with psycopg.connect(pg_url, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        with pytest.raises(CopilotError, match="database error"):
-            s.stats()  # the call that finds the dead connection fails cleanly ...
-        assert s.stats()["drafts"] == 1  # ... and the next one reconnects
+            killed = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchall()
+        assert killed, "the store held no connection to drop"
+        # the pool checks a connection before use and replaces a dead one: no failed call
+        assert s.stats()["drafts"] == 1
+        s.save_draft(result_dict(), request_dict())
+        assert s.stats()["drafts"] == 2
     finally:
         s.close()
 
@@ -498,3 +499,288 @@ def test_sent_replies_are_not_ratings_and_a_rejected_one_needs_a_reason(tmp_path
     assert sent["rules"] == ["credential_request"] and sent["agent"] == "Mika"
     assert s.stats()["up"] == 0
     s.close()
+
+
+# ---- Alembic: adopting a 0.1.0 database, revisions, the db verb --------------------------------
+def test_a_0_1_0_database_is_adopted_without_losing_a_row(db_url: str) -> None:
+    from tests.store_v010 import WHEN, make_v010_database
+
+    if db_url.startswith("sqlite:///"):
+        Path(db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    old = make_v010_database(db_url)
+    with SqlStore.from_url(db_url) as s:
+        assert s.schema_version() == int(HEAD)
+        rows = s.recent(10)
+        assert [r["id"] for r in rows] == old.draft_ids[::-1]
+        assert rows[-1]["customer_message"] == "My deposit has not arrived."
+        assert rows[-1]["latency_ms"] == pytest.approx(31.5) and rows[-1]["origin"] is None
+        first = s.get_draft(old.draft_ids[0])
+        assert first is not None
+        assert dt.datetime.fromisoformat(first["created_at"]) == WHEN
+        assert first["result"]["language"] == "en" and first["request"]["history"] == []
+        assert [(f["rating"], f["note"], f["agent"]) for f in first["feedback"]] == [
+            (rating, note, agent) for d, rating, note, agent in old.feedback if d == first["id"]
+        ]
+        # each agent's latest feedback became their rating; the feedback rows stay as they were
+        assert {(r["agent"], r["rating"], r["reason"]) for r in first["ratings"]} == {
+            ("mika", "up", None),
+            ("ken", "down", "wrong fee"),
+        }
+        (sent,) = first["sent"]
+        assert sent["final_text"] == old.sent[0][1] and sent["agent"] == "mika"
+        assert sent["edit_distance"] == 10  # "30 min" -> "about 30 minutes": filled in
+        second = s.get_draft(old.draft_ids[1])
+        assert second is not None and [(r["agent"], r["rating"]) for r in second["ratings"]] == [
+            (None, "up")
+        ]
+        stats = s.stats()
+        assert (stats["drafts"], stats["feedback"], stats["up"], stats["down"]) == (3, 4, 1, 1)
+        # new writes go to the adopted tables
+        new = s.save_draft(result_dict("after the upgrade"), request_dict(), origin="cli")
+        s.save_rating(new, "up", agent="mika")
+        assert [r["id"] for r in s.recent(1)] == [new]
+    # 0.1.0's own bookkeeping is kept, untouched
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(
+                sa.text("SELECT version FROM schema_migrations ORDER BY version")
+            ).fetchall() == [(1,), (2,)]
+            assert conn.execute(sa.text("SELECT COUNT(*) FROM feedback")).scalar() == 4
+    finally:
+        engine.dispose()
+
+
+def test_a_database_with_only_the_first_0_1_0_migration_gets_the_rest(tmp_path: Path) -> None:
+    from tests.store_v010 import make_v010_database
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = make_v010_database(url, migrations=1)
+    with SqlStore.from_url(url) as s:
+        sent = s.save_sent(old.draft_ids[2], "您好，提现通常在30分钟内到账。", verdict="pass")
+        stored = s.get_draft(old.draft_ids[2])
+        assert stored is not None and [x["id"] for x in stored["sent"]] == [sent]
+        assert stored["sent"][0]["edit_distance"] == 0 and stored["sent"][0]["edited"] is False
+        assert s.stats()["drafts"] == 3
+
+
+def test_stores_starting_at_once_migrate_a_new_database_once(db_url: str) -> None:
+    stores = [SqlStore.from_url(db_url) for _ in range(4)]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(stores))
+
+    def first_use(store: SqlStore) -> None:
+        try:
+            barrier.wait()
+            store.save_draft(result_dict(), request_dict())
+        except BaseException as exc:  # pragma: no cover - only on failure
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first_use, args=(s,)) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert errors == []
+        assert stores[0].stats()["drafts"] == 4
+        assert stores[0].status().current == HEAD and stores[0].status().up_to_date
+    finally:
+        for s in stores:
+            s.close()
+
+
+def test_the_tables_match_the_migrations(db_url: str) -> None:
+    """schema.py (what queries use) and the revisions (what creates the tables) agree."""
+    import sqlalchemy as sa
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from copilot.store.migrate import script_head
+    from copilot.store.schema import metadata
+
+    assert script_head() == HEAD
+    with SqlStore.from_url(db_url) as s:
+        s.stats()
+    engine = sa.create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": False})
+            diffs = compare_metadata(context, metadata)
+    finally:
+        engine.dispose()
+    kinds = ("add_table", "remove_table", "add_column", "remove_column", "add_index",
+             "remove_index")  # fmt: skip
+    missing = [d for d in diffs if isinstance(d, tuple) and d[0] in kinds]
+    assert missing == [], missing
+
+
+def test_revision_0002_goes_down_and_up_again_keeping_the_drafts(db_url: str) -> None:
+    import sqlalchemy as sa
+    from alembic import command
+
+    from copilot.store.migrate import _config
+
+    with SqlStore.from_url(db_url) as s:
+        draft_id = s.save_draft(result_dict(), request_dict(), origin="ui", agent="mika")
+        s.save_rating(draft_id, "up", agent="mika")
+    engine = sa.create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.begin() as conn:
+            config = _config()
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0001")
+            assert not sa.inspect(conn).has_table("ratings")
+            with pytest.raises(NotImplementedError, match="baseline"):
+                command.downgrade(config, "base")
+    finally:
+        engine.dispose()
+    with SqlStore.from_url(db_url) as s:
+        assert s.status().current == "0001"
+        assert s.upgrade() == ("0001", HEAD)
+        got = s.get_draft(draft_id)
+        assert got is not None and got["ratings"] == [] and got["origin"] is None
+
+
+def test_a_database_from_a_newer_copilot_is_a_clear_error(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'copilot.db'}"
+    with SqlStore.from_url(url) as s:
+        s.stats()
+    with sqlite3.connect(tmp_path / "copilot.db") as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0099'")
+    with SqlStore.from_url(url) as s:
+        with pytest.raises(CopilotError, match=r"revision 0099, newer than this copilot knows"):
+            s.stats()
+        with pytest.raises(CopilotError, match="0099"):
+            s.status()
+
+
+def test_the_developer_alembic_environment_uses_sqlalchemy_url(tmp_path: Path) -> None:
+    """``alembic`` itself (e.g. ``alembic revision``) works with the URL in its config."""
+    from alembic import command
+
+    from copilot.store.migrate import _config
+
+    path = tmp_path / "dev.db"
+    config = _config()
+    config.set_main_option("sqlalchemy.url", f"sqlite:///{path}")
+    command.upgrade(config, "head")
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
+
+
+# ---- the agent workspace's fields -------------------------------------------------------------
+def test_a_rating_replaces_the_agents_previous_one(store: Store) -> None:
+    draft_id = store.save_draft(result_dict(), request_dict())
+    first = store.save_rating(draft_id, "down", agent="mika", reason="too long")
+    again = store.save_rating(draft_id, "up", agent="mika")
+    other = store.save_rating(draft_id, "down", agent="ken", reason="  wrong fee ")
+    anonymous = store.save_rating(draft_id, "up")
+    assert store.save_rating(draft_id, "down", agent="") == anonymous  # one unnamed agent
+    assert first == again and len({first, other, anonymous}) == 3
+    got = store.get_draft(draft_id)
+    assert got is not None
+    assert [(r["agent"], r["rating"], r["reason"]) for r in got["ratings"]] == [
+        ("mika", "up", None),
+        ("ken", "down", "wrong fee"),
+        (None, "down", None),
+    ]
+    assert got["feedback"] == [] and got["sent"] == []  # ratings are neither feedback nor sends
+    with pytest.raises(CopilotError, match="rating 'meh' is not allowed"):
+        store.save_rating(draft_id, "meh", agent="mika")
+    with pytest.raises(CopilotError, match="no draft with id"):
+        store.save_rating("nope", "up", agent="mika")
+
+
+def test_sent_replies_record_the_edit_distance_and_drafts_their_origin(store: Store) -> None:
+    draft_id = store.save_draft(
+        result_dict("Withdrawals take 30 minutes [1]."),
+        request_dict(),
+        origin="library",
+        agent="mika",
+    )
+    store.save_sent(draft_id, "Withdrawals take up to 30 minutes [1].\n", verdict="pass")
+    store.save_sent(draft_id, "Withdrawals take 30 minutes [1].", verdict="pass", agent="ken")
+    got = store.get_draft(draft_id)
+    assert got is not None and (got["origin"], got["agent"]) == ("library", "mika")
+    assert [(x["edit_distance"], x["edited"], x["agent"]) for x in got["sent"]] == [
+        (6, True, None),
+        (0, False, "ken"),
+    ]
+    assert store.recent(1)[0]["origin"] == "library"
+    with pytest.raises(CopilotError, match="origin 'cron' is not allowed"):
+        store.save_draft(result_dict(), request_dict(), origin="cron")
+
+
+def test_agent_settings_are_kept_per_agent_and_merged(store: Store) -> None:
+    assert store.get_agent_settings("mika") is None
+    saved = store.save_agent_settings(
+        "mika",
+        display_name="Mika S.",
+        ui_language="ja",
+        signatures={"ja": "サポート担当 ミカ", "en": "Mika, Support"},
+    )
+    assert saved["signatures"] == {"ja": "サポート担当 ミカ", "en": "Mika, Support"}
+    store.save_agent_settings("mika", signatures={"en": "", "zh": "客服 Mika"})
+    store.save_agent_settings("ken", ui_language="en")
+    mika = store.get_agent_settings(" mika ")
+    assert mika is not None
+    assert (mika["display_name"], mika["ui_language"]) == ("Mika S.", "ja")
+    assert mika["signatures"] == {"ja": "サポート担当 ミカ", "zh": "客服 Mika"}
+    ken = store.get_agent_settings("ken")
+    assert ken is not None and ken["signatures"] == {} and ken["display_name"] is None
+    for bad, match in (
+        ({"ui_language": "fr"}, "ui_language 'fr' is not allowed"),
+        ({"signatures": {"fr": "x"}}, "signatures: 'fr' must be one of"),
+    ):
+        with pytest.raises(CopilotError, match=match):
+            store.save_agent_settings("mika", **bad)
+    with pytest.raises(CopilotError, match="agent's id"):
+        store.save_agent_settings("  ")
+
+
+def test_ticket_state_is_restored_after_a_reload(db_url: str) -> None:
+    with SqlStore.from_url(db_url) as s:
+        draft_id = s.save_draft(result_dict(), request_dict())
+        assert s.get_ticket_state(draft_id) is None
+        s.save_ticket_state(draft_id, {"draft_text": "first", "tone": "concise"}, agent="mika")
+        s.save_ticket_state(draft_id, {"draft_text": "edited 編集", "tone": "formal"})
+        with pytest.raises(CopilotError, match="no draft with id"):
+            s.save_ticket_state("nope", {"x": 1})
+        with pytest.raises(CopilotError, match="must be a mapping"):
+            s.save_ticket_state(draft_id, ["not", "a", "mapping"])  # type: ignore[arg-type]
+    with SqlStore.from_url(db_url) as reopened:  # a reload: a new process, a new store
+        got = reopened.get_ticket_state(draft_id)
+    assert got is not None
+    assert got["state"] == {"draft_text": "edited 編集", "tone": "formal"}
+    assert got["agent"] is None and got["updated_at"]
+
+
+def test_the_db_verb_reports_and_upgrades_a_0_1_0_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from copilot.cli.main import main
+    from tests.store_v010 import make_v010_database
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    make_v010_database(url)
+    monkeypatch.setenv("COPILOT_DATABASE_URL", url)
+    assert main(["db", "current"]) == 1
+    out = capsys.readouterr().out
+    assert "made by 0.1.0 (schema_migrations 1, 2)" in out and "0001 The 0.1.0 schema" in out
+    assert main(["db", "upgrade"]) == 0
+    out = capsys.readouterr().out
+    assert "upgraded from the 0.1.0 schema (schema_migrations 1, 2) to revision 0002" in out
+    assert main(["db", "current", "--json"]) == 0
+    status = __import__("json").loads(capsys.readouterr().out)
+    assert status["revision"] == HEAD and status["up_to_date"] and status["pending"] == []
+    assert main(["db", "upgrade", "--json"]) == 0
+    assert __import__("json").loads(capsys.readouterr().out)["changed"] is False
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    assert main(["db", "current", "--url", fresh]) == 1
+    assert "no schema yet" in capsys.readouterr().out
+    assert main(["db", "current", "--url", "postgresql://u:s3cret@127.0.0.1:1/x"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot connect to database" in err and "s3cret" not in err

@@ -99,17 +99,20 @@ def _validate(obj: dict[str, Any], path: Path, number: int) -> dict[str, Any]:
 
 
 def _check_file(guardrail: Any, path: Path, output: Path | None, language: str | None) -> int:
-    from copilot.errors import CopilotError, Problem
-    from copilot.jsonl import LineError, read_jsonl, write_line
+    from copilot.errors import Problem
+    from copilot.jsonl import (
+        LineError,
+        atomic_output,
+        read_jsonl,
+        refuse_overwriting_inputs,
+        write_line,
+    )
 
+    refuse_overwriting_inputs(output, {"--input": path})
     failed = passed = rejected = 0
-    try:
-        handle = output.open("w", encoding="utf-8") if output is not None else sys.stdout
-    except OSError as exc:
-        raise CopilotError(f"{output}: cannot write: {exc.strerror}", exit_code=2) from None
     batch: list[dict[str, Any]] = []
 
-    def flush() -> None:
+    def flush(handle: Any) -> None:
         # the learned tiers embed a whole batch at once (check_many); order is kept
         nonlocal passed, rejected
         for row, verdict in zip(batch, guardrail.check_many(batch), strict=True):
@@ -118,8 +121,9 @@ def _check_file(guardrail: Any, path: Path, output: Path | None, language: str |
             passed += verdict.verdict == "pass"
         batch.clear()
 
-    try:
-        for number, item in read_jsonl(path):
+    lines = read_jsonl(path)  # an unreadable input fails here, before any output exists
+    with atomic_output(output) as handle:
+        for number, item in lines:
             try:
                 if isinstance(item, Problem):
                     raise LineError(item)
@@ -130,11 +134,8 @@ def _check_file(guardrail: Any, path: Path, output: Path | None, language: str |
                 continue
             batch.append(row | {"language": row["language"] or language})
             if len(batch) >= CHECK_BATCH:
-                flush()
-        flush()
-    finally:
-        if output is not None:
-            handle.close()
+                flush(handle)
+        flush(handle)
     print(
         f"checked {passed + rejected} draft(s): {passed} pass, {rejected} reject; {failed} bad line(s)",
         file=sys.stderr,

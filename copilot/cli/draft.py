@@ -5,8 +5,16 @@ the verdict and the flags (exit 1 when the draft is blocked).
 
 A file: ``--input IN.jsonl --output OUT.jsonl``. Input lines are
 ``{"id", "customer_message", "language"?, "customer_name"?, "history"?: [{"role", "text"}]}``;
-each output line is ``{"id", **DraftResult.to_dict()}``, or ``{"id", "error"}``
-for a line that failed, and the run goes on. Exit 1 when any line failed.
+each output line is ``{"id", **DraftResult.to_dict(), "draft_id"?}``, or ``{"id", "error"}``
+for a line that failed, and the run goes on. Exit 1 when any line failed. The output is
+written to a temporary file and renamed at the end (a previous output survives a failure);
+an output that is the input (or a link to it) is refused.
+
+Every draft is recorded in the database (``origin`` cli, ``draft_id`` in the JSON) unless
+``--no-record`` or ``COPILOT_RECORD_DRAFTS=false``. Recording never holds back or fails a
+draft: the draft is printed (or written) first; a store error is reported on stderr, and in
+a file run the remaining drafts are not recorded after the first failure (one line says how
+many). The exit code is the draft's.
 """
 
 from __future__ import annotations
@@ -34,39 +42,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--backend", choices=("offline", "openai"), help="default: COPILOT_LLM_BACKEND (offline)"
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON (--text)")
+    parser.add_argument(
+        "--no-record",
+        action="store_true",
+        help="do not store the drafts in the database (default: COPILOT_RECORD_DRAFTS)",
+    )
+    parser.add_argument("--agent", help="the agent's name, stored with the recorded drafts")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Draft and print, or draft a whole file."""
-    from copilot.draft.factory import build_copilot
+    """Draft and print, or draft a whole file; record each draft unless told not to."""
     from copilot.draft.types import DraftRequest
     from copilot.errors import CopilotError
+    from copilot.jsonl import check_readable, refuse_overwriting_inputs
     from copilot.settings import get_settings
+    from copilot.store.recording import RecordingCopilot
 
     if args.input is not None and args.output is None:
         raise CopilotError("--input needs --output FILE.jsonl")
-    if (
-        args.input is not None
-        and args.output is not None
-        and args.input.resolve() == args.output.resolve()
-    ):
-        raise CopilotError("--output must not be the --input file")
-    copilot = build_copilot(get_settings(), args.backend)
     if args.input is not None:
-        return _run_file(copilot, args.input, args.output)
-    result = copilot.draft(
-        DraftRequest(
-            args.text,
-            language=args.language,
-            customer_name=args.name,
-            channel=args.channel,
-            agent_note=args.note,
-        )
+        refuse_overwriting_inputs(args.output, {"--input": args.input})
+        check_readable(args.input)  # before the copilot is built
+    settings = get_settings()
+    recorder = RecordingCopilot.from_settings(
+        settings, backend=args.backend, origin="cli", record=False if args.no_record else None
     )
+    if args.input is not None:
+        return _run_file(recorder, args.input, args.output, args.agent)
+    request = DraftRequest(
+        args.text,
+        language=args.language,
+        customer_name=args.name,
+        channel=args.channel,
+        agent_note=args.note,
+    )
+    result = recorder.copilot.draft(request)
     if args.json:
-        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        done = recorder.record(result, request, agent=args.agent)
+        extra = {"draft_id": done.draft_id} if done.draft_id else {}
+        print(json.dumps({**result.to_dict(), **extra}, ensure_ascii=False, indent=2), flush=True)
     else:
-        print(render(result))
+        print(render(result), flush=True)  # the draft first: recording never holds it back
+        done = recorder.record(result, request, agent=args.agent)
+    if done.error:
+        print(f"warning: {done.error}", file=sys.stderr)
     return 1 if result.blocked else 0
 
 
@@ -129,24 +148,23 @@ def _request(obj: dict[str, Any], path: Path, line: int) -> Any:
     return DraftRequest(str(message), language=language, customer_name=name, history=history)
 
 
-def _run_file(copilot: Any, source: Path, target: Path) -> int:
+def _run_file(recorder: Any, source: Path, target: Path, agent: str | None) -> int:
     from copilot.errors import CopilotError, Problem
-    from copilot.jsonl import LineError, read_jsonl, write_line
+    from copilot.jsonl import LineError, atomic_output, read_jsonl, write_line
 
-    done = failed = blocked = 0
-    try:
-        out = target.open("w", encoding="utf-8")
-    except OSError as exc:
-        raise CopilotError(f"{target}: cannot write file: {exc.strerror}") from None
-    with out:
-        for number, item in read_jsonl(source):
+    done = failed = blocked = unrecorded = 0
+    record_error: str | None = None
+    lines = read_jsonl(source)
+    with atomic_output(target) as out:
+        for number, item in lines:
             row_id = item.get("id") if isinstance(item, dict) else None
             try:
                 if isinstance(item, Problem):
                     raise LineError(item)
                 if row_id is None:
                     raise LineError(Problem(str(source), number, "field 'id': missing"))
-                result = copilot.draft(_request(item, source, number))
+                request = _request(item, source, number)
+                result = recorder.copilot.draft(request)
             except LineError as exc:
                 error = str(exc)
             except CopilotError as exc:
@@ -154,12 +172,28 @@ def _run_file(copilot: Any, source: Path, target: Path) -> int:
             except Exception as exc:  # keep going; the line records what went wrong
                 error = f"{source}: line {number}: internal error: {type(exc).__name__}: {exc}"
             else:
-                write_line(out, {"id": row_id, **result.to_dict()})
+                extra: dict[str, Any] = {}
+                if recorder.store is not None and record_error is None:
+                    saved = recorder.record(result, request, agent=agent)
+                    if saved.error:
+                        record_error = f"{source}: line {number}: {saved.error}"
+                        print(f"warning: {record_error}", file=sys.stderr)
+                    else:
+                        extra["draft_id"] = saved.draft_id
+                if recorder.store is not None and "draft_id" not in extra:
+                    unrecorded += 1
+                write_line(out, {"id": row_id, **result.to_dict(), **extra})
                 done += 1
                 blocked += int(result.blocked)
                 continue
             failed += 1
             print(error, file=sys.stderr)
             write_line(out, {"id": row_id, "error": error})
+    if unrecorded:
+        print(
+            f"warning: {unrecorded} draft(s) were not recorded in the database "
+            "(recording stopped at the first store error; the output file has them all)",
+            file=sys.stderr,
+        )
     print(f"{done} drafted ({blocked} blocked), {failed} failed -> {target}", file=sys.stderr)
     return 1 if failed else 0

@@ -3,7 +3,8 @@
 Each command module defines ``HELP`` (one line), ``add_arguments(parser)`` and
 ``run(args) -> int``, and imports heavy libraries inside ``run`` so ``--help``
 stays fast. Expected failures raise :class:`CopilotError`: printed without a
-traceback, exit code from the error.
+traceback, exit code from the error. Whatever is printed (errors, an unexpected
+traceback, log records) goes through :func:`copilot.secrets.redact` first.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import traceback
 from collections.abc import Sequence
 
 from copilot import __version__
 from copilot.errors import CopilotError
+from copilot.secrets import install_log_redaction, redact
 
 # verb -> module under copilot.cli
 VERBS: dict[str, str] = {
@@ -27,6 +30,7 @@ VERBS: dict[str, str] = {
     "eval": "eval",
     "bench": "bench",
     "engine": "engine",
+    "db": "db",
 }
 
 
@@ -48,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
+    install_log_redaction()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "verb", None):
@@ -56,13 +61,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except CopilotError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # a bug: the traceback helps, a password in it must not show
+        trace = "".join(traceback.format_exception(exc))
+        print(redact(trace).rstrip(), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

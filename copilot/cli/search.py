@@ -39,9 +39,20 @@ def run(args: argparse.Namespace) -> int:
         raise CopilotError("give either a QUERY or --input FILE.jsonl (not both)")
     if args.input is None and args.output is not None:
         raise CopilotError("--output needs --input")
-    retriever = HybridRetriever.from_settings(get_settings(), args.collection)
+    settings = get_settings()
     if args.input is not None:
-        return _batch(retriever, args)
+        from copilot.jsonl import check_readable, refuse_overwriting_inputs
+
+        refuse_overwriting_inputs(args.output, {"--input": args.input})
+        check_readable(args.input)  # fail before the index is loaded
+    elif len(args.query) > settings.max_query_chars:
+        raise CopilotError(
+            f"the query is {len(args.query)} characters, over the limit of "
+            f"{settings.max_query_chars} (COPILOT_MAX_QUERY_CHARS)"
+        )
+    retriever = HybridRetriever.from_settings(settings, args.collection)
+    if args.input is not None:
+        return _batch(retriever, args, settings.max_query_chars)
     res = retriever.search(
         args.query,
         k=args.k,
@@ -63,25 +74,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _batch(retriever: Any, args: argparse.Namespace) -> int:
+def _batch(retriever: Any, args: argparse.Namespace, max_chars: int) -> int:
     """Answer every line; a bad line gets an error (stderr and its output line); exit 1 if any."""
-    from copilot.errors import CopilotError, Problem
-    from copilot.jsonl import LineError, read_jsonl, require_str
+    from copilot.errors import Problem
+    from copilot.jsonl import (
+        LineError,
+        atomic_output,
+        read_jsonl,
+        refuse_overwriting_inputs,
+        require_str,
+        too_long,
+    )
 
+    refuse_overwriting_inputs(args.output, {"--input": args.input})
     failed = 0
     answered = 0
-    out: TextIO
-    if args.output is None or str(args.output) == "-":
-        out = sys.stdout
-    else:
-        try:
-            out = args.output.open("w", encoding="utf-8")
-        except OSError as exc:
-            raise CopilotError(
-                f"{args.output}: cannot write: {exc.strerror}", exit_code=2
-            ) from None
-    try:
-        for line, obj in read_jsonl(args.input):
+    lines = read_jsonl(args.input)  # an unreadable input fails here, before any output exists
+    with atomic_output(args.output) as out:
+        for line, obj in lines:
             qid: Any = None
             try:
                 if isinstance(obj, Problem):
@@ -90,6 +100,10 @@ def _batch(retriever: Any, args: argparse.Namespace) -> int:
                 if isinstance(qid, bool) or not isinstance(qid, (str, int)) or qid == "":
                     raise LineError(Problem(str(args.input), line, "field 'id': missing"))
                 query = require_str(obj, "query", args.input, line)
+                assert query is not None
+                big = too_long("query", query, max_chars, "COPILOT_MAX_QUERY_CHARS")
+                if big:
+                    raise LineError(Problem(str(args.input), line, big))
                 lang = require_str(obj, "language", args.input, line, optional=True)
                 if lang is not None and lang not in LANGUAGES:
                     raise LineError(
@@ -99,7 +113,6 @@ def _batch(retriever: Any, args: argparse.Namespace) -> int:
                             f"field 'language': {lang!r} is not one of {', '.join(LANGUAGES)}",
                         )
                     )
-                assert query is not None
                 res = retriever.search(
                     query, k=args.k, language=lang, mode=args.mode, types=args.types, tags=args.tags
                 )
@@ -121,9 +134,6 @@ def _batch(retriever: Any, args: argparse.Namespace) -> int:
             _write(
                 out, {"id": qid, "results": [h.to_dict() for h in res.hits], "abstain": res.abstain}
             )
-    finally:
-        if out is not sys.stdout:
-            out.close()
     print(f"{answered} answered, {failed} failed", file=sys.stderr)
     return 1 if failed else 0
 

@@ -39,6 +39,7 @@ from copilot.errors import CopilotError
 from copilot.guard.types import Guardrail, Verdict, empty_draft_verdict
 from copilot.kb.articles import Article
 from copilot.llm.base import Backend, Message
+from copilot.llm.deadline import deadline as llm_deadline
 from copilot.retrieval.types import Retriever, SearchResult
 from copilot.settings import Settings
 from copilot.text.language import LANGUAGES, detect_language
@@ -353,7 +354,22 @@ class Copilot:
         source_texts: dict[str, str],
         rewrite: Callable[[str], list[Message]] | None = None,
     ) -> _Outcome:
-        """Call the backend, repair citations, restore data, guard-rail; re-draft on reject."""
+        """Call the backend, repair citations, restore data, guard-rail; re-draft on reject.
+
+        Every model call in here (drafts, re-drafts, the LLM judge) shares one deadline
+        (``COPILOT_LLM_DEADLINE_S``), however many retries each needs.
+        """
+        with llm_deadline(self.settings.llm_deadline_s):
+            return self._generate_within_deadline(run, messages, allowed, source_texts, rewrite)
+
+    def _generate_within_deadline(
+        self,
+        run: _Run,
+        messages: list[Message],
+        allowed: set[str],
+        source_texts: dict[str, str],
+        rewrite: Callable[[str], list[Message]] | None,
+    ) -> _Outcome:
         language, vault, watch = run.language, run.vault, run.watch
         out = _Outcome()
         convo = list(messages)

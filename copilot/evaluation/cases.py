@@ -26,7 +26,7 @@ from copilot.errors import CopilotError, InputError, Problem
 from copilot.evaluation import metrics as m
 from copilot.evaluation.metrics import EmbeddingCache
 from copilot.files import sha256_file
-from copilot.jsonl import read_jsonl, write_line
+from copilot.jsonl import atomic_output, read_jsonl, too_long, write_line
 from copilot.text.language import LANGUAGES
 
 VERDICTS = ("pass", "reject")
@@ -86,8 +86,12 @@ def _str_list(
     return tuple(value)
 
 
-def load_golden(path: Path) -> GoldenSet:
-    """Read and validate a golden file; every problem is reported as ``PATH: line N: ...``."""
+def load_golden(path: Path, *, max_reply_chars: int | None = None) -> GoldenSet:
+    """Read and validate a golden file; every problem is reported as ``PATH: line N: ...``.
+
+    A golden reply longer than ``max_reply_chars`` (``COPILOT_MAX_GOLDEN_CHARS``) is a problem
+    of its line: it would be embedded and compared character by character.
+    """
     problems: list[Problem] = []
     cases: list[GoldenCase] = []
     seen: dict[str, int] = {}
@@ -105,6 +109,15 @@ def load_golden(path: Path) -> GoldenSet:
                 problems.append(Problem(str(path), line, f"field '{name}': {what}"))
             else:
                 text[name] = value
+        big = (
+            too_long(
+                "golden_reply", text["golden_reply"], max_reply_chars, "COPILOT_MAX_GOLDEN_CHARS"
+            )
+            if max_reply_chars is not None and "golden_reply" in text
+            else None
+        )
+        if big:
+            problems.append(Problem(str(path), line, big))
         if "id" in text and not _ID_RE.match(text["id"]):
             problems.append(
                 Problem(str(path), line, f"field 'id': {text['id']!r} has spaces or odd characters")
@@ -156,8 +169,14 @@ def load_golden(path: Path) -> GoldenSet:
     return GoldenSet(path, tuple(cases), sha256_file(path))
 
 
-def load_drafts(path: Path, golden: GoldenSet) -> dict[str, Draft]:
-    """Drafts produced elsewhere: lines ``{"id", "draft", "sources"?: [...]}``, one per golden case."""
+def load_drafts(
+    path: Path, golden: GoldenSet, *, max_draft_chars: int | None = None
+) -> dict[str, Draft]:
+    """Drafts produced elsewhere: lines ``{"id", "draft", "sources"?: [...]}``, one per golden case.
+
+    A draft longer than ``max_draft_chars`` (``COPILOT_MAX_EVAL_DRAFT_CHARS``) is a problem of
+    its line.
+    """
     problems: list[Problem] = []
     drafts: dict[str, Draft] = {}
     known = {c.id for c in golden.cases}
@@ -174,6 +193,9 @@ def load_drafts(path: Path, golden: GoldenSet) -> dict[str, Draft]:
             problems.append(Problem(str(path), line, f"duplicate draft for {cid!r}"))
         elif not isinstance(text, str):
             problems.append(Problem(str(path), line, "field 'draft': missing or not text"))
+        elif max_draft_chars is not None and len(text) > max_draft_chars:
+            message = too_long("draft", text, max_draft_chars, "COPILOT_MAX_EVAL_DRAFT_CHARS")
+            problems.append(Problem(str(path), line, str(message)))
         elif sources is not None and not (
             isinstance(sources, list) and all(isinstance(s, str | dict) for s in sources)
         ):
@@ -334,7 +356,7 @@ def load_finished(path: Path, key: str) -> dict[str, dict[str, Any]]:
     if stale or not path.read_bytes().endswith(b"\n"):
         if stale:
             path.replace(path.with_suffix(".stale.jsonl"))
-        with path.open("w", encoding="utf-8") as fh:
+        with atomic_output(path) as fh:  # all or nothing: an interruption keeps the old file
             for result in done.values():
                 write_line(fh, {"run_key": key, **result})
     return done

@@ -20,6 +20,7 @@ from copilot.evaluation.report_tables import (
     meta_rows,
     signed,
 )
+from copilot.jsonl import atomic_write_text
 
 
 def write_reports(report: dict[str, Any], folder: Path) -> list[Path]:
@@ -32,9 +33,7 @@ def write_reports(report: dict[str, Any], folder: Path) -> list[Path]:
         render_html(report),
     ]
     for path, text in zip(paths, texts, strict=True):
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        atomic_write_text(path, text)
     return paths
 
 

@@ -174,6 +174,24 @@ def _resolved(options: EvalOptions) -> EvalOptions:
     )
 
 
+REPORT_FILES = ("report.json", "report.md", "report.html", "cases.jsonl", "cases.stale.jsonl")
+
+
+def refuse_overwriting_inputs(opts: EvalOptions) -> None:
+    """A report folder whose files are the golden set, the drafts or the baseline report (the
+    same file, a hard link or a symlink) is refused before anything is read or written."""
+    from copilot.jsonl import refuse_overwriting_inputs as refuse
+
+    assert opts.report is not None
+    inputs: dict[str, Path | None] = {"--golden": opts.golden, "--drafts": opts.drafts}
+    if opts.baseline is not None:
+        inputs["--baseline"] = (
+            opts.baseline / "report.json" if opts.baseline.is_dir() else opts.baseline
+        )
+    for name in REPORT_FILES:
+        refuse(opts.report / name, inputs, output_flag="--report")
+
+
 def run_eval(
     options: EvalOptions,
     settings: Settings,
@@ -185,6 +203,7 @@ def run_eval(
     from copilot.tokens import count_tokens
 
     opts = _resolved(options)
+    refuse_overwriting_inputs(opts)
     embedder = get_embedder(settings=settings)
     assert opts.golden is not None and opts.report is not None
     backend_name = opts.backend or settings.llm_backend
@@ -207,8 +226,12 @@ def run_eval(
     extra = [f"judge_{c}" for c in judge.rubric.criteria] if judge else []
     gates_by_label = {g.label: g for g in (parse_gate(t, extra) for t in opts.fail_under)}
     gates = list(gates_by_label.values())
-    golden = ev.load_golden(opts.golden)
-    drafts = ev.load_drafts(opts.drafts, golden) if opts.drafts else None
+    golden = ev.load_golden(opts.golden, max_reply_chars=settings.max_golden_chars)
+    drafts = (
+        ev.load_drafts(opts.drafts, golden, max_draft_chars=settings.max_eval_draft_chars)
+        if opts.drafts
+        else None
+    )
     baseline = load_baseline(opts.baseline) if opts.baseline else None
 
     from copilot.guard.guardrail import PolicyGuardrail
@@ -281,6 +304,12 @@ def run_eval(
 
         def produce_with_copilot(case: ev.GoldenCase) -> ev.Draft:
             res = copilot.draft(DraftRequest(case.customer_message, language=case.language))
+            if len(res.draft) > settings.max_eval_draft_chars:
+                raise CopilotError(
+                    f"{opts.golden}: line {case.line}: the {res.backend} draft is "
+                    f"{len(res.draft)} characters, over the limit of "
+                    f"{settings.max_eval_draft_chars} (COPILOT_MAX_EVAL_DRAFT_CHARS)"
+                )
             draft = ev.Draft(
                 case.id,
                 res.draft,

@@ -34,10 +34,13 @@ def run_draft(services: Services, state: State) -> None:
         state["result"], state["request"] = result, request
         state["draft_text"] = result.draft
         state["feedback_note"] = ""
-    if state["result"] is not None:
+    if state["result"] is not None and services.settings.record_drafts:
         with reported(state, "save the draft to the database"):
             state["draft_id"] = services.store.save_draft(
-                state["result"].to_dict(), request_dict(state["request"])
+                state["result"].to_dict(),
+                request_dict(state["request"]),
+                origin="ui",
+                agent=str(state["agent_name"]).strip() or None,
             )
 
 
@@ -112,13 +115,13 @@ def _feedback(services: Services, state: State, rating: str) -> None:
         state["error"] = "This draft was not saved, so feedback cannot be stored."
         return
     with reported(state, "store the feedback"):
+        agent = str(state["agent_name"]).strip() or None
+        note = str(state["feedback_note"]).strip() or None
         services.store.save_feedback(
-            state["draft_id"],
-            rating,
-            final_text=str(state["draft_text"]),
-            note=str(state["feedback_note"]).strip() or None,
-            agent=str(state["agent_name"]).strip() or None,
+            state["draft_id"], rating, final_text=str(state["draft_text"]), note=note, agent=agent
         )
+        # the agent's current opinion of the draft: one rating per agent, replaced on change
+        services.store.save_rating(state["draft_id"], rating, agent=agent, reason=note)
         state["notice"] = (
             "success",
             "Thanks: feedback saved."

@@ -35,7 +35,7 @@ def build_services(settings: Settings) -> Services:
     from copilot.draft.factory import build_copilot
     from copilot.runtime import configure
 
-    configure()
+    configure(settings.tiktoken_dir)
     return Services(settings, build_copilot(settings), SqlStore.from_url(settings.database))
 
 

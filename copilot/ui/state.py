@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from copilot.errors import CopilotError
+from copilot.secrets import redact
 
 if TYPE_CHECKING:
     from copilot.draft.types import DraftRequest, Turn
@@ -74,7 +75,7 @@ def reported(state: State, doing: str, key: str = "error") -> Iterator[None]:
         state[key] = f"Could not {doing}: {exc}"
     except Exception as exc:  # the page must never show a traceback
         log.exception("unexpected error while trying to %s", doing)
-        state[key] = f"Could not {doing}: unexpected {type(exc).__name__}: {exc}"
+        state[key] = redact(f"Could not {doing}: unexpected {type(exc).__name__}: {exc}")
 
 
 # ---- input -------------------------------------------------------------------
@@ -120,12 +121,7 @@ def build_request(state: State) -> DraftRequest:
 
 
 def request_dict(request: DraftRequest) -> dict[str, Any]:
-    """The request as stored with the draft."""
-    return {
-        "customer_message": request.customer_message,
-        "language": request.language,
-        "customer_name": request.customer_name,
-        "channel": request.channel,
-        "agent_note": request.agent_note,
-        "history": [{"role": t.role, "text": t.text} for t in request.history],
-    }
+    """The request as stored with the draft (one definition: the store's)."""
+    from copilot.store.recording import request_dict as stored_form
+
+    return stored_form(request)

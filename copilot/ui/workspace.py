@@ -195,6 +195,12 @@ def knowledge_tab(svc: Services) -> None:
     if searched and query.strip():
         state["kb_error"] = None
         with session.reported(state, "search the knowledge base", key="kb_error"):
+            limit = svc.settings.max_query_chars
+            if len(query) > limit:
+                raise CopilotError(
+                    f"the query is {len(query)} characters, over the limit of {limit} "
+                    "(COPILOT_MAX_QUERY_CHARS)"
+                )
             lang = None if language == "auto" else language
             found = svc.retriever.search(query, k=8, language=lang)
             state["kb_results"] = (query, list(found.hits), bool(found.abstain))
