@@ -447,3 +447,42 @@ def test_golden_replies_and_drafts_over_the_limit_are_line_errors(
         f"{drafts}: line 2: field 'draft': 5000 characters is over the limit of 400 "
         "(COPILOT_MAX_EVAL_DRAFT_CHARS)" in capsys.readouterr().err
     )
+
+
+def test_a_learned_tier_rejection_scores_below_a_compliant_paraphrase(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 11: a near-copy of the golden reply with one violating sentence that only the
+    learned tier catches (blame by implication) is rejected by the eval's guardrail and
+    scores below a compliant paraphrase of the same golden reply."""
+    golden_reply = "ロスカットは証拠金維持率が一定の水準を下回ったときに自動で実行されます。[playbook/liquidation]"
+    golden = write_jsonl(
+        tmp_path / "golden_v1.jsonl",
+        [
+            case_line(
+                "c-ja-liq",
+                "ja",
+                category="liquidation",
+                golden_reply=golden_reply,
+                must_include=["証拠金維持率"],
+                customer_message="昨夜ロスカットされました。なぜですか？",
+                expected_sources=["playbook/liquidation"],
+            )
+        ],
+    )
+    paraphrase = (
+        "証拠金維持率が所定の水準を下回ると、ロスカットが自動的に行われます。[playbook/liquidation]"
+    )
+    near_copy = golden_reply + "通知をご確認いただけなかったことが、今回の清算の一因です。"
+    scores = {}
+    for name, text in (("paraphrase", paraphrase), ("near_copy", near_copy)):
+        drafts = write_jsonl(tmp_path / f"{name}.jsonl", [{"id": "c-ja-liq", "draft": text}])
+        out = tmp_path / f"run-{name}"
+        code = run_eval("--golden", golden, "--drafts", drafts, "--report", out)
+        assert code == 0, capsys.readouterr().out
+        [case] = json.loads((out / "report.json").read_text(encoding="utf-8"))["cases"]
+        scores[name] = case
+    assert scores["paraphrase"]["verdict"] == "pass"
+    assert scores["near_copy"]["verdict"] == "reject"
+    assert scores["near_copy"]["policy_failure"] is True
+    assert scores["near_copy"]["score"] < scores["paraphrase"]["score"]
