@@ -128,3 +128,16 @@ def test_threshold_for_fpr() -> None:
     assert (negatives >= t).sum() == 1 and t > 0.95
     assert threshold_for_fpr(np.asarray([0.1, 0.2]), 0.0, floor=0.5) == 0.5
     assert threshold_for_fpr(np.asarray([]), 0.01) == 0.5
+
+
+def test_an_ablated_feature_gets_no_weight_in_the_stacking_head() -> None:
+    full, _ = train_heads("probe", ["credential"], [], _data(), TinyEmbedder(), Hyper(folds=3))
+    assert full.w_stack[0, 0] != 0 and full.w_stack[0, 1] != 0
+    ngr_only, _ = train_heads(
+        "probe", ["credential"], [], _data(), TinyEmbedder(), Hyper(folds=3, features=("ngr",))
+    )
+    assert ngr_only.w_stack[0, 0] == 0 and ngr_only.w_stack[0, 1] != 0
+    emb_only, _ = train_heads(
+        "probe", ["credential"], [], _data(), TinyEmbedder(), Hyper(folds=3, features=("emb",))
+    )
+    assert emb_only.w_stack[0, 1] == 0 and emb_only.w_stack[0, 0] != 0

@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-HELP = "Train the guardrail's learned tier and the message injection flag (train) or print their per-rule, per-language tables (eval)."
+HELP = "Train the guardrail's learned tier and the message injection flag (train), print their per-rule, per-language tables (eval), or compare feature sets (ablate)."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the verb."""
-    parser.add_argument("action", choices=("train", "eval"))
+    parser.add_argument("action", choices=("train", "eval", "ablate"))
     parser.add_argument(
         "--data",
         type=Path,
@@ -58,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         policy, allowed_domains=settings.allowed_domains, knowledge_dir=settings.knowledge_dir
     )
     on_draft, on_text = _evidence(rules_only)
+    if args.action == "ablate":
+        return _ablate(args, settings, policy, on_draft, on_text)
     if args.action == "train":
         out: dict[str, Any] = {}
         if args.only != "injection":
@@ -211,4 +213,64 @@ def render(report: dict[str, Any]) -> str:
         lines.append(f"{'language ' + lang:28}{row['n']:>5}   {cells(row)}")
     for rule, row in report["by_rule"].items():
         lines.append(f"{rule:28}{row['n']:>5}   {cells(row)}")
+    return "\n".join(lines)
+
+
+#: The feature sets the ablation compares (docs/guardrails.md, "The learned tier").
+ABLATIONS: dict[str, tuple[str, ...]] = {
+    "embeddings + n-grams + rule signals (shipped)": ("emb", "ngr", "extras"),
+    "embeddings + n-grams": ("emb", "ngr"),
+    "embeddings + rule signals": ("emb", "extras"),
+    "n-grams + rule signals": ("ngr", "extras"),
+}
+
+
+def _ablate(
+    args: argparse.Namespace, settings: Any, policy: Any, on_draft: Any, on_text: Any
+) -> int:
+    """Train the draft heads once per feature set into a temporary folder (the shipped
+    weights are not touched) and print the dev split's figures of each."""
+    import tempfile
+
+    from copilot.guard.training import train
+    from copilot.heads.train import Hyper
+
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="copilot-ablate-") as tmp:
+        for name, features in ABLATIONS.items():
+            print(f"training: {name}", file=sys.stderr)
+            _, report = train(
+                policy,
+                Path(tmp),
+                on_draft,
+                on_text,
+                knowledge_dir=settings.knowledge_dir,
+                hyper=Hyper(features=features),
+                log=lambda line: print(line, file=sys.stderr),
+            )
+            results[name] = report
+    if args.json:
+        print(json.dumps(results, indent=1, ensure_ascii=False))
+    else:
+        print(render_ablation(results))
+    return 0
+
+
+def render_ablation(results: dict[str, Any]) -> str:
+    """One row per feature set: the learned tier's recall / false rejects on the dev split,
+    overall and per language, and the union with the rules."""
+    head = "| features | learned recall | learned FPR | en | ja | zh | rules+learned recall | FPR |"
+    lines = [head, "|---|---|---|---|---|---|---|---|"]
+
+    def pct(x: Any) -> str:
+        return "-" if x is None else f"{100 * x:.0f}%"
+
+    for name, rep in results.items():
+        o = rep["overall"]
+        langs = [pct(rep["by_language"][lang]["learned"]["recall"]) for lang in ("en", "ja", "zh")]
+        lines.append(
+            f"| {name} | {pct(o['learned']['recall'])} | {pct(o['learned']['fpr'])} | "
+            + " | ".join(langs)
+            + f" | {pct(o['both']['recall'])} | {pct(o['both']['fpr'])} |"
+        )
     return "\n".join(lines)

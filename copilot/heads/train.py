@@ -50,6 +50,9 @@ class Hyper:
     n_max: int = 3
     min_df: int = 2
     max_features: int = 60000
+    #: which evidence the stacking head sees: "emb" (the embedding head's score), "ngr" (the
+    #: n-gram head's score), "extras" (the rules' signals); fewer only for the ablation table
+    features: tuple[str, ...] = ("emb", "ngr", "extras")
 
 
 def _fit(x: Any, y: np.ndarray, c: float, weight: np.ndarray | None = None) -> Any:
@@ -139,6 +142,12 @@ def train_heads(
             oof[idx, 0] = m_emb.decision_function(x_emb[held_rows])
             oof[idx, 1] = m_ngr.decision_function(x_ngr[held_rows])
         stack_x = np.hstack([oof, extras[rows, j, :]])
+        # an ablated feature is a column of zeros: its stacking weight comes out 0
+        for col, feature in ((0, "emb"), (1, "ngr")):
+            if feature not in hyper.features:
+                stack_x[:, col] = 0.0
+        if "extras" not in hyper.features:
+            stack_x[:, 2:] = 0.0
         m_stack = _fit(stack_x, y, hyper.c_stack)
         held_out[rows, j] = m_stack.predict_proba(stack_x)[:, 1]
         # the final heads are the mean of the fold models (a linear model's mean is linear):
