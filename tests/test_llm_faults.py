@@ -3,13 +3,15 @@
 Every fault (hang, 429 with Retry-After, 500, a body cut short, malformed JSON, empty
 choices, a 30 MB body, a trickling body, a closed connection) ends in a clear
 :class:`BackendError` that says what happened, for ``complete`` and ``stream`` and through the
-drafting pipeline for a draft and a tone rewrite. One deadline holds per draft across
+drafting pipeline for a draft and a tone rewrite; a failing guardrail judge leaves the
+deterministic verdict and says why, a failing eval judge is a clear error. One deadline holds per draft across
 retries and re-drafts. Elapsed times are checked only as generous upper bounds that the
 old per-call deadline broke (a guarantee, not a speed measurement).
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -302,3 +304,59 @@ def test_backend_errors_never_show_credentials_of_the_base_url(fault_server: Fau
         assert "hunter2" not in text and "k3y-0123456789" not in text
         assert f"http://bot:***@127.0.0.1:{port}/v1?api-key=***" in text
     assert repr(backend.where) and "hunter2" not in backend.where
+
+
+# ---- the two judges ---------------------------------------------------------------------------
+JUDGE_FAULTS = [
+    ("hang", r"did not answer within"),
+    ("429", r"answered 429: slow down"),
+    ("500", r"answered 500: boom"),
+    ("cut", r"closed the connection mid-reply"),
+    ("malformed", r"not valid JSON"),
+    ("empty", r"without a message \(no choices\)"),
+    ("oversized", r"sent more than 1,000,000 bytes"),
+    ("close", r"closed the connection without replying"),
+]
+
+
+@pytest.mark.parametrize(("fault", "message"), JUDGE_FAULTS)
+def test_a_failing_guardrail_judge_leaves_the_deterministic_verdict_and_says_why(
+    fault_server: FaultServer, fault: str, message: str
+) -> None:
+    from copilot.guard.guardrail import PolicyGuardrail
+    from copilot.guard.judge import load_judge_prompt
+    from copilot.guard.policy import load_policy
+    from tests.conftest import ROOT
+
+    backend, _ = backend_for(fault_server.url, COPILOT_LLM_MAX_RETRIES="0")
+    guard = PolicyGuardrail(
+        load_policy(ROOT / "prompts" / "policy.yaml"),
+        judge=backend,
+        judge_prompt=load_judge_prompt(ROOT / "prompts" / "guardrail_judge.yaml"),
+    )
+    fault_server.queue(*[fault] * 3)
+    verdict = guard.check(VIOLATING, language="en", sources=["faq/withdrawal"])
+    assert verdict.verdict == "reject"
+    assert "credential_request" in {v.rule for v in verdict.violations}
+    assert verdict.judge is not None and verdict.judge.startswith("error: ")
+    assert re.search(message, verdict.judge), verdict.judge
+    assert len(fault_server.seen) >= 1  # the judge was asked
+
+
+@pytest.mark.parametrize(("fault", "message"), JUDGE_FAULTS)
+def test_a_failing_eval_judge_is_a_clear_error(
+    fault_server: FaultServer, fault: str, message: str
+) -> None:
+    from copilot.evaluation.judge import Judge, load_rubric
+    from tests.conftest import ROOT
+
+    backend, _ = backend_for(fault_server.url, COPILOT_LLM_MAX_RETRIES="0")
+    judge = Judge(backend, load_rubric(ROOT / "prompts" / "judge_rubric.yaml"), runs=1)
+    fault_server.queue(*[fault] * 3)
+    with pytest.raises(BackendError, match=message):
+        judge.judge(
+            language="en",
+            customer_message="Where is my withdrawal?",
+            golden_reply="Withdrawals take about 30 minutes [faq/withdrawal].",
+            draft="It takes about 30 minutes [faq/withdrawal].",
+        )
