@@ -478,7 +478,8 @@ def apply(text: str, mutant: Mutant) -> str:
 
 
 # ---- running -------------------------------------------------------------------------------
-FAILED_RE = re.compile(r"^(FAILED|ERROR) (\S+)", re.MULTILINE)
+# "FAILED tests/x.py::test[an id with spaces] - AssertionError: ..." (ids may hold spaces)
+FAILED_RE = re.compile(r"^(FAILED|ERROR) (.+?)(?: - .*)?$", re.MULTILINE)
 
 
 def pytest_env(copy: Path) -> dict[str, str]:
@@ -558,6 +559,8 @@ def run_all(
                 outcomes.append(Outcome(mutant, line, "not run", detail="budget spent"))
                 continue
             target.write_text(apply(original, mutant), encoding="utf-8")
+            # Hypothesis replays failures it saved in the copy: each mutant starts afresh
+            shutil.rmtree(copy / ".hypothesis", ignore_errors=True)
             try:
                 code, output, secs = run_pytest(python, copy, mutant.tests, left)
             finally:
@@ -588,32 +591,38 @@ def run_all(
     return outcomes
 
 
+def _passable(node: str) -> bool:
+    """A node id pytest can be given back (pytest prints non-ASCII ids escaped)."""
+    return "::" in node and not node.endswith("(error)") and "\\u" not in node
+
+
 def verify_kills(outcomes: list[Outcome], python: str, copy: Path) -> None:
     """Run every killing test once on the unmutated copy; a kill whose test fails there
     too proves nothing and is marked invalid."""
-    killers = sorted(
-        {
-            o.killer
-            for o in outcomes
-            if o.status == "killed" and "::" in o.killer and " " not in o.killer
-        }
-    )
+    killed = [o for o in outcomes if o.status == "killed"]
+    for o in killed:
+        if not _passable(o.killer):
+            o.detail = "not re-checked (the test id cannot be passed back to pytest)"
+    killers = sorted({o.killer for o in killed if _passable(o.killer)})
     if not killers:
         return
+    shutil.rmtree(copy / ".hypothesis", ignore_errors=True)
     code, output, secs = run_pytest(python, copy, killers, 900, first=False)
     print(
         f"re-checked {len(killers)} killing tests on the unmutated copy: exit {code} ({secs:.0f}s)",
         file=sys.stderr,
     )
     bad = {node for kind, node in FAILED_RE.findall(output) if kind == "FAILED"}
-    for o in outcomes:
-        if o.status != "killed" or "::" not in o.killer:
+    for o in killed:
+        if not _passable(o.killer):
             continue
         if code == 0:
             o.detail = "re-checked"
         elif code == 1 and o.killer in bad:
             o.status, o.detail = "invalid", "the test fails without the mutation too"
-        elif code != 1:
+        elif code == 1:
+            o.detail = "re-checked"
+        else:
             o.detail = f"not re-checked (pytest exit {code})"
 
 
