@@ -672,7 +672,9 @@ def select(mutants: Sequence[Mutant], only: str | None) -> list[Mutant]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="scripts/mutation.sh", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="scripts/mutation.sh", description=" ".join(__doc__.split("\n\n")[0].split())
+    )
     ap.add_argument(
         "--budget-min",
         type=float,
