@@ -356,6 +356,22 @@ def test_personal_data_is_masked_for_the_backend_and_restored(
     assert "[EMAIL_1]" not in res.draft and "[CUSTOMER_NAME]" not in res.draft
 
 
+@pytest.mark.parametrize(
+    ("message", "told"),
+    [
+        ("I'm Ken, ken.tanaka@mail.test. Where is my withdrawal?", True),
+        ("I'm Ken. Where is my withdrawal?", False),  # the name alone is not flagged
+    ],
+)
+def test_the_prompt_says_personal_data_was_masked_only_when_it_was(
+    articles: dict[tuple[str, str], Article], message: str, told: bool
+) -> None:
+    fake = FakeBackend(default="Hi [CUSTOMER_NAME], it is on its way [faq/withdrawal].")
+    make_copilot(articles, fake).draft(DraftRequest(message, customer_name="Ken"))
+    note = "Personal data in the message was replaced by placeholders"
+    assert (note in fake.last_prompt) is told
+
+
 def test_violation_feedback_is_masked_again(articles: dict[tuple[str, str], Article]) -> None:
     email = "ken.tanaka@mail.test"
     fake = FakeBackend().enqueue(

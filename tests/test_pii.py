@@ -36,8 +36,15 @@ ETH = "0x" + "1f" * 20
         ("withdrawal ID 88123456", "ORDER", "88123456"),
         ("注文番号 A12345678 の件", "ORDER", "A12345678"),
         ("IBAN DE44 5001 0517 5407 3249 31", "IBAN", "DE44 5001 0517 5407 3249 31"),
+        ("IBAN NO93 8601 1117 947 (Norway)", "IBAN", "NO93 8601 1117 947"),  # 15: the shortest
         ("身份证 110105199003074512", "NATIONAL_ID", "110105199003074512"),
         ("個人番号 3719 2846 5021", "NATIONAL_ID", "3719 2846 5021"),
+        # a check digit of 0 from a remainder of 1 (no ID word: the check digit decides)
+        ("number 9139 0996 0300 here", "NATIONAL_ID", "9139 0996 0300"),
+        # a wrong check digit, but "My Number" 23 characters before (the window is 30)
+        ("My Number on the card: 3719 2846 5027", "NATIONAL_ID", "3719 2846 5027"),
+        ("call +46 8 123 456 today", "PHONE", "+46 8 123 456"),  # 9 digits: the shortest
+        ("ip 10.0.0.255 logged", "IP", "10.0.0.255"),  # 255 is a valid part
         ("SSN 460-89-9847", "NATIONAL_ID", "460-89-9847"),
         ("key sk-abcdefghijklmnopqrstuvwxyz12", "SECRET", "sk-abcdefghijklmnopqrstuvwxyz12"),
         ("ip 192.168.10.1 logged", "IP", "192.168.10.1"),
@@ -90,6 +97,14 @@ def test_mask_and_unmask_round_trip_with_stable_placeholders() -> None:
     assert masked.mapping["[EMAIL_1]"] == "ken@gmail.com"
     assert unmask(masked.text, masked.mapping) == text
     assert find_pii(masked.text) == []
+
+
+def test_values_written_together_are_all_masked() -> None:
+    """The phone number only shows as one once the address before it is a placeholder:
+    masking runs again on its own output."""
+    masked = mask("reach me at ken@mail.test+447700900123 please")
+    assert masked.text == "reach me at [EMAIL_1][PHONE_1] please"
+    assert masked.mapping == {"[EMAIL_1]": "ken@mail.test", "[PHONE_1]": "+447700900123"}
 
 
 def test_mask_numbers_placeholders_per_kind_and_avoids_existing_ones() -> None:

@@ -197,6 +197,34 @@ def _yaml_entry(line: Line) -> str:
     )
 
 
+def _example_params() -> list[Any]:
+    seen: dict[tuple[str, str, str], int] = {}
+    params = []
+    for (rule, lang, section, _source), entry in EXAMPLES.items():
+        n = seen[(rule, lang, section)] = seen.get((rule, lang, section), -1) + 1
+        if section != "exceptions":
+            params.append(pytest.param(rule, lang, entry, id=f"{rule}-{lang}-{section}-{n}"))
+    return params
+
+
+@pytest.mark.parametrize(("rule", "lang", "entry"), _example_params())
+def test_the_policy_still_catches_every_example_sentence(
+    rule: str, lang: str, entry: dict[str, Any], full: PolicyGuardrail
+) -> None:
+    """Read from the examples file, not the policy: a pattern line deleted from the policy
+    (its example left behind) lets a real sentence through, and this names it. Runs before
+    the bookkeeping test below so a mutation run (scripts/mutation.sh) reports the sentence."""
+    verdict = full.check(
+        entry["example"],
+        language=lang if lang != "any" else "en",
+        customer_message=entry.get("customer"),
+    )
+    assert rule in verdict.rules, (
+        f"{rule}/{lang}: the shipped policy no longer catches {entry['example']!r} "
+        "(was its pattern line removed or changed?)"
+    )
+
+
 def test_every_policy_line_has_an_example() -> None:
     missing = [line for line in LINES if line.key not in EXAMPLES]
     known = {line.key for line in LINES}

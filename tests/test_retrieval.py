@@ -283,6 +283,28 @@ def test_answers_in_scope_queries(
     assert res.kb_version
 
 
+def test_a_match_in_the_query_language_exactly_at_the_threshold_still_comes_first() -> None:
+    """ "Good" means at least the threshold: a query-language hit scoring exactly the
+    threshold goes before a better-fused hit in another language; a hair under, it does not."""
+    import math
+    from dataclasses import replace
+
+    retriever = make(LANG_RECORDS, [("faq/kyc#en:0", 0.05), ("faq/withdrawal#zh:0", 0.08)])
+    query = "提现 处理 30分钟"
+    zh = retriever.search(query, mode="dense").hits[0]  # dense order: the English one first
+    assert (zh.article_id, zh.language) == ("faq/withdrawal", "zh")
+
+    def first(threshold: float) -> tuple[str, str]:
+        retriever.calibration = {
+            mode: replace(cal, threshold=threshold) for mode, cal in TEST_CALIBRATION.items()
+        }
+        hit = retriever.search(query, mode="dense").hits[0]
+        return hit.article_id, hit.language
+
+    assert first(zh.score) == ("faq/withdrawal", "zh")
+    assert first(math.nextafter(zh.score, math.inf)) == ("faq/kyc", "en")
+
+
 # ---- the abstain decision at its threshold ---------------------------------------------------
 ONE_LANGUAGE = [
     rec("faq/withdrawal#en:0", "Withdrawal\n\nA stuck withdrawal is reviewed within 30 minutes."),
