@@ -23,6 +23,7 @@ VERBS: dict[str, str] = {
     "search": "search",
     "check": "check",
     "guardrail": "guardrail",
+    "understand": "understand",
     "draft": "draft",
     "eval": "eval",
     "bench": "bench",

@@ -32,6 +32,7 @@ from copilot.draft.citations import find_citations, resolve_citations
 from copilot.draft.masking import PiiVault
 from copilot.draft.offline.compose import OfflineDraft, OfflineDrafter
 from copilot.draft.offline.phrases import clean_name, greeting
+from copilot.draft.offline.routing import route_for
 from copilot.draft.prompts import PromptSet
 from copilot.draft.query import retrieval_query
 from copilot.draft.types import DraftRequest, DraftResult, SourceRef
@@ -43,6 +44,7 @@ from copilot.retrieval.types import Retriever, SearchResult
 from copilot.settings import Settings
 from copilot.text.language import LANGUAGES, detect_language
 from copilot.tokens import count_tokens
+from copilot.understand.model import MessageModel, Understanding
 from copilot.understand.signals import Flag
 
 TONES = ("empathetic", "concise", "formal")
@@ -81,6 +83,7 @@ class _Run:
     found: SearchResult | None = None
     kb_version: str = ""
     abstained: bool = False
+    understood: Understanding | None = None
 
     @property
     def emotion(self) -> int:
@@ -128,6 +131,7 @@ class Copilot:
         drafter: OfflineDrafter,
         settings: Settings,
         clock: Callable[[], float] = time.perf_counter,
+        understanding: MessageModel | None = None,
     ) -> None:
         self.retriever = retriever
         self.backend = backend
@@ -136,6 +140,7 @@ class Copilot:
         self.drafter = drafter
         self.settings = settings
         self.clock = clock
+        self.understanding = understanding
 
     @property
     def offline(self) -> bool:
@@ -151,6 +156,12 @@ class Copilot:
         watch.lap("language")
         flags = list(self.guardrail.analyze_message(message, language))
         watch.lap("input_checks")
+        understood = None
+        if self.understanding is not None:
+            understood = self.understanding.understand(
+                message, language, request.history, request.agent_note
+            )
+            watch.lap("understanding")
         vault = PiiVault.build(request, message)
         watch.lap("masking")
         found = self.retriever.search(
@@ -166,6 +177,7 @@ class Copilot:
             found,
             kb_version=str(found.kb_version or ""),
             abstained=bool(found.abstain),
+            understood=understood,
         )
         if self.offline:
             return self._draft_offline(request, run, found)
@@ -180,6 +192,7 @@ class Copilot:
             abstain=bool(found.abstain),
             emotion=run.emotion,
             escalation=run.escalation,
+            route=route_for(run.understood) if run.understood is not None else None,
         )
         run.watch.lap("compose")
         attempts = 0
@@ -200,7 +213,10 @@ class Copilot:
             if revised.text == composed.text:
                 break  # nothing left to drop: blocked
             composed = revised
-        run.abstained = run.abstained or composed.scenario == "abstain"
+        if run.understood is not None:  # the learned route may answer where retrieval abstained
+            run.abstained = composed.scenario in ("abstain", "vague")
+        else:
+            run.abstained = run.abstained or composed.scenario == "abstain"
         by_id = {a.id: a for a in composed.articles}
         phrases = self.drafter.phrases
         return self._finish(
@@ -451,6 +467,7 @@ class Copilot:
             tokens=provenance.tokens,
             latency_ms=run.watch.total(),
             removed_citations=list(removed),
+            understanding=run.understood.to_dict() if run.understood is not None else None,
         )
 
     def _check_message(self, text: object, name: str) -> str:
