@@ -42,6 +42,7 @@ from copilot.kb.articles import Article
 from copilot.llm.base import Backend, Message
 from copilot.retrieval.types import Retriever, SearchResult
 from copilot.settings import Settings
+from copilot.text.chinese import is_traditional, to_simplified, to_traditional
 from copilot.text.language import LANGUAGES, detect_language
 from copilot.tokens import count_tokens
 from copilot.understand.model import MessageModel, Understanding
@@ -84,6 +85,7 @@ class _Run:
     kb_version: str = ""
     abstained: bool = False
     understood: Understanding | None = None
+    traditional: bool = False  # the customer writes Traditional Chinese: so does the draft
 
     @property
     def emotion(self) -> int:
@@ -164,8 +166,12 @@ class Copilot:
             watch.lap("understanding")
         vault = PiiVault.build(request, message)
         watch.lap("masking")
+        traditional = language == "zh" and is_traditional(message)
+        query = retrieval_query(vault)
         found = self.retriever.search(
-            retrieval_query(vault), k=self.settings.retrieval_k, language=language
+            to_simplified(query) if traditional else query,
+            k=self.settings.retrieval_k,
+            language=language,
         )
         watch.lap("retrieval")
         run = _Run(
@@ -178,6 +184,7 @@ class Copilot:
             kb_version=str(found.kb_version or ""),
             abstained=bool(found.abstain),
             understood=understood,
+            traditional=traditional,
         )
         if self.offline:
             return self._draft_offline(request, run, found)
@@ -194,6 +201,8 @@ class Copilot:
             escalation=run.escalation,
             route=route_for(run.understood) if run.understood is not None else None,
         )
+        if run.traditional:
+            composed = composed.converted(to_traditional)
         run.watch.lap("compose")
         attempts = 0
         verdict = empty_draft_verdict()
@@ -468,6 +477,7 @@ class Copilot:
             latency_ms=run.watch.total(),
             removed_citations=list(removed),
             understanding=run.understood.to_dict() if run.understood is not None else None,
+            variant="zh-Hant" if run.traditional else None,
         )
 
     def _check_message(self, text: object, name: str) -> str:

@@ -61,6 +61,7 @@ class DraftResult:
     removed_citations: list[str] = field(default_factory=list)
     # learned message understanding (topics with P, flags, emotion); None when the rules route
     understanding: dict[str, Any] | None = None
+    variant: str | None = None  # "zh-Hant": the customer wrote, and the draft is, Traditional
 
     def to_dict(self) -> dict[str, Any]:
         """The CLI output line (without ``id``) plus the extra provenance keys."""
@@ -85,4 +86,5 @@ class DraftResult:
             "tokens": self.tokens,
             "removed_citations": self.removed_citations,
             "understanding": self.understanding,
+            "variant": self.variant,
         }

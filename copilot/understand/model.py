@@ -32,7 +32,7 @@ import numpy as np
 from copilot.embed.base import Embedder
 from copilot.heads.features import fold
 from copilot.heads.model import HeadSet, WeightsError
-from copilot.understand.messages import FLAGS, TOPICS
+from copilot.understand.messages import FLAGS, OUT_OF_SCOPE, TOPICS, VAGUE
 
 WEIGHTS = "understand"  # models/understand.npz + understand.json
 VIEWS = ("message", "context")
@@ -71,6 +71,7 @@ class Understanding:
     flags: tuple[tuple[str, float], ...]  # detected situation flags with P(flag)
     emotion: int
     probabilities: dict[str, float] = field(default_factory=dict, compare=False)
+    inherited: bool = False  # the topics come from the thread (a short follow-up)
 
     @property
     def primary(self) -> str:
@@ -92,6 +93,7 @@ class Understanding:
             "topics": [{"id": t, "p": round(p, 3)} for t, p in self.topics],
             "flags": [{"flag": f, "p": round(p, 3)} for f, p in self.flags],
             "emotion": self.emotion,
+            "inherited": self.inherited,
         }
 
 
@@ -189,7 +191,18 @@ class MessageModel:
         agent_note: str | None = None,
     ) -> Understanding:
         """What ``message`` (in ``language``, with its thread and the agent note) says."""
-        probs = self.probabilities(
+        now = self.probabilities(
             [(message.strip() or NO_CONTEXT, context_text(thread, agent_note))]
         )
-        return decide(self.heads, probs[0], language)
+        u = decide(self.heads, now[0], language)
+        earlier = [t.text for t in thread if t.role == "customer" and t.text.strip()]
+        if u.primary != VAGUE or u.flags or not earlier:
+            return u
+        # a follow-up with nothing answerable of its own ("Any update???"): the thread's topic
+        before = self.probabilities([(earlier[-1].strip(), context_text(thread[:-1], agent_note))])
+        asked = decide(self.heads, before[0], language)
+        if asked.primary in (VAGUE, OUT_OF_SCOPE):
+            return u
+        return Understanding(
+            asked.topics, asked.flags, max(u.emotion, asked.emotion), u.probabilities, True
+        )

@@ -43,7 +43,7 @@ The output is deterministic.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -98,6 +98,12 @@ class OfflineDraft:
     def cited(self) -> list[str]:
         """Article ids cited, in order of first use."""
         return list(dict.fromkeys(b.source for b in self.blocks if b.source))
+
+    def converted(self, convert: Callable[[str], str]) -> OfflineDraft:
+        """The same draft with every block's text passed through ``convert`` (e.g. into
+        Traditional Chinese)."""
+        blocks = tuple(Block(convert(b.text), b.source, b.kind) for b in self.blocks)
+        return OfflineDraft(blocks, self.scenario, self.level, self.articles)
 
     def without(self, excerpts: Iterable[str]) -> OfflineDraft:
         """A revision with every body block containing one of ``excerpts`` removed."""
