@@ -45,3 +45,22 @@ def test_without_the_model_the_result_carries_no_understanding(rules_copilot: Co
     res = rules_copilot.draft(DraftRequest("How do I reset my password?", language="en"))
     assert res.understanding is None and res.to_dict()["understanding"] is None
     assert "understanding" not in res.latency_ms
+
+
+def test_the_shipped_model_routes_and_shows_its_reading(offline_copilot: Copilot) -> None:
+    """With models/understand.npz the draft carries the topics and their confidence, and a
+    phishing victim who also asks about a password reset gets freeze-first, not reset steps."""
+    assert offline_copilot.understanding is not None
+    res = offline_copilot.draft(
+        DraftRequest(
+            "I clicked a link in an email and typed my password and my 2FA code on the site. "
+            "Now I can't log in. How do I reset my password?",
+            language="en",
+        )
+    )
+    assert res.understanding is not None
+    assert any(f["flag"] == "account_compromised" for f in res.understanding["flags"])
+    assert [s["id"] for s in res.sources] == ["faq/security"]
+    assert "Freeze" in res.draft and "understanding" in res.latency_ms
+    top = res.understanding["topics"][0]
+    assert 0.0 < top["p"] <= 1.0 and res.to_dict()["understanding"] == res.understanding
