@@ -43,6 +43,8 @@ def _u(primary: str, p: float = 0.9, *flags: str, emotion: int = 0) -> Understan
 
 
 def test_route_for_each_situation() -> None:
+    weak = Understanding((("faq/2fa-reset", 1.0),), (("account_compromised", 0.31),), 1)
+    assert route_for(weak) == Route(None, "faq/2fa-reset")
     assert route_for(_u("faq/password-reset", 0.9, "account_compromised")) == Route(
         "account_compromised", "faq/security", 1, escalate=True
     )

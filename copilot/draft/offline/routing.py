@@ -1,7 +1,8 @@
 """Routing from learned message understanding: safety overrides that beat retrieval, and
 the confident primary topic.
 
-* ``account_compromised`` -> ``faq/security`` (freeze the account first) and escalation;
+* ``account_compromised`` (P >= 0.5, or ``faq/security`` the primary topic) ->
+  ``faq/security`` (freeze the account first) and escalation;
 * ``asks_for_prediction_or_advice`` -> ``faq/market-info-disclaimer``;
 * ``greeting_or_vague`` as the primary topic -> one short, friendly question;
 * ``accusation`` or ``refund_or_compensation_demand`` -> a playbook at level 2 or more
@@ -21,6 +22,10 @@ from copilot.understand.model import Understanding
 
 CONFIDENT = 0.7  # P(primary topic) from which the learned topic picks the article
 SECURITY = "faq/security"
+# the compromised-account override needs P >= SURE, or faq/security as the primary topic: the
+# flag's threshold favours recall (shown to the agent), the override must not turn a lost
+# authenticator phone into a hacked account
+SURE = 0.5
 DISCLAIMER = "faq/market-info-disclaimer"
 
 
@@ -36,7 +41,8 @@ class Route:
 
 def route_for(u: Understanding) -> Route:
     """The route for one reading (see the module docstring)."""
-    if u.has("account_compromised"):
+    compromised = dict(u.flags).get("account_compromised")
+    if compromised is not None and (compromised >= SURE or u.primary == SECURITY):
         return Route("account_compromised", SECURITY, 1, escalate=True)
     if u.has("asks_for_prediction_or_advice"):
         return Route("advice", DISCLAIMER)
