@@ -108,6 +108,12 @@ class Settings:
             "doc": "The guardrail's learned tier (trained heads in MODELS_DIR) beside the rules"
         },
     )
+    understand_learned: bool = field(
+        default=True,
+        metadata={
+            "doc": "Learned message understanding (MODELS_DIR/understand.npz) routes offline drafts; without the file the rules route"
+        },
+    )
     models_dir: Path = field(
         default=Path("models"),
         metadata={"doc": "Trained heads (weights + manifests), see `copilot guardrail train`"},
@@ -343,6 +349,7 @@ _PARSERS: dict[str, Parser] = {
     "allowed_domains": _parse_domains,
     "guardrail_llm_judge": _parse_bool,
     "guardrail_learned": _parse_bool,
+    "understand_learned": _parse_bool,
     "models_dir": _parse_path,
 }
 

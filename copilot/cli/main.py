@@ -26,6 +26,7 @@ VERBS: dict[str, str] = {
     "search": "search",
     "check": "check",
     "guardrail": "guardrail",
+    "understand": "understand",
     "draft": "draft",
     "eval": "eval",
     "bench": "bench",

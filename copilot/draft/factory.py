@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from copilot.draft.offline.compose import OfflineDrafter
 from copilot.draft.pipeline import Copilot
 from copilot.draft.prompts import PromptSet
 from copilot.settings import Settings
+from copilot.understand.model import WEIGHTS, MessageModel
 
 
 def build_copilot(settings: Settings, backend: str | None = None) -> Copilot:
@@ -28,4 +31,20 @@ def build_copilot(settings: Settings, backend: str | None = None) -> Copilot:
             settings.prompts_dir / "offline_phrases.yaml", retriever.article
         ),
         settings=settings,
+        understanding=load_understanding(settings),
     )
+
+
+def load_understanding(settings: Settings) -> MessageModel | None:
+    """The learned message-understanding model, or None (the rules route) when it is turned
+    off or its weights file is absent; changed, stale or foreign weights are refused."""
+    from copilot.heads.model import data_sha256
+    from copilot.understand.messages import TRAIN_DIR, training_files
+
+    if not settings.understand_learned:
+        return None
+    if not (settings.models_dir / f"{WEIGHTS}.npz").exists():
+        return None
+    folder = Path(TRAIN_DIR)
+    sha = data_sha256(training_files(folder)) if folder.is_dir() else None
+    return MessageModel.load(settings.models_dir, data_sha256=sha)

@@ -32,6 +32,7 @@ from copilot.draft.citations import find_citations, resolve_citations
 from copilot.draft.masking import PiiVault
 from copilot.draft.offline.compose import OfflineDraft, OfflineDrafter
 from copilot.draft.offline.phrases import clean_name, greeting
+from copilot.draft.offline.routing import route_for
 from copilot.draft.prompts import PromptSet
 from copilot.draft.query import retrieval_query
 from copilot.draft.types import DraftRequest, DraftResult, SourceRef
@@ -42,8 +43,10 @@ from copilot.llm.base import Backend, Message
 from copilot.llm.deadline import deadline as llm_deadline
 from copilot.retrieval.types import Retriever, SearchResult
 from copilot.settings import Settings
+from copilot.text.chinese import is_traditional, to_simplified, to_traditional
 from copilot.text.language import LANGUAGES, detect_language
 from copilot.tokens import count_tokens
+from copilot.understand.model import MessageModel, Understanding
 from copilot.understand.signals import Flag
 
 TONES = ("empathetic", "concise", "formal")
@@ -82,6 +85,8 @@ class _Run:
     found: SearchResult | None = None
     kb_version: str = ""
     abstained: bool = False
+    understood: Understanding | None = None
+    traditional: bool = False  # the customer writes Traditional Chinese: so does the draft
 
     @property
     def emotion(self) -> int:
@@ -129,6 +134,7 @@ class Copilot:
         drafter: OfflineDrafter,
         settings: Settings,
         clock: Callable[[], float] = time.perf_counter,
+        understanding: MessageModel | None = None,
     ) -> None:
         self.retriever = retriever
         self.backend = backend
@@ -137,6 +143,7 @@ class Copilot:
         self.drafter = drafter
         self.settings = settings
         self.clock = clock
+        self.understanding = understanding
 
     @property
     def offline(self) -> bool:
@@ -152,10 +159,20 @@ class Copilot:
         watch.lap("language")
         flags = list(self.guardrail.analyze_message(message, language))
         watch.lap("input_checks")
+        understood = None
+        if self.understanding is not None:
+            understood = self.understanding.understand(
+                message, language, request.history, request.agent_note
+            )
+            watch.lap("understanding")
         vault = PiiVault.build(request, message)
         watch.lap("masking")
+        traditional = language == "zh" and is_traditional(message)
+        query = retrieval_query(vault)
         found = self.retriever.search(
-            retrieval_query(vault), k=self.settings.retrieval_k, language=language
+            to_simplified(query) if traditional else query,
+            k=self.settings.retrieval_k,
+            language=language,
         )
         watch.lap("retrieval")
         run = _Run(
@@ -167,6 +184,8 @@ class Copilot:
             found,
             kb_version=str(found.kb_version or ""),
             abstained=bool(found.abstain),
+            understood=understood,
+            traditional=traditional,
         )
         if self.offline:
             return self._draft_offline(request, run, found)
@@ -181,7 +200,10 @@ class Copilot:
             abstain=bool(found.abstain),
             emotion=run.emotion,
             escalation=run.escalation,
+            route=route_for(run.understood) if run.understood is not None else None,
         )
+        if run.traditional:
+            composed = composed.converted(to_traditional)
         run.watch.lap("compose")
         attempts = 0
         verdict = empty_draft_verdict()
@@ -201,7 +223,10 @@ class Copilot:
             if revised.text == composed.text:
                 break  # nothing left to drop: blocked
             composed = revised
-        run.abstained = run.abstained or composed.scenario == "abstain"
+        if run.understood is not None:  # the learned route may answer where retrieval abstained
+            run.abstained = composed.scenario in ("abstain", "vague")
+        else:
+            run.abstained = run.abstained or composed.scenario == "abstain"
         by_id = {a.id: a for a in composed.articles}
         phrases = self.drafter.phrases
         return self._finish(
@@ -467,6 +492,8 @@ class Copilot:
             tokens=provenance.tokens,
             latency_ms=run.watch.total(),
             removed_citations=list(removed),
+            understanding=run.understood.to_dict() if run.understood is not None else None,
+            variant="zh-Hant" if run.traditional else None,
         )
 
     def _check_message(self, text: object, name: str) -> str:

@@ -59,6 +59,9 @@ class DraftResult:
     tokens: dict[str, int] = field(default_factory=dict)
     latency_ms: dict[str, float] = field(default_factory=dict)
     removed_citations: list[str] = field(default_factory=list)
+    # learned message understanding (topics with P, flags, emotion); None when the rules route
+    understanding: dict[str, Any] | None = None
+    variant: str | None = None  # "zh-Hant": the customer wrote, and the draft is, Traditional
 
     def to_dict(self) -> dict[str, Any]:
         """The CLI output line (without ``id``) plus the extra provenance keys."""
@@ -82,4 +85,6 @@ class DraftResult:
             "source_titles": {s["id"]: s["title"] for s in self.sources},
             "tokens": self.tokens,
             "removed_citations": self.removed_citations,
+            "understanding": self.understanding,
+            "variant": self.variant,
         }

@@ -43,14 +43,16 @@ The output is deterministic.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 from copilot.draft.offline.phrases import Phrases, greeting
+from copilot.draft.offline.routing import Route
 from copilot.draft.offline.scenario import (
+    ANGRY,
     MAX_FACTS,
     MIN_FAQ_SCORE,
     TOPICAL_PLAYBOOKS,
@@ -96,6 +98,12 @@ class OfflineDraft:
     def cited(self) -> list[str]:
         """Article ids cited, in order of first use."""
         return list(dict.fromkeys(b.source for b in self.blocks if b.source))
+
+    def converted(self, convert: Callable[[str], str]) -> OfflineDraft:
+        """The same draft with every block's text passed through ``convert`` (e.g. into
+        Traditional Chinese)."""
+        blocks = tuple(Block(convert(b.text), b.source, b.kind) for b in self.blocks)
+        return OfflineDraft(blocks, self.scenario, self.level, self.articles)
 
     def without(self, excerpts: Iterable[str]) -> OfflineDraft:
         """A revision with every body block containing one of ``excerpts`` removed."""
@@ -213,13 +221,28 @@ class OfflineDrafter:
         abstain: bool,
         emotion: int = 0,
         escalation: bool = False,
+        route: Route | None = None,
     ) -> OfflineDraft:
-        """The draft for one customer message."""
+        """The draft for one customer message; ``route`` (from learned understanding, see
+        :mod:`copilot.draft.offline.routing`) overrides retrieval's choice."""
         lang = language if language in LANGUAGES else "en"
-        level = max(0, min(3, emotion))
-        ids = rank_articles(hits, message, self.lookup, lang)
+        route = route or Route()
+        level = max(0, min(3, max(emotion, route.min_level)))
         head = Block(greeting(self.phrases, lang, name), kind="greeting")
         tail = Block(str(self.phrases.get("sign_off", lang)), kind="sign_off")
+        if route.override == "vague":
+            question = self.phrases.optional("vague_question", lang)
+            if question:
+                return OfflineDraft((head, Block(question)), "vague", level)
+        if route.override in ("account_compromised", "advice") and route.article:
+            art = self.lookup(route.article, lang)
+            if art is not None:
+                body = self._faq_blocks(art, lang, level)
+                note = self.phrases.optional("security_escalation", lang)
+                if route.escalate and note:
+                    body = [*body, Block(note)]
+                return OfflineDraft((head, *self._closing(body, lang), tail), "faq", level, (art,))
+        ids = rank_articles(hits, message, self.lookup, lang)
         faq = self._best_faq(hits, lang)
         scores: dict[str, float] = {}
         for h in hits:
@@ -231,6 +254,13 @@ class OfflineDrafter:
             evidence=self.phrases.evidence(message, lang),
             scores=scores,
         )
+        if scenario is None and route.override == "accusation":
+            scenario = route.article if route.article in TOPICAL_PLAYBOOKS else ANGRY
+        elif scenario is None and route.article and route.override is None:
+            if route.article in TOPICAL_PLAYBOOKS:
+                scenario = route.article
+            elif route.article.startswith("faq/"):
+                faq = self.lookup(route.article, lang) or faq
         if scenario is not None:
             playbook = self.lookup(scenario, lang)
             if playbook is not None:
@@ -242,7 +272,7 @@ class OfflineDrafter:
                     else (playbook,)
                 )
                 return OfflineDraft((head, *self._closing(body, lang), tail), scenario, level, used)
-        if abstain or faq is None:
+        if (abstain and not route.article) or faq is None:
             body = self._abstain_blocks(lang, level)
             return OfflineDraft((head, *self._closing(body, lang), tail), "abstain", level)
         body = self._faq_blocks(faq, lang, level)

@@ -44,6 +44,12 @@ class Phrases:
         default_factory=dict, repr=False
     )
 
+    def optional(self, section: str, lang: str) -> str:
+        """The text of an optional section in ``lang`` ("" when the file has none)."""
+        table = self.data.get(section)
+        value = table.get(lang) if isinstance(table, dict) else None
+        return value.strip() if isinstance(value, str) else ""
+
     @classmethod
     def load(cls, path: Path) -> Phrases:
         """Read ``offline_phrases.yaml``; every section must cover en, ja and zh."""

@@ -1,0 +1,150 @@
+"""Routing from learned understanding: the safety overrides beat retrieval, the confident
+topic picks the article, and without weights the rules route as before."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from copilot.draft.factory import load_understanding
+from copilot.draft.offline.compose import OfflineDraft, OfflineDrafter
+from copilot.draft.offline.routing import CONFIDENT, Route, route_for
+from copilot.draft.offline.scenario import ANGRY
+from copilot.kb.articles import Article, load_kb
+from copilot.settings import Settings
+from copilot.understand.model import Understanding
+
+ROOT = Path(__file__).resolve().parent.parent
+PHRASES = ROOT / "prompts" / "offline_phrases.yaml"
+
+
+@dataclass
+class H:
+    article_id: str
+    score: float = 0.8
+    type: str = "faq"
+
+
+@pytest.fixture(scope="module")
+def drafter() -> OfflineDrafter:
+    kb = {(a.id, a.language): a for a in load_kb(ROOT / "knowledge")}
+
+    def lookup(aid: str, lang: str) -> Article | None:
+        return kb.get((aid, lang))
+
+    return OfflineDrafter.from_file(PHRASES, lookup)
+
+
+def _u(primary: str, p: float = 0.9, *flags: str, emotion: int = 0) -> Understanding:
+    return Understanding(((primary, p),), tuple((f, 0.9) for f in flags), emotion)
+
+
+def test_route_for_each_situation() -> None:
+    weak = Understanding((("faq/2fa-reset", 1.0),), (("account_compromised", 0.31),), 1)
+    assert route_for(weak) == Route(None, "faq/2fa-reset")
+    assert route_for(_u("faq/password-reset", 0.9, "account_compromised")) == Route(
+        "account_compromised", "faq/security", 1, escalate=True
+    )
+    assert route_for(_u("faq/withdrawal", 0.4, "asks_for_prediction_or_advice")).article == (
+        "faq/market-info-disclaimer"
+    )
+    assert route_for(_u("greeting_or_vague")) == Route("vague")
+    assert route_for(_u("playbook/liquidation", 0.5, "accusation")) == Route(
+        "accusation", "playbook/liquidation", 2
+    )
+    assert route_for(_u("out_of_scope", 0.9, "refund_or_compensation_demand")).article is None
+    assert route_for(_u("faq/fees", CONFIDENT)) == Route(None, "faq/fees")
+    assert route_for(_u("faq/fees", CONFIDENT - 0.01)) == Route()
+
+
+def _compose(
+    drafter: OfflineDrafter, message: str, lang: str, ids: list[str], route: Route, **kw: int
+) -> OfflineDraft:
+    return drafter.compose(
+        message=message,
+        language=lang,
+        name=None,
+        hits=[H(a, 0.8, a.split("/")[0]) for a in ids],  # type: ignore[misc]
+        abstain=False,
+        emotion=kw.get("emotion", 0),
+        route=route,
+    )
+
+
+@pytest.mark.parametrize("lang", ["en", "ja", "zh"])
+def test_a_compromised_account_gets_freeze_first_and_escalation(
+    drafter: OfflineDrafter, lang: str
+) -> None:
+    route = route_for(_u("faq/password-reset", 0.9, "account_compromised"))
+    d = _compose(
+        drafter, "I typed my password and code on a fake site", lang, ["faq/password-reset"], route
+    )
+    assert d.cited == ["faq/security"] and d.scenario == "faq"
+    text = d.text
+    assert drafter.phrases.optional("security_escalation", lang) in text
+    freeze = {"en": "Freeze", "ja": "凍結", "zh": "冻结"}[lang]
+    assert freeze in text
+
+
+@pytest.mark.parametrize("lang", ["en", "ja", "zh"])
+def test_advice_gets_the_disclaimer_and_vague_gets_one_question(
+    drafter: OfflineDrafter, lang: str
+) -> None:
+    d = _compose(
+        drafter,
+        "will BTC pump?",
+        lang,
+        ["faq/withdrawal"],
+        route_for(_u("faq/withdrawal", 0.5, "asks_for_prediction_or_advice")),
+    )
+    assert d.cited == ["faq/market-info-disclaimer"]
+    v = _compose(drafter, "help??", lang, ["faq/withdrawal"], route_for(_u("greeting_or_vague")))
+    assert v.scenario == "vague" and v.cited == []
+    assert v.text.endswith(drafter.phrases.optional("vague_question", lang))
+    assert len(v.blocks) == 2
+
+
+def test_an_accusation_never_gets_a_level_1_template(drafter: OfflineDrafter) -> None:
+    plain = _compose(
+        drafter, "you manipulated the price, refund me", "ja", ["faq/order-execution"], Route()
+    )
+    assert plain.scenario == "faq" and plain.level == 0
+    routed = _compose(
+        drafter,
+        "you manipulated the price, refund me",
+        "ja",
+        ["faq/order-execution"],
+        route_for(_u("faq/order-execution", 0.8, "accusation", "refund_or_compensation_demand")),
+    )
+    assert routed.scenario == ANGRY and routed.level == 2
+    liq = _compose(
+        drafter,
+        "you liquidated me on purpose",
+        "en",
+        ["faq/risk-tools"],
+        route_for(_u("playbook/liquidation", 0.6, "accusation")),
+    )
+    assert liq.scenario == "playbook/liquidation" and liq.level >= 2
+
+
+def test_a_confident_topic_picks_the_article(drafter: OfflineDrafter) -> None:
+    d = _compose(
+        drafter, "提幣三天還沒到", "zh", ["faq/deposit"], route_for(_u("faq/withdrawal", 0.95))
+    )
+    assert d.cited == ["faq/withdrawal"]
+    unsure = _compose(
+        drafter, "提幣三天還沒到", "zh", ["faq/deposit"], route_for(_u("faq/withdrawal", 0.3))
+    )
+    assert unsure.cited == ["faq/deposit"]
+
+
+def test_without_weights_or_when_turned_off_the_rules_route(tmp_path: Path) -> None:
+    settings = Settings.load(env={"COPILOT_MODELS_DIR": str(tmp_path)})
+    assert load_understanding(settings) is None
+    off = dataclasses.replace(
+        Settings.load(env={"COPILOT_MODELS_DIR": str(ROOT / "models")}), understand_learned=False
+    )
+    assert load_understanding(off) is None
