@@ -108,7 +108,8 @@ def test_ingest_into_chroma_server(tmp_path: Path, small_kb: Path, chroma_url: s
     assert first.added == 3
     assert run_ingest(s, small_kb).unchanged == 3
     col = open_collection(s)
-    hit = col.query(query_texts=["withdrawal stuck processing"], n_results=1)
+    # faq/withdrawal is the Japanese article here (menu paths and statuses in Japanese)
+    hit = col.query(query_texts=["出金が処理中のまま"], n_results=1)
     assert hit["metadatas"][0][0]["article_id"] == "faq/withdrawal"
     assert not (tmp_path / "data" / "chroma").exists()  # nothing went to the embedded store
 

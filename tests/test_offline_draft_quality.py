@@ -41,7 +41,7 @@ LANGS = ("en", "ja", "zh")
 SIGN_OFF = {
     "en": "Best regards,",
     "ja": "引き続きよろしくお願いいたします。",
-    "zh": "祝您一切顺利！",
+    "zh": "如有其他问题，欢迎随时联系我们。",
 }
 
 # The test's own reading of the text (deliberately not the drafter's cue patterns).
@@ -54,7 +54,7 @@ THANKS = {"en": r"\bthank", "ja": r"ありがとう", "zh": r"感谢|谢谢"}
 CLOSING = {
     "en": r"^(?:best |kind |warm )?regards,?$|^sincerely,?$",
     "ja": r"よろしくお願い(?:いた|申し上げ)?(?:します|ます)。?$",
-    "zh": r"^祝您|^此致|^敬礼",
+    "zh": r"^祝您|^此致|^敬礼|^如有其他问题，欢迎随时联系我们",
 }
 HANDOVER = {
     "en": r"\bTier 2\b|\bsupervisor\b|\bspecialist\b|\bright colleague\b",
@@ -330,6 +330,7 @@ def test_hand_over_is_offered_once(kb: dict[tuple[str, str], Article], lang: str
         ("ja", "引き続きよろしくお願いいたします。"),
         ("zh", "祝您生活愉快！"),
         ("zh", "祝您一切顺利！"),
+        ("zh", "如有其他问题，欢迎随时联系我们。"),
     ],
 )
 def test_a_template_closing_line_is_not_doubled(

@@ -31,7 +31,7 @@ PHRASES = ROOT / "prompts" / "offline_phrases.yaml"
 SIGN_OFF = {
     "en": "Best regards,",
     "ja": "引き続きよろしくお願いいたします。",
-    "zh": "祝您一切顺利！",
+    "zh": "如有其他问题，欢迎随时联系我们。",
 }
 
 
@@ -315,7 +315,11 @@ def test_playbook_without_a_good_faq_drops_the_list_lead_in(drafter: OfflineDraf
     assert d.cited == ["playbook/technical-fault"]
     ja = compose(drafter, "アプリが落ちる", "ja", ["playbook/technical-fault"], emotion=2)
     zh = compose(drafter, "APP卡顿", "zh", ["playbook/technical-fault"], emotion=1)
-    assert "以下" not in ja.text and "深くお詫び申し上げます。\n\nご注文の状況" in ja.text
+    assert "以下" not in ja.text
+    assert (
+        "深くお詫び申し上げます。障害やメンテナンスの情報は https://status.example.com に"
+        "掲載しております。\n\nご注文の状況"
+    ) in ja.text
     assert "以下几点" not in zh.text and zh.text.startswith("您好，\n\n感谢您告诉我们")
 
 
@@ -355,7 +359,9 @@ def test_revision_drops_a_paragraph_and_keeps_citations(drafter: OfflineDrafter)
 def test_phrases_file_is_validated(tmp_path: Path) -> None:
     bad = tmp_path / "p.yaml"
     bad.write_text(
-        PHRASES.read_text(encoding="utf-8").replace('  zh: "祝您一切顺利！"\n', ""),
+        PHRASES.read_text(encoding="utf-8").replace(
+            '  zh: "如有其他问题，欢迎随时联系我们。"\n', ""
+        ),
         encoding="utf-8",
     )
     with pytest.raises(CopilotError, match="section 'sign_off' has no 'zh' entry"):
