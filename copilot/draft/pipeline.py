@@ -70,6 +70,9 @@ class Stopwatch:
         return {**self.ms, "total": round((self.clock() - self.start) * 1000, 3)}
 
 
+RETRIEVAL_KEPT = 3  # retrieval hits kept with a draft (for the Insights page)
+
+
 @dataclass
 class _Run:
     """One draft (or rewrite) on its way through the pipeline: what each stage found."""
@@ -467,6 +470,10 @@ class Copilot:
             tokens=provenance.tokens,
             latency_ms=run.watch.total(),
             removed_citations=list(removed),
+            retrieval=[
+                {"id": h.article_id, "score": round(float(h.score), 4), "language": h.language}
+                for h in (run.found.hits[:RETRIEVAL_KEPT] if run.found is not None else [])
+            ],
         )
 
     def _check_message(self, text: object, name: str) -> str:

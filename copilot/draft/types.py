@@ -59,6 +59,8 @@ class DraftResult:
     tokens: dict[str, int] = field(default_factory=dict)
     latency_ms: dict[str, float] = field(default_factory=dict)
     removed_citations: list[str] = field(default_factory=list)
+    #: the best retrieval hits (``id``, ``score``, ``language``), also when retrieval abstained
+    retrieval: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The CLI output line (without ``id``) plus the extra provenance keys."""
@@ -82,4 +84,5 @@ class DraftResult:
             "source_titles": {s["id"]: s["title"] for s in self.sources},
             "tokens": self.tokens,
             "removed_citations": self.removed_citations,
+            "retrieval": self.retrieval,
         }
