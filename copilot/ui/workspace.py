@@ -1,5 +1,8 @@
-"""The agent workspace page: the request form, the draft panel, the knowledge-base and
-activity tabs. ``app.py`` calls :func:`main` on every script run."""
+"""The agent workspace: the sidebar (interface language, agent, page), the reply workspace
+(request form, draft panel, knowledge-base and activity tabs), and the QA and Insights pages
+(:mod:`copilot.ui.qa`, :mod:`copilot.ui.insights`). ``app.py`` calls :func:`main` on every
+script run; :mod:`copilot.ui.restore` reads the URL once per session and saves what changed
+after each run. Every label comes from the message catalogues (:mod:`copilot.ui.i18n`)."""
 
 from __future__ import annotations
 
