@@ -44,7 +44,10 @@ CHANNEL_KEYS = {
     "social": "channel.social",
 }
 TONE_KEYS = {"empathetic": "tone.empathetic", "concise": "tone.concise", "formal": "tone.formal"}
-UI_LANGUAGE_KEYS = {"en": "ui_language.en", "ja": "ui_language.ja", "zh": "ui_language.zh"}
+#: The interface languages by their own names: the same in every interface language, so the
+#: selector's options do not change when it is used (streamlit matches a selectbox's value by
+#: its shown text; options renamed by the switch would reset it on the next run).
+UI_LANGUAGE_NAMES = {"en": "English", "ja": "日本語", "zh": "中文"}
 PAGE_KEYS = {"workspace": "page.workspace", "qa": "page.qa", "insights": "page.insights"}
 
 

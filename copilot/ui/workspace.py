@@ -46,7 +46,7 @@ def sidebar(svc: Services) -> None:
             t("sidebar.ui_language"),
             UI_LANGUAGES,
             key="ui_language",
-            format_func=formatter(widgets.UI_LANGUAGE_KEYS),
+            format_func=widgets.UI_LANGUAGE_NAMES.__getitem__,
         )
         st.text_input(t("sidebar.agent_name"), key="agent_name")
         st.radio(
