@@ -129,6 +129,27 @@ class Settings:
             "`draft --no-record` skips one run"
         },
     )
+    ui_language: str = field(
+        default="en",
+        metadata={
+            "doc": "Workspace interface language at first visit: en, ja or zh "
+            "(each agent's choice is then remembered)"
+        },
+    )
+    eval_reports_dir: Path | None = field(
+        default=None,
+        metadata={
+            "doc": "Folder the QA page lists eval runs from (folders holding report.json; "
+            "default DATA_DIR)"
+        },
+    )
+    golden_dir: Path | None = field(
+        default=None,
+        metadata={
+            "doc": "Folder the QA page writes golden cases to, one new file each "
+            "(default DATA_DIR/golden)"
+        },
+    )
     retrieval_k: int = field(default=5, metadata={"doc": "Articles retrieved per draft"})
     retrieval_dense_tokens: int = field(
         default=48,
@@ -170,6 +191,16 @@ class Settings:
     def database(self) -> str:
         """Database URL, defaulting to SQLite inside the data folder."""
         return self.database_url or f"sqlite:///{self.data_dir / 'copilot.db'}"
+
+    @property
+    def eval_reports_path(self) -> Path:
+        """Where the QA page looks for eval runs (``report.json`` folders)."""
+        return self.eval_reports_dir or self.data_dir
+
+    @property
+    def golden_path(self) -> Path:
+        """Where the QA page writes new golden cases (one new file each)."""
+        return self.golden_dir or self.data_dir / "golden"
 
     @property
     def tiktoken_dir(self) -> Path:
@@ -231,6 +262,10 @@ class Settings:
             raise SettingsError(
                 f"COPILOT_EMBEDDING_MODEL: {self.embedding_model!r} is not allowed; "
                 f"use one of {', '.join(EMBEDDING_MODELS)}"
+            )
+        if self.ui_language not in ("en", "ja", "zh"):
+            raise SettingsError(
+                f"COPILOT_UI_LANGUAGE: {self.ui_language!r} is not allowed; use one of en, ja, zh"
             )
         if self.embed_engine not in ENGINE_CHOICES:
             raise SettingsError(
@@ -331,6 +366,8 @@ _PARSERS: dict[str, Parser] = {
     "data_dir": _parse_path,
     "chroma_path": _parse_path,
     "embed_cache": _parse_path,
+    "eval_reports_dir": _parse_path,
+    "golden_dir": _parse_path,
     "prompts_dir": _parse_path,
     "policy_file": _parse_path,
     "kb_refresh_s": _parse_number(float, 0.0),

@@ -159,7 +159,7 @@ def test_japanese_draft_is_rendered_cited_checked_and_stored(app_env: str, store
     ]
 
 
-def test_thumbs_up_stores_the_edited_reply_with_agent_and_note(app_env: str, store_of: Any) -> None:
+def test_thumbs_up_stores_a_rating_with_agent_and_note(app_env: str, store_of: Any) -> None:
     at = start()
     at.text_input(key="agent_name").set_value("Mika")
     draft(at, EN_MESSAGE)
@@ -173,13 +173,13 @@ def test_thumbs_up_stores_the_edited_reply_with_agent_and_note(app_env: str, sto
 
     stored = store_of(app_env).get_draft(at.session_state["draft_id"])
     assert stored is not None
-    (fb,) = stored["feedback"]
-    assert (fb["rating"], fb["final_text"], fb["edited"]) == ("up", edited, True)
-    assert (fb["agent"], fb["note"]) == ("Mika", "good facts")
-    # the rating is kept apart too: one per agent, with the note as its reason
+    # a rating only: one per agent, with the note as its reason; the edited text is not a
+    # send (nothing was copied) and no legacy feedback row mixes the two
     assert [(r["agent"], r["rating"], r["reason"]) for r in stored["ratings"]] == [
         ("Mika", "up", "good facts")
     ]
+    assert stored["sent"] == [] and stored["feedback"] == []
+    assert at.session_state["draft_text"] == edited
     row = store_of(app_env).recent(1)[0]
     assert (row["id"], row["origin"]) == (at.session_state["draft_id"], "ui")
 
@@ -197,7 +197,7 @@ def test_thumbs_down_and_copy_final_reply(app_env: str, store_of: Any) -> None:
     stored = store_of(app_env).get_draft(at.session_state["draft_id"])
     assert stored is not None
     # copying is a send, not a rating: the "needs work" rating stays the only one
-    assert [f["rating"] for f in stored["feedback"]] == ["down"]
+    assert [r["rating"] for r in stored["ratings"]] == ["down"]
     (sent,) = stored["sent"]
     assert (sent["final_text"], sent["edited"], sent["verdict"]) == (final, False, "pass")
     assert sent["override_reason"] is None
@@ -337,7 +337,7 @@ def test_fake_llm_draft_and_tone_rewrite(
     at.run()
     assert not at.exception and not at.error, texts(at.error)
     assert editor(at).startswith("Hello,\n\nReset 2FA")
-    assert "Rewritten: concise tone" in texts(at.success)
+    assert "Rewritten: Concise tone" in texts(at.success)
     fake = built[0].copilot.backend
     assert len(fake.history) == 2  # type: ignore[attr-defined]
     assert "You can reset 2FA from the login page" in fake.last_prompt  # type: ignore[attr-defined]

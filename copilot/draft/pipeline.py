@@ -73,6 +73,9 @@ class Stopwatch:
         return {**self.ms, "total": round((self.clock() - self.start) * 1000, 3)}
 
 
+RETRIEVAL_KEPT = 3  # retrieval hits kept with a draft (for the Insights page)
+
+
 @dataclass
 class _Run:
     """One draft (or rewrite) on its way through the pipeline: what each stage found."""
@@ -494,6 +497,10 @@ class Copilot:
             removed_citations=list(removed),
             understanding=run.understood.to_dict() if run.understood is not None else None,
             variant="zh-Hant" if run.traditional else None,
+            retrieval=[
+                {"id": h.article_id, "score": round(float(h.score), 4), "language": h.language}
+                for h in (run.found.hits[:RETRIEVAL_KEPT] if run.found is not None else [])
+            ],
         )
 
     def _check_message(self, text: object, name: str) -> str:

@@ -62,6 +62,8 @@ class DraftResult:
     # learned message understanding (topics with P, flags, emotion); None when the rules route
     understanding: dict[str, Any] | None = None
     variant: str | None = None  # "zh-Hant": the customer wrote, and the draft is, Traditional
+    #: the best retrieval hits (``id``, ``score``, ``language``), also when retrieval abstained
+    retrieval: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The CLI output line (without ``id``) plus the extra provenance keys."""
@@ -87,4 +89,5 @@ class DraftResult:
             "removed_citations": self.removed_citations,
             "understanding": self.understanding,
             "variant": self.variant,
+            "retrieval": self.retrieval,
         }

@@ -70,6 +70,18 @@ class Store(Protocol):
         """Totals for the Activity tab."""
         ...
 
+    def activity(self, limit: int = 25) -> list[dict[str, Any]]:
+        """The newest drafts first with rating, sends and edit distance as separate fields."""
+        ...
+
+    def feedback_totals(self) -> dict[str, Any]:
+        """Ratings (current one per agent and draft) and sends, counted apart."""
+        ...
+
+    def insight_rows(self, limit: int = 5000) -> list[dict[str, Any]]:
+        """The newest drafts with their stored result and every send (for the Insights page)."""
+        ...
+
     def save_agent_settings(
         self,
         agent: str,

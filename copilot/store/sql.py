@@ -498,6 +498,178 @@ class SqlStore:
             "approval_rate": round(up / (up + down), 3) if up + down else None,
         }
 
+    def activity(self, limit: int = 25) -> list[dict[str, Any]]:
+        """The newest drafts first, each with what agents did as separate fields.
+
+        ``rating`` and ``rating_reason`` (the latest rating of any agent; ``ratings`` the number
+        of agents who rated), ``sent`` (how many times a reply was sent), and of the latest send
+        its ``sent_verdict``, ``override_reason``, ``edit_distance`` (characters changed from
+        the draft) and ``sent_agent``. Nothing here comes from the legacy ``feedback`` rows.
+        """
+        if limit < 1:
+            return []
+        d, r, s = t.drafts.c, t.ratings.c, t.sent_replies.c
+        with self._tx() as conn:
+            rows = conn.execute(
+                select(
+                    d.id,
+                    d.created_at,
+                    d.language,
+                    d.verdict,
+                    d.blocked,
+                    d.abstained,
+                    d.customer_message,
+                    d.draft,
+                    d.origin,
+                    d.agent,
+                )
+                .order_by(d.seq.desc())
+                .limit(int(limit))
+            ).all()
+            ids = [row.id for row in rows]
+            ratings: dict[str, list[Any]] = {}
+            sends: dict[str, list[Any]] = {}
+            if ids:
+                for x in conn.execute(
+                    select(r.draft_id, r.agent, r.rating, r.reason, r.updated_at)
+                    .where(r.draft_id.in_(ids))
+                    .order_by(r.updated_at, r.seq)
+                ):
+                    ratings.setdefault(x.draft_id, []).append(x)
+                for x in conn.execute(
+                    select(s.draft_id, s.verdict, s.override_reason, s.edit_distance, s.agent)
+                    .where(s.draft_id.in_(ids))
+                    .order_by(s.seq)
+                ):
+                    sends.setdefault(x.draft_id, []).append(x)
+        out = []
+        for row in rows:
+            rated, sent = ratings.get(row.id, []), sends.get(row.id, [])
+            last_rating = rated[-1] if rated else None
+            last_sent = sent[-1] if sent else None
+            out.append(
+                {
+                    "id": row.id,
+                    "created_at": _as_text(row.created_at),
+                    "language": row.language,
+                    "verdict": row.verdict,
+                    "blocked": bool(row.blocked),
+                    "abstained": bool(row.abstained),
+                    "customer_message": row.customer_message,
+                    "draft": row.draft,
+                    "origin": row.origin,
+                    "agent": row.agent,
+                    "rating": last_rating.rating if last_rating else None,
+                    "rating_reason": last_rating.reason if last_rating else None,
+                    "ratings": len(rated),
+                    "sent": len(sent),
+                    "sent_verdict": last_sent.verdict if last_sent else None,
+                    "override_reason": last_sent.override_reason if last_sent else None,
+                    "edit_distance": last_sent.edit_distance if last_sent else None,
+                    "sent_agent": last_sent.agent if last_sent else None,
+                }
+            )
+        return out
+
+    def feedback_totals(self) -> dict[str, Any]:
+        """Ratings and sends counted apart: ``up``/``down`` (one per agent and draft, the
+        current one), ``sent`` replies, ``sent_drafts``, ``overridden`` (sent although rejected),
+        ``median_edit_distance`` over sent replies and ``approval_rate`` (up / rated)."""
+        r, s = t.ratings.c, t.sent_replies.c
+        with self._tx() as conn:
+            counts: dict[str, int] = {
+                str(rating): int(n)
+                for rating, n in conn.execute(select(r.rating, func.count()).group_by(r.rating))
+            }
+            sent = conn.execute(
+                select(s.draft_id, s.verdict, s.override_reason, s.edit_distance)
+            ).all()
+        up, down = int(counts.get("up", 0)), int(counts.get("down", 0))
+        distances = sorted(x.edit_distance for x in sent if x.edit_distance is not None)
+        median: float | None = None
+        if distances:
+            mid = len(distances) // 2
+            median = (
+                float(distances[mid])
+                if len(distances) % 2
+                else (distances[mid - 1] + distances[mid]) / 2
+            )
+        return {
+            "up": up,
+            "down": down,
+            "approval_rate": round(up / (up + down), 3) if up + down else None,
+            "sent": len(sent),
+            "sent_drafts": len({x.draft_id for x in sent}),
+            "overridden": sum(1 for x in sent if x.override_reason),
+            "median_edit_distance": median,
+        }
+
+    def insight_rows(self, limit: int = 5000) -> list[dict[str, Any]]:
+        """The newest ``limit`` drafts (newest first) with their stored result and every send
+        (verdict, rules, override reason, edit distance, agent): what the Insights page reads."""
+        if limit < 1:
+            return []
+        d, s = t.drafts.c, t.sent_replies.c
+        with self._tx() as conn:
+            rows = conn.execute(
+                select(
+                    d.id,
+                    d.created_at,
+                    d.language,
+                    d.verdict,
+                    d.blocked,
+                    d.abstained,
+                    d.customer_message,
+                    d.draft,
+                    d.result,
+                    d.agent,
+                )
+                .order_by(d.seq.desc())
+                .limit(int(limit))
+            ).all()
+            sends: dict[str, list[dict[str, Any]]] = {}
+            ids = [row.id for row in rows]
+            for start in range(0, len(ids), 500):
+                for x in conn.execute(
+                    select(
+                        s.draft_id,
+                        s.created_at,
+                        s.verdict,
+                        s.rules,
+                        s.override_reason,
+                        s.edit_distance,
+                        s.agent,
+                    )
+                    .where(s.draft_id.in_(ids[start : start + 500]))
+                    .order_by(s.seq)
+                ):
+                    sends.setdefault(x.draft_id, []).append(
+                        {
+                            "created_at": _as_text(x.created_at),
+                            "verdict": x.verdict,
+                            "rules": [rule for rule in (x.rules or "").split(",") if rule],
+                            "override_reason": x.override_reason,
+                            "edit_distance": x.edit_distance,
+                            "agent": x.agent,
+                        }
+                    )
+        return [
+            {
+                "id": row.id,
+                "created_at": _as_text(row.created_at),
+                "language": row.language,
+                "verdict": row.verdict,
+                "blocked": bool(row.blocked),
+                "abstained": bool(row.abstained),
+                "customer_message": row.customer_message,
+                "draft": row.draft,
+                "result": row.result if isinstance(row.result, dict) else {},
+                "agent": row.agent,
+                "sent": sends.get(row.id, []),
+            }
+            for row in rows
+        ]
+
     # ---- what agents did with a draft --------------------------------------------------------
     def save_feedback(
         self,

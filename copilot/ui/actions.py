@@ -15,27 +15,40 @@ import streamlit as st
 
 from copilot.errors import CopilotError
 from copilot.guard.types import Verdict
+from copilot.text.distance import edit_distance
+from copilot.ui.i18n import t
 from copilot.ui.services import Services
 from copilot.ui.state import DEFAULTS, State, build_request, reported, request_dict
+from copilot.ui.widgets import TONE_KEYS
 
 
 # ---- actions -------------------------------------------------------------------
 def run_draft(services: Services, state: State) -> None:
     """Draft a reply for the form's message, store it, and load it into the editor."""
-    for key in ("result", "request", "draft_id", "recheck", "copied", "error", "notice"):
+    for key in (
+        "result",
+        "request",
+        "draft_id",
+        "recheck",
+        "copied",
+        "error",
+        "notice",
+        "rating",
+        "sent_distance",
+    ):
         state[key] = DEFAULTS[key]
     if not str(state["customer_message"]).strip():
-        state["error"] = "Paste the customer's message first: the message is empty."
+        state["error"] = t("draft.message_empty")
         return
-    with reported(state, "draft a reply"):
+    with reported(state, t("doing.draft")):
         request = build_request(state)
-        with st.spinner("Drafting: retrieving articles, composing, checking the policy…"):
+        with st.spinner(t("draft.spinner")):
             result = services.copilot.draft(request)
         state["result"], state["request"] = result, request
         state["draft_text"] = result.draft
         state["feedback_note"] = ""
     if state["result"] is not None and services.settings.record_drafts:
-        with reported(state, "save the draft to the database"):
+        with reported(state, t("doing.save_draft")):
             state["draft_id"] = services.store.save_draft(
                 state["result"].to_dict(),
                 request_dict(state["request"]),
@@ -67,7 +80,7 @@ def check_text(services: Services, state: State, text: str) -> Verdict:
     re-check of that exact text (so the verdict pill follows the box)."""
     result = state["result"]
     if not text.strip():
-        raise CopilotError("the draft is empty")
+        raise CopilotError(t("copy.empty"))
     ids = [s["id"] for s in result.sources]
     # Same evidence as the draft-time check: the cited articles in the reply language.
     articles = (services.retriever.article(i, result.language) for i in ids)
@@ -87,14 +100,15 @@ def check_text(services: Services, state: State, text: str) -> Verdict:
 
 
 def _recheck(services: Services, state: State) -> None:
-    with reported(state, "re-check the draft"):
+    with reported(state, t("doing.recheck")):
         check_text(services, state, str(state["draft_text"]))
 
 
 def _rewrite(services: Services, state: State) -> None:
     result, tone = state["result"], str(state["tone"])
-    with reported(state, f"rewrite the draft ({tone} tone)"):
-        with st.spinner(f"Rewriting the draft ({tone} tone)…"):
+    tone_name = t(TONE_KEYS[tone]) if tone in TONE_KEYS else tone
+    with reported(state, t("doing.rewrite", tone=tone_name)):
+        with st.spinner(t("draft.rewriting", tone=tone_name)):
             new = services.copilot.rewrite(
                 str(state["draft_text"]),
                 tone,
@@ -107,43 +121,40 @@ def _rewrite(services: Services, state: State) -> None:
             "verdict": new.verdict,
             "violations": list(new.violations),
         }
-        state["notice"] = ("success", f"Rewritten: {tone} tone ({new.backend}/{new.model}).")
+        state["notice"] = (
+            "success",
+            t("rewrite.done", tone=tone_name, backend=new.backend, model=new.model),
+        )
 
 
 def _feedback(services: Services, state: State, rating: str) -> None:
     if state["draft_id"] is None:
-        state["error"] = "This draft was not saved, so feedback cannot be stored."
+        state["error"] = t("feedback.not_saved")
         return
-    with reported(state, "store the feedback"):
+    with reported(state, t("doing.feedback")):
         agent = str(state["agent_name"]).strip() or None
         note = str(state["feedback_note"]).strip() or None
-        services.store.save_feedback(
-            state["draft_id"], rating, final_text=str(state["draft_text"]), note=note, agent=agent
-        )
-        # the agent's current opinion of the draft: one rating per agent, replaced on change
+        # the agent's current opinion of the draft: one rating per agent, replaced on change;
+        # a rating is not a send (``_copy`` records those, with the edit distance)
         services.store.save_rating(state["draft_id"], rating, agent=agent, reason=note)
+        state["rating"] = rating
         state["notice"] = (
             "success",
-            "Thanks: feedback saved."
-            if rating == "up"
-            else "Thanks: feedback saved; the draft is marked as needing work.",
+            t("feedback.saved_up") if rating == "up" else t("feedback.saved_down"),
         )
 
 
 def _copy(services: Services, state: State) -> None:
     """Send (copy) the text in the box: always re-checked first; a blocked text is refused."""
     if state["draft_id"] is None:
-        state["error"] = "This draft was not saved, so the final reply cannot be stored."
+        state["error"] = t("copy.not_saved")
         return
     text = str(state["draft_text"])
-    with reported(state, "store the final reply"):
+    with reported(state, t("doing.copy")):
         verdict = check_text(services, state, text)
         if not verdict.passed:
             rules = ", ".join(dict.fromkeys(v.rule for v in verdict.violations if v.blocking))
-            state["error"] = (
-                f"Not copied: the text in the box is blocked by the guardrail ({rules}). "
-                "Edit it and re-check before sending."
-            )
+            state["error"] = t("copy.refused", rules=rules)
             return
         services.store.save_sent(
             state["draft_id"],
@@ -152,3 +163,4 @@ def _copy(services: Services, state: State) -> None:
             agent=str(state["agent_name"]).strip() or None,
         )
         state["copied"] = text
+        state["sent_distance"] = edit_distance(state["result"].draft.strip(), text.strip())

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from copilot.errors import CopilotError
 from copilot.secrets import redact
+from copilot.ui.i18n import UI_LANGUAGES, text
 
 if TYPE_CHECKING:
     from copilot.draft.types import DraftRequest, Turn
@@ -18,10 +19,10 @@ log = logging.getLogger(__name__)
 
 State = MutableMapping[Any, Any]  # st.session_state, or a dict in tests
 
-LANGUAGE_NAMES = {"en": "English", "ja": "Japanese · 日本語", "zh": "Chinese · 中文"}
 LANGUAGE_CHOICES = ("auto", "en", "ja", "zh")
 CHANNELS = ("chat", "email", "ticket", "social")
 TONES = ("empathetic", "concise", "formal")
+PAGES = ("workspace", "qa", "insights")
 
 # Session keys and their first values; widget keys are set here, never via ``value=``.
 DEFAULTS: dict[str, Any] = {
@@ -47,17 +48,24 @@ DEFAULTS: dict[str, Any] = {
     "notice": None,  # (kind, message) for st.success / st.info / st.warning, shown once
     "copied": None,  # final text stored by "Copy final reply"
     "kb_results": None,  # (query, hits) of the last KB search
+    "rating": None,  # the agent's current rating of the draft (up, down)
+    "sent_distance": None,  # edit distance of the last sent text from the draft
+    "ui_language": None,  # interface language (en, ja, zh); set by init_state
+    "page": PAGES[0],
 }
 
 
 # ---- session state -------------------------------------------------------------
-def init_state(state: State) -> None:
-    """Set every key of :data:`DEFAULTS` once per session (the one init guard)."""
+def init_state(state: State, ui_language: str = "en") -> None:
+    """Set every key of :data:`DEFAULTS` once per session (the one init guard); the interface
+    language starts as ``ui_language`` (``COPILOT_UI_LANGUAGE``)."""
     if state.get("_initialised"):
         return
     for key, value in DEFAULTS.items():
         if key not in state:
             state[key] = value
+    if state.get("ui_language") not in UI_LANGUAGES:
+        state["ui_language"] = ui_language if ui_language in UI_LANGUAGES else "en"
     state["_initialised"] = True
 
 
@@ -69,13 +77,22 @@ def request_action(state: State, action: str) -> None:
 @contextmanager
 def reported(state: State, doing: str, key: str = "error") -> Iterator[None]:
     """Turn any failure inside the block into ``state[key]`` instead of a traceback."""
+    language = str(state.get("ui_language") or "en")
     try:
         yield
     except CopilotError as exc:
-        state[key] = f"Could not {doing}: {exc}"
+        state[key] = text(language, "app.could_not", doing=doing, error=exc)
     except Exception as exc:  # the page must never show a traceback
         log.exception("unexpected error while trying to %s", doing)
-        state[key] = redact(f"Could not {doing}: unexpected {type(exc).__name__}: {exc}")
+        state[key] = redact(
+            text(
+                language,
+                "app.could_not_unexpected",
+                doing=doing,
+                kind=type(exc).__name__,
+                error=exc,
+            )
+        )
 
 
 # ---- input -------------------------------------------------------------------

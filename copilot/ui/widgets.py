@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import streamlit as st
 
 from copilot.guard.types import Violation
+from copilot.ui.i18n import current_language, t, text
 from copilot.ui.services import Services
-from copilot.ui.state import LANGUAGE_NAMES, State
+from copilot.ui.state import State
 from copilot.understand.signals import Flag
 
 FLAG_ICONS = {
@@ -25,12 +26,46 @@ FLAG_ICONS = {
 }
 
 
-FLAG_LABELS = {
-    "pii": "Personal data masked",
-    "prompt_injection": "Prompt injection",
-    "citation_removed": "Citation removed",
-    "prompt_trimmed": "Prompt trimmed",
+FLAG_LABELS = {  # catalogue keys
+    "pii": "flag.pii",
+    "prompt_injection": "flag.prompt_injection",
+    "citation_removed": "flag.citation_removed",
+    "prompt_trimmed": "flag.prompt_trimmed",
+    "escalation": "flag.escalation",
+    "emotion": "flag.emotion",
+    "blocked": "flag.blocked",
 }
+
+LANGUAGE_KEYS = {"auto": "lang.auto", "en": "lang.en", "ja": "lang.ja", "zh": "lang.zh"}
+CHANNEL_KEYS = {
+    "chat": "channel.chat",
+    "email": "channel.email",
+    "ticket": "channel.ticket",
+    "social": "channel.social",
+}
+TONE_KEYS = {"empathetic": "tone.empathetic", "concise": "tone.concise", "formal": "tone.formal"}
+#: The interface languages by their own names: the same in every interface language, so the
+#: selector's options do not change when it is used (streamlit matches a selectbox's value by
+#: its shown text; options renamed by the switch would reset it on the next run).
+UI_LANGUAGE_NAMES = {"en": "English", "ja": "日本語", "zh": "中文"}
+PAGE_KEYS = {"workspace": "page.workspace", "qa": "page.qa", "insights": "page.insights"}
+
+
+def tone_formatter() -> Callable[[str], str]:
+    """``Tone: <name>`` for the tone selectbox, in the language of the current run."""
+    language = current_language()
+
+    def show(tone: str) -> str:
+        name = text(language, TONE_KEYS[tone]) if tone in TONE_KEYS else tone
+        return text(language, "tone.option", tone=name)
+
+    return show
+
+
+def language_name(code: str) -> str:
+    """A reply language's name in the interface language (the code when unknown)."""
+    key = LANGUAGE_KEYS.get(code)
+    return t(key) if key else code
 
 
 ERROR_ICON = ":material/error:"
@@ -98,14 +133,14 @@ def render_status(state: State) -> None:
     verdict = current_verdict(state)
     pills = [
         {
-            "pass": badge("✓ Guardrail: pass", "pass"),
-            "reject": badge("✕ Blocked by guardrail", "block"),
-        }.get(verdict, badge("Edited: not checked yet", "warn")),
-        badge(f"Language: {LANGUAGE_NAMES.get(result.language, result.language)}"),
-        badge(f"Attempts: {result.attempts}"),
+            "pass": badge(t("pill.pass"), "pass"),
+            "reject": badge(t("pill.blocked"), "block"),
+        }.get(verdict, badge(t("pill.unchecked"), "warn")),
+        badge(t("pill.language", language=language_name(result.language))),
+        badge(t("pill.attempts", attempts=result.attempts)),
     ]
     if result.abstained:
-        pills.append(badge("No matching article", "warn"))
+        pills.append(badge(t("pill.no_article"), "warn"))
     pills += [badge(chip, "warn") for chip in flag_chips(result.flags)]
     st.markdown(f'<div class="sc-badges">{"".join(pills)}</div>', unsafe_allow_html=True)
 
@@ -116,13 +151,13 @@ def flag_chips(flags: Sequence[Flag]) -> list[str]:
     for f in flags:
         kind, level = f.kind, f.level
         if kind == "emotion" and isinstance(level, int) and level >= 1:
-            chips.append(f"Emotion {level}/3")
+            chips.append(t("chip.emotion", level=level))
         elif kind == "escalation":
-            chips.append("Escalation")
+            chips.append(t("chip.escalation"))
         elif kind == "prompt_injection":
-            chips.append("Injection attempt")
+            chips.append(t("chip.injection"))
         elif kind == "pii":
-            chips.append("Personal data masked")
+            chips.append(t("chip.pii"))
     return list(dict.fromkeys(chips))
 
 
@@ -134,9 +169,9 @@ def render_violations(violations: Sequence[Violation], title: str, warn: bool = 
     for v in violations:
         line = f"- **{v.rule}** ({v.severity}): {v.message}"
         if v.excerpt:
-            line += f"\n  - Excerpt: “{v.excerpt}”"
+            line += f"\n  - {t('violation.excerpt')}: “{v.excerpt}”"
         if v.fix:
-            line += f"\n  - Fix: {v.fix}"
+            line += f"\n  - {t('violation.fix')}: {v.fix}"
         lines.append(line)
     (st.warning if warn else st.error)("\n".join(lines))
 
@@ -147,24 +182,25 @@ def render_recheck(state: State) -> None:
     if not check:
         return
     if check["text"] != state["draft_text"]:
-        st.caption("The draft changed since the last check: re-check it before sending.")
+        st.caption(t("recheck.changed"))
     elif check["verdict"] == "pass":
-        st.success("Re-check: the edited draft passes the guardrail.", icon=":material/verified:")
-        render_violations(check["violations"], "Policy warnings (not blocking)", warn=True)
+        st.success(t("recheck.pass"), icon=":material/verified:")
+        render_violations(check["violations"], t("draft.warnings_title"), warn=True)
     else:
-        render_violations(check["violations"], "Re-check: the edited draft is blocked")
+        render_violations(check["violations"], t("recheck.blocked"))
 
 
 def render_flags(flags: Sequence[Flag]) -> None:
     """Input and output signals: escalation, emotion, injection, masked personal data…"""
     if not flags:
-        st.caption("No flags: calm message, no escalation cue, no injection, no personal data.")
+        st.caption(t("flags.none"))
         return
     for f in flags:
         kind, level = f.kind, f.level
-        label = FLAG_LABELS.get(kind, kind.replace("_", " ").capitalize())
+        key = FLAG_LABELS.get(kind)
+        label = t(key) if key else kind.replace("_", " ").capitalize()
         if level not in (None, ""):
-            label += f" · level {level}"
+            label += " · " + t("flags.level", level=level)
         detail = f.detail or ""
         line = f"{FLAG_ICONS.get(kind, ':material/flag:')} **{label}**" + (
             f": {detail}" if detail else ""
@@ -184,13 +220,13 @@ def article_markdown(body: str) -> str:
 def render_sources(services: Services, result: Any) -> None:
     """Cited articles with their titles; each expands to the article text."""
     if not result.sources:
-        st.caption("No article was cited: this reply is not grounded in the knowledge base.")
+        st.caption(t("sources.none"))
         return
     for i, s in enumerate(result.sources, 1):
         with st.expander(f"{i}. {s['title']}  ·  [{s['id']}]  ·  {s.get('language', '')}"):
             article = services.retriever.article(s["id"], s.get("language") or result.language)
             if article is None:
-                st.caption("Article not found in the current knowledge base.")
+                st.caption(t("sources.not_found"))
             else:
                 st.markdown(article_markdown(article.body))
 
@@ -198,19 +234,22 @@ def render_sources(services: Services, result: Any) -> None:
 def render_provenance(result: Any) -> None:
     """Backend, model, prompt and KB versions, tokens and latency per stage."""
     rows = [
-        ("Backend", result.backend),
-        ("Model", result.model),
-        ("Prompt version", result.prompt_version),
-        ("Prompt sha256", (result.prompt_sha256 or "")[:16]),
-        ("KB version", result.kb_version),
-        ("Scenario", getattr(result, "scenario", "")),
-        ("Tokens", ", ".join(f"{k} {v}" for k, v in (result.tokens or {}).items())),
+        (t("provenance.backend"), result.backend),
+        (t("provenance.model"), result.model),
+        (t("provenance.prompt_version"), result.prompt_version),
+        (t("provenance.prompt_sha256"), (result.prompt_sha256 or "")[:16]),
+        (t("provenance.kb_version"), result.kb_version),
+        (t("provenance.scenario"), getattr(result, "scenario", "")),
+        (t("provenance.tokens"), ", ".join(f"{k} {v}" for k, v in (result.tokens or {}).items())),
     ]
     latency = result.latency_ms
     if isinstance(latency, dict):
-        rows += [(f"Latency · {stage}", f"{ms:.1f} ms") for stage, ms in latency.items()]
+        rows += [
+            (t("provenance.latency_stage", stage=stage), f"{ms:.1f} ms")
+            for stage, ms in latency.items()
+        ]
     elif isinstance(latency, int | float):
-        rows.append(("Latency", f"{latency:.1f} ms"))
+        rows.append((t("provenance.latency"), f"{latency:.1f} ms"))
     table = "| | |\n|---|---|\n" + "\n".join(
         f"| {name} | `{value}` |" for name, value in rows if value not in (None, "")
     )
@@ -221,7 +260,8 @@ def render_kb_hits(services: Services, hits: Sequence[Any]) -> None:
     """KB search results, each expandable to its whole article."""
     for hit in hits:
         where = str(hit.heading_path or hit.section or "")
-        title = f"{hit.title}  ·  [{hit.article_id}]  ·  {hit.language}  ·  match {hit.score:.0%}"
+        match = t("kb.match", score=f"{hit.score:.0%}")
+        title = f"{hit.title}  ·  [{hit.article_id}]  ·  {hit.language}  ·  {match}"
         with st.expander(title):
             if where:
                 st.caption(where)

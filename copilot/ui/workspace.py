@@ -1,19 +1,25 @@
-"""The agent workspace page: the request form, the draft panel, the knowledge-base and
-activity tabs. ``app.py`` calls :func:`main` on every script run."""
+"""The agent workspace: the sidebar (interface language, agent, page), the reply workspace
+(request form, draft panel, knowledge-base and activity tabs), and the QA and Insights pages
+(:mod:`copilot.ui.qa`, :mod:`copilot.ui.insights`). ``app.py`` calls :func:`main` on every
+script run; :mod:`copilot.ui.restore` reads the URL once per session and saves what changed
+after each run. Every label comes from the message catalogues (:mod:`copilot.ui.i18n`)."""
 
 from __future__ import annotations
+
+import html
 
 import streamlit as st
 
 from copilot.errors import CopilotError
 from copilot.settings import Settings, get_settings
-from copilot.ui import actions, widgets
+from copilot.ui import actions, insights, qa, restore, widgets
 from copilot.ui import state as session
 from copilot.ui.activity import render_activity
+from copilot.ui.i18n import UI_LANGUAGES, formatter, t
 from copilot.ui.services import Services, build_services, settings_key
 
 
-@st.cache_resource(show_spinner="Loading the knowledge base…")
+@st.cache_resource(show_spinner=False)
 def services(key: str, _settings: Settings) -> Services:
     """The copilot (retriever, guardrail, backend) and the store, once per settings."""
     return build_services(_settings)
@@ -23,9 +29,10 @@ def load() -> Services:
     """Settings and services, or an error box and a stopped page."""
     try:
         settings = get_settings()
-        return services(settings_key(settings), settings)
+        with st.spinner(t("app.loading")):
+            return services(settings_key(settings), settings)
     except CopilotError as exc:
-        st.error(f"Support Copilot cannot start: {exc}", icon=widgets.ERROR_ICON)
+        st.error(t("app.cannot_start", error=exc), icon=widgets.ERROR_ICON)
         st.stop()
         raise  # unreachable: st.stop() ends the run
 
@@ -33,57 +40,72 @@ def load() -> Services:
 def sidebar(svc: Services) -> None:
     """Agent identity and what the copilot runs on."""
     with st.sidebar:
-        st.markdown("### :material/support_agent: Support Copilot")
-        st.caption("Grounded, cited, policy-checked reply drafts · en / ja / zh")
-        st.text_input("Your name (stored with feedback)", key="agent_name")
+        st.markdown("### :material/support_agent: " + t("app.title"))
+        st.caption(t("sidebar.caption"))
+        st.selectbox(
+            t("sidebar.ui_language"),
+            UI_LANGUAGES,
+            key="ui_language",
+            format_func=widgets.UI_LANGUAGE_NAMES.__getitem__,
+        )
+        st.text_input(t("sidebar.agent_name"), key="agent_name")
+        st.radio(
+            t("page.select"),
+            session.PAGES,
+            key="page",
+            format_func=formatter(widgets.PAGE_KEYS),
+        )
         st.divider()
         s = svc.settings
-        st.markdown("**Running on**")
+        st.markdown(f"**{t('sidebar.running_on')}**")
         st.markdown(
-            f"- Backend: `{s.llm_backend}`"
+            f"- {t('sidebar.backend')}: `{s.llm_backend}`"
             + (f" · `{s.llm_model}`" if s.llm_backend == "openai" else "")
-            + f"\n- Knowledge base: `{s.collection}`\n- Database: `{svc.store.dialect}`"
+            + f"\n- {t('sidebar.knowledge_base')}: `{s.collection}`"
+            + f"\n- {t('sidebar.database')}: `{svc.store.dialect}`"
         )
         if s.llm_backend == "offline":
-            st.caption(
-                "Offline mode: replies are composed from KB templates; tone rewrite "
-                "needs an LLM backend (COPILOT_LLM_BACKEND=openai)."
-            )
+            st.caption(t("sidebar.offline_note"))
 
 
 def request_form(svc: Services) -> bool:
     """The left column: the customer's message and context. True when submitted."""
     with st.form("draft_form", border=False):
         st.text_area(
-            "Customer message",
+            t("form.customer_message"),
             key="customer_message",
             height=200,
-            placeholder="Paste the customer's latest message (English, 日本語 or 中文)…",
+            placeholder=t("form.customer_message_placeholder"),
         )
         c1, c2 = st.columns(2)
-        c1.text_input("Customer name (optional)", key="customer_name")
-        c2.selectbox("Channel", session.CHANNELS, key="channel", format_func=str.capitalize)
+        c1.text_input(t("form.customer_name"), key="customer_name")
+        c2.selectbox(
+            t("form.channel"),
+            session.CHANNELS,
+            key="channel",
+            format_func=formatter(widgets.CHANNEL_KEYS),
+        )
         st.selectbox(
-            "Reply language",
+            t("form.reply_language"),
             session.LANGUAGE_CHOICES,
             key="language_choice",
-            format_func=lambda c: "Auto-detect" if c == "auto" else session.LANGUAGE_NAMES[c],
+            format_func=formatter(widgets.LANGUAGE_KEYS),
         )
         st.text_area(
-            "Agent note (private, optional)",
+            t("form.agent_note"),
             key="agent_note",
             height=70,
-            placeholder="e.g. customer already tried resetting 2FA",
+            placeholder=t("form.agent_note_placeholder"),
         )
-        with st.expander("Earlier thread (optional)"):
+        with st.expander(t("form.thread")):
             st.text_area(
-                "One message per line, prefixed Customer: or Agent:",
+                t("form.thread_help"),
                 key="thread",
                 height=110,
-                placeholder="Customer: my deposit is missing\nAgent: could you share the TXID?",
+                placeholder=t("form.thread_placeholder"),
             )
-        submitted = st.form_submit_button("Draft reply", type="primary", width="stretch")
-    st.caption(f"Messages up to {svc.settings.max_message_chars:,} characters.")
+        submitted = st.form_submit_button(t("form.submit"), type="primary", width="stretch")
+    st.caption(t("form.limit", limit=f"{svc.settings.max_message_chars:,}"))
     return submitted
 
 
@@ -93,40 +115,35 @@ def draft_panel(svc: Services) -> None:
     result = state["result"]
     if result is None:
         widgets.show_messages(state)
-        st.info(
-            "Paste a customer message on the left and click **Draft reply**. The draft "
-            "cites knowledge-base articles as [faq/…] and is checked against the reply "
-            "policy before you see it.",
-            icon=":material/lightbulb:",
-        )
+        st.info(t("draft.empty_hint"), icon=":material/lightbulb:")
         return
     widgets.render_status(state)
     if result.blocked:
-        widgets.render_violations(result.violations, "Blocked: do not send this draft as it is")
+        widgets.render_violations(result.violations, t("draft.blocked_title"))
     else:
-        widgets.render_violations(result.violations, "Policy warnings (not blocking)", warn=True)
+        widgets.render_violations(result.violations, t("draft.warnings_title"), warn=True)
     if result.abstained:
-        st.warning("No knowledge-base article matched well: check the facts before sending.")
-    st.text_area("Reply draft (editable)", key="draft_text", height=340)
+        st.warning(t("draft.abstained"))
+    st.text_area(t("draft.editor"), key="draft_text", height=340)
     widgets.render_recheck(state)
 
     edit = st.columns([1.4, 1.1, 1.1], vertical_alignment="bottom")
     edit[0].button(
-        "Re-check edited draft",
+        t("draft.recheck"),
         icon=":material/fact_check:",
         width="stretch",
         on_click=session.request_action,
         args=(state, "recheck"),
     )
     edit[1].selectbox(
-        "Tone",
+        t("tone.label"),
         session.TONES,
         key="tone",
         label_visibility="collapsed",
-        format_func=lambda t: f"Tone: {t.capitalize()}",
+        format_func=widgets.tone_formatter(),
     )
     edit[2].button(
-        "Rewrite tone",
+        t("draft.rewrite"),
         icon=":material/auto_fix_high:",
         width="stretch",
         on_click=session.request_action,
@@ -134,24 +151,24 @@ def draft_panel(svc: Services) -> None:
     )
     widgets.show_messages(state)  # outcome of the button just clicked, next to the buttons
     with st.container(border=True):
-        st.markdown("**Feedback** · stored with the draft to improve the copilot")
+        st.markdown(t("feedback.title"))
         fb = st.columns([1, 1, 1.3], vertical_alignment="bottom")
         fb[0].button(
-            "Helpful",
+            t("feedback.up"),
             icon=":material/thumb_up:",
             width="stretch",
             on_click=session.request_action,
             args=(state, "up"),
         )
         fb[1].button(
-            "Needs work",
+            t("feedback.down"),
             icon=":material/thumb_down:",
             width="stretch",
             on_click=session.request_action,
             args=(state, "down"),
         )
         fb[2].button(
-            "Copy final reply",
+            t("feedback.copy"),
             icon=":material/content_copy:",
             type="primary",
             width="stretch",
@@ -159,21 +176,24 @@ def draft_panel(svc: Services) -> None:
             args=(state, "copy"),
         )
         st.text_input(
-            "Feedback note (optional)",
+            t("feedback.note"),
             key="feedback_note",
-            placeholder="What was wrong or missing?",
+            placeholder=t("feedback.note_placeholder"),
         )
+        if state["rating"] is not None:
+            name = t("feedback.up") if state["rating"] == "up" else t("feedback.down")
+            st.caption(t("feedback.current", rating=name))
     if state["copied"] is not None:
-        st.success(
-            "Final reply stored. Use the copy icon on the box below.", icon=":material/task_alt:"
-        )
+        st.success(t("copy.done"), icon=":material/task_alt:")
+        if state["sent_distance"] is not None:
+            st.caption(t("copy.distance", distance=state["sent_distance"]))
         st.code(state["copied"], language=None, wrap_lines=True)
 
-    st.markdown("#### Flags")
+    st.markdown("#### " + t("flags.title"))
     widgets.render_flags(result.flags)
-    st.markdown("#### Sources")
+    st.markdown("#### " + t("sources.title"))
     widgets.render_sources(svc, result)
-    with st.expander("Provenance"):
+    with st.expander(t("provenance.title")):
         widgets.render_provenance(result)
 
 
@@ -183,24 +203,21 @@ def knowledge_tab(svc: Services) -> None:
     with st.form("kb_form", border=False):
         c1, c2, c3 = st.columns([4, 1.4, 1], vertical_alignment="bottom")
         query = c1.text_input(
-            "Search the knowledge base", key="kb_query", placeholder="e.g. 出金 保留 / 2FA reset"
+            t("kb.search"), key="kb_query", placeholder=t("kb.search_placeholder")
         )
         language = c2.selectbox(
-            "Language",
+            t("kb.language"),
             session.LANGUAGE_CHOICES,
             key="kb_language",
-            format_func=lambda c: "Same as query" if c == "auto" else session.LANGUAGE_NAMES[c],
+            format_func=formatter({**widgets.LANGUAGE_KEYS, "auto": "lang.same_as_query"}),
         )
-        searched = c3.form_submit_button("Search", width="stretch")
+        searched = c3.form_submit_button(t("kb.search_button"), width="stretch")
     if searched and query.strip():
         state["kb_error"] = None
-        with session.reported(state, "search the knowledge base", key="kb_error"):
+        with session.reported(state, t("doing.search"), key="kb_error"):
             limit = svc.settings.max_query_chars
             if len(query) > limit:
-                raise CopilotError(
-                    f"the query is {len(query)} characters, over the limit of {limit} "
-                    "(COPILOT_MAX_QUERY_CHARS)"
-                )
+                raise CopilotError(t("kb.query_too_long", length=len(query), limit=limit))
             lang = None if language == "auto" else language
             found = svc.retriever.search(query, k=8, language=lang)
             state["kb_results"] = (query, list(found.hits), bool(found.abstain))
@@ -208,28 +225,57 @@ def knowledge_tab(svc: Services) -> None:
         st.error(state["kb_error"], icon=widgets.ERROR_ICON)
     elif state["kb_results"] is not None:
         q, hits, abstain = state["kb_results"]
-        st.caption(f"{len(hits)} result(s) for “{q}”")
+        st.caption(t("kb.results", count=len(hits), query=q))
         if abstain:
-            st.warning("Weak matches only: the copilot would not answer from these.")
+            st.warning(t("kb.weak"))
         widgets.render_kb_hits(svc, hits)
 
 
+def _default_ui_language() -> str:
+    """``COPILOT_UI_LANGUAGE``, or English when the settings cannot be read (the page then
+    shows why)."""
+    try:
+        return get_settings().ui_language
+    except CopilotError:
+        return "en"
+
+
 def main() -> None:
-    """Lay out the page."""
+    """Lay out the page: restore what the URL names (once per session), render the chosen
+    page, then save what changed."""
     st.set_page_config(
         page_title="Support Copilot", page_icon=":material/support_agent:", layout="wide"
     )
     st.markdown(widgets.CSS, unsafe_allow_html=True)
-    session.init_state(st.session_state)
+    state = st.session_state
+    session.init_state(state, ui_language=_default_ui_language())
     svc = load()
+    if not state.get("_restored"):
+        state["_restored"] = True
+        restore.from_query(svc.store, state, st.query_params, t("doing.restore"))
     sidebar(svc)
+    page = state["page"]
+    if page == "qa":
+        qa.render(svc)
+    elif page == "insights":
+        insights.render(svc)
+    else:
+        workspace_page(svc)
+    restore.remember(
+        svc.store, state, st.query_params, t("doing.save_ticket"), record=svc.settings.record_drafts
+    )
+
+
+def workspace_page(svc: Services) -> None:
+    """The reply workspace with its knowledge-base and activity tabs."""
     st.markdown(
-        '<div class="sc-header"><h1>Support Copilot</h1></div>'
-        '<div class="sc-sub">Agent workspace · drafts are grounded in the knowledge base '
-        "and checked against the reply policy. Review before sending.</div>",
+        f'<div class="sc-header"><h1>{html.escape(t("app.title"))}</h1></div>'
+        f'<div class="sc-sub">{html.escape(t("app.subtitle"))}</div>',
         unsafe_allow_html=True,
     )
-    workspace, knowledge, activity = st.tabs(["Reply workspace", "Knowledge base", "Activity"])
+    workspace, knowledge, activity = st.tabs(
+        [t("tab.workspace"), t("tab.knowledge"), t("tab.activity")]
+    )
     with workspace:
         left, right = st.columns([2, 3], gap="large")
         with left:
