@@ -6,10 +6,13 @@ import argparse
 import importlib
 import json
 
-HELP = "Run a benchmark: ingest, retrieval, guardrails, draft or eval (--json for machine output)."
+HELP = (
+    "Run a benchmark: ingest, retrieval, embeddings, guardrails, draft or eval "
+    "(--json for machine output)."
+)
 
 # target -> module under copilot.bench; each defines run(args) -> dict and render(result) -> str
-TARGETS = ("ingest", "retrieval", "guardrails", "draft", "eval")
+TARGETS = ("ingest", "retrieval", "embeddings", "guardrails", "draft", "eval")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -21,6 +21,7 @@ VERBS: dict[str, str] = {
     "validate-kb": "validate_kb",
     "ingest": "ingest",
     "search": "search",
+    "calibrate": "calibrate",
     "check": "check",
     "guardrail": "guardrail",
     "draft": "draft",
