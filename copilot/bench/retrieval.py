@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from copilot.bench import latency_percentiles
-from copilot.retrieval.calibration import CALIBRATION, Calibration, calibration_split, fit_mode
+from copilot.retrieval.calibration import fit_mode, load_calibration
+from copilot.retrieval.fitting import abstention, recall_table, search_all
 from copilot.retrieval.hybrid import MODES, HybridRetriever
 from copilot.settings import get_settings
 
@@ -61,61 +62,9 @@ def _ensure_collections(settings: Any) -> dict[str, str]:
     return {"kb": settings.collection, "banking77": B77_COLLECTION}
 
 
-# ---- quality ------------------------------------------------------------------
-def _search_all(
-    retriever: HybridRetriever, queries: list[dict[str, Any]], mode: str
-) -> list[dict[str, Any]]:
-    out = []
-    for q in queries:
-        res = retriever.search(q["query"], k=5, mode=mode)  # language detected
-        out.append(
-            {
-                "id": q["id"],
-                "language": q["lang"],
-                "relevant": q["relevant"],
-                "ids": [h.article_id for h in res.hits],
-                "hits": [
-                    (h.features.get("cos", 0.0), h.features.get("cov", 0.0)) for h in res.hits
-                ],
-                "abstain": res.abstain,
-                "top": res.hits[0].score if res.hits else 0.0,
-            }
-        )
-    return out
-
-
-def recall_table(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """recall@1, recall@5 and MRR per language (and ``all``) over labelled runs."""
-    table: dict[str, dict[str, float]] = {}
-    groups: dict[str, list[dict[str, Any]]] = {"all": []}
-    for r in runs:
-        if r["relevant"]:
-            groups.setdefault(r["language"], []).append(r)
-            groups["all"].append(r)
-    for lang, rows in groups.items():
-        if not rows:
-            continue
-        r1 = r5 = rr = 0.0
-        for r in rows:
-            rel = set(r["relevant"])
-            ranks = [i for i, a in enumerate(r["ids"]) if a in rel]
-            r1 += bool(ranks and ranks[0] == 0)
-            r5 += bool(ranks and ranks[0] < 5)
-            rr += 1.0 / (ranks[0] + 1) if ranks else 0.0
-        n = len(rows)
-        table[lang] = {"recall@1": r1 / n, "recall@5": r5 / n, "mrr": rr / n, "n": n}
-    return table
-
-
-def _abstention(
-    runs: dict[str, list[dict[str, Any]]], cal: Calibration, held_out: bool = True
-) -> dict[str, float]:
-    out = {}
-    for name in ("clinc-in-b77", "clinc-oos-b77", "kb", "clinc-oos-kb", "banking77"):
-        rows = [r for r in runs[name] if not (held_out and calibration_split(r["id"]))]
-        tops = [cal.probability(*r["hits"][0]) if r["hits"] else 0.0 for r in rows]
-        out[name] = float(np.mean([t < cal.threshold for t in tops])) if tops else math.nan
-    return out
+# ---- quality: the searches and tables are the calibration's (copilot.retrieval.fitting)
+_search_all = search_all
+_abstention = abstention
 
 
 # ---- latency ------------------------------------------------------------------
@@ -337,17 +286,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for mode in MODES:
             runs[mode][set_name] = _search_all(retrievers[collection], queries, mode)
     quality: dict[str, Any] = {}
-    abstention: dict[str, Any] = {}
+    rates: dict[str, Any] = {}
+    shipped = load_calibration(settings.embedding_model)
     for mode in MODES:
         quality[mode] = {
             "kb": recall_table(runs[mode]["kb"]),
             "banking77": recall_table(runs[mode]["banking77"]),
         }
         refit = fit_mode(mode, runs[mode])
-        abstention[mode] = {
+        rates[mode] = {
             "shipped": {
-                "calibration": vars(CALIBRATION[mode]),
-                "held_out": _abstention(runs[mode], CALIBRATION[mode]),
+                "calibration": vars(shipped[mode]),
+                "held_out": _abstention(runs[mode], shipped[mode]),
             },
             "refit": {"calibration": vars(refit), "held_out": _abstention(runs[mode], refit)},
         }
@@ -374,7 +324,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "kb_version": retrievers[names["kb"]].kb_version,
         "quality": quality,
-        "abstention": abstention,
+        "embedder": settings.embedding_model,
+        "abstention": rates,
         "latency": latency,
         "seconds": time.time() - started,
     }

@@ -7,12 +7,12 @@ import importlib
 import json
 
 HELP = (
-    "Run a benchmark: ingest, retrieval, guardrails, draft, eval or load"
+    "Run a benchmark: ingest, retrieval, embeddings, guardrails, draft, eval or load"
     " (--json for machine output)."
 )
 
 # target -> module under copilot.bench; each defines run(args) -> dict and render(result) -> str
-TARGETS = ("ingest", "retrieval", "guardrails", "draft", "eval", "load")
+TARGETS = ("ingest", "retrieval", "embeddings", "guardrails", "draft", "eval", "load")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

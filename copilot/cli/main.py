@@ -24,6 +24,7 @@ VERBS: dict[str, str] = {
     "validate-kb": "validate_kb",
     "ingest": "ingest",
     "search": "search",
+    "calibrate": "calibrate",
     "check": "check",
     "guardrail": "guardrail",
     "understand": "understand",

