@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from copilot.draft.citations import strip_citations
 from copilot.store import SqlStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -193,7 +194,9 @@ def test_thumbs_down_and_copy_final_reply(app_env: str, store_of: Any) -> None:
     at.run()
     assert not at.exception and not at.error, texts(at.error)
     final = editor(at)
-    assert at.code[0].value == final
+    # what the agent copies is customer-ready: no citation markers; the record keeps them
+    assert "[faq/" in final and "[faq/" not in at.code[0].value
+    assert at.code[0].value == strip_citations(final)
     stored = store_of(app_env).get_draft(at.session_state["draft_id"])
     assert stored is not None
     # copying is a send, not a rating: the "needs work" rating stays the only one

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from copilot.draft.citations import find_citations, resolve_citations
+from copilot.draft.citations import find_citations, resolve_citations, strip_citations
 
 ALLOWED = ["faq/withdrawal", "faq/fees", "playbook/angry"]
 
@@ -114,3 +114,27 @@ def test_allowed_ids_are_matched_without_regard_to_case() -> None:
     res = resolve_citations("See [faq/withdrawal].", ["FAQ/Withdrawal"])
     assert res.text == "See [faq/withdrawal]." and res.cited == ["faq/withdrawal"]
     assert resolve_citations("See [faq/withdrawal].", []).text == "See."
+
+
+@pytest.mark.parametrize(
+    ("text", "ready"),
+    [
+        (
+            "Withdrawals take about 30 minutes [faq/withdrawal].",
+            "Withdrawals take about 30 minutes.",
+        ),
+        (
+            "Hi,\n\nSee the fee table [faq/fees, playbook/fee-dispute] for details.\n\nBest regards,",
+            "Hi,\n\nSee the fee table for details.\n\nBest regards,",
+        ),
+        (
+            "出金は通常30分以内に処理されます。[faq/withdrawal]",
+            "出金は通常30分以内に処理されます。",
+        ),
+        ("请在「资产」中查看 [FAQ/Withdrawal]，谢谢。", "请在「资产」中查看，谢谢。"),
+        ("No markers here [not a citation].", "No markers here [not a citation]."),
+    ],
+)
+def test_strip_citations_leaves_customer_ready_text(text: str, ready: str) -> None:
+    assert strip_citations(text) == ready
+    assert find_citations(strip_citations(text)) == []

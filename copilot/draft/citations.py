@@ -60,3 +60,13 @@ def resolve_citations(text: str, allowed: Collection[str]) -> Resolved:
         ]
         out = "\n".join(lines)
     return Resolved(out.strip(), cited, removed)
+
+
+def strip_citations(text: str) -> str:
+    """``text`` ready for the customer: every citation marker removed (the sources stay in
+    the draft's record), the whitespace it leaves tidied; line breaks kept."""
+    out = CITATION_RE.sub("", text)
+    return "\n".join(
+        _DOUBLE_SPACE.sub(" ", _SPACE_BEFORE_PUNCT.sub(r"\1", ln)).rstrip()
+        for ln in out.splitlines()
+    ).strip()

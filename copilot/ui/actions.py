@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from copilot.draft.citations import strip_citations
 from copilot.errors import CopilotError
 from copilot.guard.types import Verdict
 from copilot.text.distance import edit_distance
@@ -162,5 +163,6 @@ def _copy(services: Services, state: State) -> None:
             verdict=verdict.verdict,
             agent=str(state["agent_name"]).strip() or None,
         )
-        state["copied"] = text
+        # what leaves is customer-ready: no citation markers (the record keeps them)
+        state["copied"] = strip_citations(text)
         state["sent_distance"] = edit_distance(state["result"].draft.strip(), text.strip())
