@@ -22,6 +22,13 @@ from copilot.runtime import configure  # noqa: E402
 
 configure()
 
+# Property tests check behaviour, never speed: no per-example deadline and no "too slow"
+# health check, which fail on a loaded shared machine (performance lives in copilot bench).
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile("copilot", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("copilot")
+
 
 @pytest.fixture(autouse=True)
 def _isolated_env(

@@ -80,7 +80,11 @@ def test_an_unreadable_file_fails_when_opened_not_later(tmp_path: Path) -> None:
         read_jsonl(tmp_path)  # a folder
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(
     st.lists(
         st.one_of(

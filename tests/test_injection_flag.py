@@ -172,7 +172,7 @@ def test_check_many_gives_the_verdicts_of_one_check_at_a_time(guard: PolicyGuard
             "sources": None,
         },
     ]
-    batched = guard.check_many(items)
+    batched = list(guard.check_many(items))
     one_by_one = [
         guard.check(
             str(i["draft"]),

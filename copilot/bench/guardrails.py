@@ -254,7 +254,7 @@ def _batch_check(full: Any, n: int) -> dict[str, Any]:
     drafts = synthetic_drafts(n, seed=5, words=(60, 200))
     items = [{"draft": t, "language": lang, "sources": src} for lang, t, src in drafts]
     start = time.perf_counter()
-    batched = full.check_many(items)
+    batched = list(full.check_many(items))
     t_batch = time.perf_counter() - start
     for g in (full.learned, full.injection):
         if g is not None:

@@ -16,7 +16,7 @@ findings add up:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -172,10 +172,11 @@ class PolicyGuardrail:
             "reject" if blocked else "pass", violations, flags, ctx.language, judge_state
         )
 
-    def check_many(self, items: Sequence[Mapping[str, Any]]) -> list[Verdict]:
+    def check_many(self, items: Sequence[Mapping[str, Any]]) -> Iterator[Verdict]:
         """:meth:`check` for each item (keys ``draft``, ``customer_message``, ``language``,
         ``sources``), with the learned tiers' embeddings of all items computed in one batch
-        first. Same verdicts as one check at a time."""
+        first. Same verdicts as one check at a time, yielded in order as each is ready (a
+        caller writing them out keeps what was checked when interrupted)."""
         if self.learned is not None:
             self.learned.prime(
                 [
@@ -196,15 +197,13 @@ class PolicyGuardrail:
                 ]
             )
         try:
-            return [
-                self.check(
+            for it in items:
+                yield self.check(
                     str(it["draft"]),
                     customer_message=it.get("customer_message") or None,
                     language=it.get("language"),
                     sources=it.get("sources"),
                 )
-                for it in items
-            ]
         finally:
             for tier in (self.learned, self.injection):
                 if tier is not None:
