@@ -301,6 +301,9 @@ class FaultServer:
                 self.send_header("Content-Type", kind)
                 if length is not None:
                     self.send_header("Content-Length", str(length))
+                # every answer closes its connection (do_POST): say so, or a client may send
+                # its retry on the pooled connection the server is closing (a race)
+                extra.setdefault("Connection", "close")
                 for key, value in extra.items():
                     self.send_header(key.replace("_", "-"), value)
                 self.end_headers()

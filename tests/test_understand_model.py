@@ -77,7 +77,7 @@ def test_probabilities_are_calibrated_and_decisions_sane(trained: tuple[Path, Pa
     u = model.understand("my withdrawal of 500 USDT is stuck for 3 days", "en")
     assert 0.0 < u.confidence <= 1.0 and u.primary in LABELS
     assert all(0.0 <= p <= 1.0 for p in u.probabilities.values())
-    assert set(u.to_dict()) == {"topics", "flags", "emotion"}
+    assert set(u.to_dict()) == {"topics", "flags", "emotion", "inherited"}
     # the thread is read: the same short follow-up with and without it differs
     bare = model.probabilities([("any update???", NO_CONTEXT)])
     thread = [ThreadTurn("customer", "my BTC withdrawal has been pending for two days")]
