@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from copilot.draft.citations import strip_citations
 from copilot.store import SqlStore
 from tests.test_app import APP, EN_MESSAGE, JA_MESSAGE, TIMEOUT, button, texts
 
@@ -290,7 +291,10 @@ def test_qa_page_adds_a_sent_reply_to_a_new_golden_file(fake_app: str, tmp_path:
     button(at, "Copy final reply").click()
     at.run()
     assert not at.error, texts(at.error)
-    sent_text = at.session_state["copied"]
+    # the golden case takes the sent reply as stored (citations kept: they are its sources);
+    # what the agent copied is the same text without the markers
+    sent_text = at.session_state["draft_text"]
+    assert at.session_state["copied"] == strip_citations(sent_text) != sent_text
     at.radio(key="page").set_value("qa")
     at.run()
     assert "No eval run in" in texts(at.info)
