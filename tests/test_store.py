@@ -432,7 +432,7 @@ def test_a_database_locked_by_another_writer_is_a_clear_error_and_loses_nothing(
     s = SqlStore.from_url(f"sqlite:///{path}", busy_timeout_s=0.2)
     assert s.stats()["drafts"] == 2  # open before the lock
     fresh = SqlStore.from_url(f"sqlite:///{path}", busy_timeout_s=0.2)  # first used during it
-    other = sqlite3.connect(path, isolation_level=None)
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")  # another process is writing
     try:
         with pytest.raises(CopilotError, match="database is locked") as err:
@@ -784,3 +784,27 @@ def test_the_db_verb_reports_and_upgrades_a_0_1_0_database(
     assert main(["db", "current", "--url", "postgresql://u:s3cret@127.0.0.1:1/x"]) == 2
     err = capsys.readouterr().err
     assert "cannot connect to database" in err and "s3cret" not in err
+
+
+def test_a_new_sqlite_file_locked_by_another_connection_is_waited_for(tmp_path: Path) -> None:
+    """Switching a new file to WAL needs it to itself, and SQLite does not wait for that on
+    its own: a store opened while another connection holds the file waits, then works."""
+    path = tmp_path / "held.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE held (x)")
+    other.execute("BEGIN IMMEDIATE")  # a writer's lock: SQLite's busy wait skips the WAL switch
+    other.execute("INSERT INTO held VALUES (1)")
+    release = threading.Timer(0.4, other.execute, args=("COMMIT",))
+    release.start()
+    try:
+        with SqlStore.from_url(f"sqlite:///{path}", busy_timeout_s=5.0) as store:
+            store.save_draft(result_dict(), request_dict())
+            assert store.stats()["drafts"] == 1
+    finally:
+        release.join()
+        other.close()
+    check = sqlite3.connect(path)
+    try:
+        assert check.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        check.close()

@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -162,7 +163,7 @@ class SqlStore:
                 cursor.execute("PRAGMA foreign_keys = ON")
                 cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
                 if not memory:
-                    cursor.execute("PRAGMA journal_mode = WAL")
+                    _use_wal(cursor, self._busy_timeout_s)
             finally:
                 cursor.close()
 
@@ -876,6 +877,30 @@ class SqlStore:
         if row is None:
             return None
         return {"state": row.state, "agent": row.agent, "updated_at": _as_text(row.updated_at)}
+
+
+def _use_wal(cursor: Any, wait_s: float) -> None:
+    """Put the database file in WAL mode (it stays so), waiting for other connections.
+
+    Switching the journal mode needs the file to itself, and SQLite answers "database is
+    locked" at once instead of calling its busy handler; several stores opening a new file
+    together hit that. So the switch is retried for up to ``wait_s``, and skipped when the
+    file is already in WAL mode (every open after the first).
+    """
+    deadline = time.monotonic() + wait_s
+    pause = 0.005
+    while True:
+        try:
+            mode = cursor.execute("PRAGMA journal_mode").fetchone()
+            if mode and str(mode[0]).lower() == "wal":
+                return
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc).lower() or time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
 
 
 def _is_database_error(exc: BaseException) -> bool:
