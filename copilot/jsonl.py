@@ -46,6 +46,24 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | Problem]]:
     return _lines(path, handle)
 
 
+def read_objects(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[Problem]]:
+    """A labelled file read whole: ``(line_number, object)`` for every JSON-object line, and
+    the :class:`Problem` of every other non-blank line (a file that cannot be opened is one
+    problem on line 1). The loaders of training and test sets check fields on top of this."""
+    try:
+        lines = read_jsonl(path)
+    except CopilotError as exc:
+        return [], [Problem(str(path), 1, str(exc).removeprefix(f"{path}: "))]
+    rows: list[tuple[int, dict[str, Any]]] = []
+    problems: list[Problem] = []
+    for number, item in lines:
+        if isinstance(item, Problem):
+            problems.append(item)
+        else:
+            rows.append((number, item))
+    return rows, problems
+
+
 def check_readable(path: Path) -> None:
     """Raise :class:`CopilotError` (exit 2) now when ``path`` cannot be opened for reading."""
     try:

@@ -147,7 +147,7 @@ def test_bad_message_files_name_file_line_and_field(tmp_path: Path) -> None:
         load_messages(path)
     text = str(info.value)
     assert f"{path}: line 1: field 'injection'" in text
-    assert f"{path}: line 2: not JSON" in text
+    assert f"{path}: line 2: not valid JSON" in text
     assert f"{path}: line 3: field 'language'" in text
 
 

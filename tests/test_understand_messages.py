@@ -89,7 +89,11 @@ def test_not_json_not_an_object_and_repeats_are_all_reported(tmp_path: Path) -> 
     with pytest.raises(InputError) as err:
         load_messages(path)
     lines = [(p.line, p.message.split(":")[0]) for p in err.value.problems]
-    assert lines == [(1, "not JSON"), (2, "must be a JSON object"), (4, "field 'id'")]
+    assert lines == [
+        (1, "not valid JSON"),
+        (2, "each line must be a JSON object"),
+        (4, "field 'id'"),
+    ]
 
 
 def test_unreadable_file_and_empty_folder(tmp_path: Path) -> None:
@@ -124,3 +128,21 @@ def test_the_training_data_loads() -> None:
     assert len(messages) == 2040
     assert {t for m in messages for t in m.topics} <= set(TOPICS)
     assert {m.language for m in load_split(part="dev")} == {"en", "ja", "zh"}
+
+
+def test_a_bad_byte_is_that_lines_problem_and_the_other_lines_are_still_checked(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "m.jsonl"
+    bad_id = {**GOOD, "id": 7}
+    path.write_bytes(
+        json.dumps(GOOD).encode()
+        + b"\n"
+        + b'{"id": "\xff"}\n'
+        + json.dumps(bad_id).encode()
+        + b"\n"
+    )
+    with pytest.raises(InputError) as err:
+        load_messages(path)
+    lines = [(p.line, p.message.split(":")[0]) for p in err.value.problems]
+    assert lines == [(2, "not UTF-8 text"), (3, "field 'id'")]

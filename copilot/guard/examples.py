@@ -17,13 +17,13 @@ Every problem names the file, the line and the field.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from copilot.errors import InputError, Problem
+from copilot.jsonl import read_objects
 from copilot.text.language import LANGUAGES
 from copilot.text.sentences import sentence_spans
 
@@ -69,27 +69,10 @@ def split_of(item_id: str, dev_share: float = 0.2) -> str:
 
 
 def _lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    out = []
-    problems = []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError([Problem(str(path), 1, f"cannot read: {exc}")]) from None
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(Problem(str(path), number, f"not JSON: {exc.msg}"))
-            continue
-        if not isinstance(obj, dict):
-            problems.append(Problem(str(path), number, "must be a JSON object"))
-            continue
-        out.append((number, obj))
+    rows, problems = read_objects(path)
     if problems:
         raise InputError(problems)
-    return out
+    return rows
 
 
 def load_examples(path: Path, rule_ids: Sequence[str]) -> list[SentenceRow]:

@@ -16,7 +16,6 @@ scored out of fold at message level (the best of its segments).
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from copilot.guard.policy_model import Policy
 from copilot.guard.training import expand_paths, load_corpus
 from copilot.heads.model import HeadSet, data_sha256
 from copilot.heads.train import Hyper, TrainSet, threshold_for_fpr, train_heads
+from copilot.jsonl import read_objects
 from copilot.text.language import LANGUAGES
 from copilot.understand.injection import (
     EXTRAS,
@@ -59,23 +59,9 @@ class LabelledMessage:
 
 def load_messages(path: Path) -> list[LabelledMessage]:
     """Labelled messages of one JSONL file; every bad line is reported with its field."""
-    problems: list[Problem] = []
+    rows, problems = read_objects(path)
     out: list[LabelledMessage] = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CopilotError(f"{path}: cannot read: {exc}") from None
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(Problem(str(path), n, f"not JSON: {exc.msg}"))
-            continue
-        if not isinstance(obj, dict):
-            problems.append(Problem(str(path), n, "must be a JSON object"))
-            continue
+    for n, obj in rows:
         bad = [
             Problem(str(path), n, f"field {name!r}: {why}")
             for name, ok, why in (
@@ -92,6 +78,7 @@ def load_messages(path: Path) -> list[LabelledMessage]:
         out.append(
             LabelledMessage(obj["id"], obj["language"], obj["message"], obj["injection"], path.name)
         )
+    problems.sort(key=lambda p: p.line)  # in file order, whatever found them
     if problems:
         raise InputError(problems)
     return out

@@ -15,13 +15,13 @@ the dev split: measured, never trained on.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from copilot.errors import InputError, Problem
+from copilot.jsonl import read_objects
 from copilot.text.language import LANGUAGES
 
 ARTICLES = (
@@ -212,24 +212,10 @@ def parse_message(obj: dict[str, Any], path: Path, number: int) -> LabelledMessa
 def load_messages(path: Path) -> list[LabelledMessage]:
     """Every labelled message of ``path``; :class:`InputError` lists all problems (file, line,
     field) when any line is wrong, or when an id repeats."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError([Problem(str(path), 1, f"cannot read: {exc}")]) from None
+    rows, problems = read_objects(path)
     out: list[LabelledMessage] = []
-    problems: list[Problem] = []
     seen: dict[str, int] = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(Problem(str(path), number, f"not JSON: {exc.msg}"))
-            continue
-        if not isinstance(obj, dict):
-            problems.append(Problem(str(path), number, "must be a JSON object"))
-            continue
+    for number, obj in rows:
         parsed = parse_message(obj, path, number)
         if isinstance(parsed, list):
             problems += parsed
@@ -243,6 +229,7 @@ def load_messages(path: Path) -> list[LabelledMessage]:
             continue
         seen[parsed.id] = number
         out.append(parsed)
+    problems.sort(key=lambda p: p.line)  # in file order, whatever found them
     if problems:
         raise InputError(problems)
     return out
