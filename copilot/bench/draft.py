@@ -29,6 +29,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from copilot.bench.servers import stop_process
 from copilot.llm.base import Backend, Completion, Message
 
 OFFLINE_P95_TARGET_MS = 150.0
@@ -134,13 +135,7 @@ class LlamaServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 class CappedBackend:
