@@ -10,6 +10,7 @@ a fixed, cited reply (``tests/test_ui_pages.py`` sets it up). Each test has its 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -259,3 +260,44 @@ def test_an_escalation_needs_a_note_and_a_known_draft(tmp_path: Any) -> None:
         got = store.get_draft(draft_id)["escalations"]
         assert [(e["note"], e["agent"]) for e in got] == [("first", None), ("second", "Ken")]
         assert store.activity(5)[0]["escalations"] == 2
+
+
+# ---- 5. keyboard flow ---------------------------------------------------------------------------
+def test_the_draft_panel_buttons_have_shortcuts_named_in_their_help(fake_app: str) -> None:
+    at = draft(start(), EN_MESSAGE)
+    wanted = {
+        "Re-check edited draft": "Ctrl+Shift+K",
+        "Copy final reply": "Ctrl+Shift+Enter",
+        "Helpful": "Ctrl+Shift+Up",
+        "Needs work": "Ctrl+Shift+Down",
+    }
+    for label, keys in wanted.items():
+        found = button(at, label)
+        assert found.proto.shortcut == keys.lower(), label
+        assert keys in found.help, label
+    submit = button(at, "Draft reply")
+    assert "Ctrl+Enter in the message box" in submit.help
+    assert not submit.proto.shortcut  # a global Ctrl+Enter would redraft from the editor
+    button(at, "Copy final reply").click()  # what the shortcut triggers: the same action
+    at.run()
+    assert at.session_state["copied"] is not None
+
+
+# ---- the hand-over template -----------------------------------------------------------------
+def test_a_bad_handover_template_names_its_file_and_line(tmp_path: Any) -> None:
+    from copilot.files import ConfigError
+    from copilot.ui.handover import templates
+
+    path = tmp_path / "handover.yaml"
+    path.write_text("version: 1\nnote:\n  ja: |\n    メモ\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"handover.yaml.*'note:' needs an 'en' text"):
+        templates(path)
+    path.write_text("version: 1\nnote:\n  en: hi\n  ja: ''\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"handover.yaml.*line 4.*'ja': must be text"):
+        templates(path)
+    shipped = templates(Path(__file__).resolve().parents[1] / "prompts" / "handover.yaml")
+    assert set(shipped) == {"en", "ja", "zh"}
+    for body in shipped.values():
+        assert {"{{message}}", "{{draft}}", "{{topic}}", "{{flags}}"} <= set(
+            re.findall(r"\{\{\w+\}\}", body)
+        )

@@ -50,6 +50,15 @@ TONE_KEYS = {"empathetic": "tone.empathetic", "concise": "tone.concise", "formal
 #: its shown text; options renamed by the switch would reset it on the next run).
 UI_LANGUAGE_NAMES = {"en": "English", "ja": "日本語", "zh": "中文"}
 PAGE_KEYS = {"workspace": "page.workspace", "qa": "page.qa", "insights": "page.insights"}
+#: Keyboard shortcuts of the draft panel's buttons (Ctrl is Cmd on a Mac). Drafting needs
+#: none: Ctrl+Enter in the message box submits the form (Streamlit's own form key). A global
+#: Ctrl+Enter is avoided on purpose: it would also fire in the draft editor and redraft.
+SHORTCUTS = {
+    "recheck": "Ctrl+Shift+K",
+    "copy": "Ctrl+Shift+Enter",
+    "up": "Ctrl+Shift+Up",
+    "down": "Ctrl+Shift+Down",
+}
 
 
 def tone_formatter() -> Callable[[str], str]:

@@ -112,7 +112,9 @@ def request_form(svc: Services) -> bool:
                 height=110,
                 placeholder=t("form.thread_placeholder"),
             )
-        submitted = st.form_submit_button(t("form.submit"), type="primary", width="stretch")
+        submitted = st.form_submit_button(
+            t("form.submit"), type="primary", width="stretch", help=t("form.submit_help")
+        )
     st.caption(t("form.limit", limit=f"{svc.settings.max_message_chars:,}"))
     return submitted
 
@@ -143,6 +145,8 @@ def draft_panel(svc: Services) -> None:
         t("draft.recheck"),
         icon=":material/fact_check:",
         width="stretch",
+        help=t("draft.recheck_help", keys=widgets.SHORTCUTS["recheck"]),
+        shortcut=widgets.SHORTCUTS["recheck"],
         on_click=session.request_action,
         args=(state, "recheck"),
     )
@@ -171,6 +175,8 @@ def draft_panel(svc: Services) -> None:
             t("feedback.up"),
             icon=":material/thumb_up:",
             width="stretch",
+            help=t("feedback.up_help", keys=widgets.SHORTCUTS["up"]),
+            shortcut=widgets.SHORTCUTS["up"],
             on_click=session.request_action,
             args=(state, "up"),
         )
@@ -178,6 +184,8 @@ def draft_panel(svc: Services) -> None:
             t("feedback.down"),
             icon=":material/thumb_down:",
             width="stretch",
+            help=t("feedback.down_help", keys=widgets.SHORTCUTS["down"]),
+            shortcut=widgets.SHORTCUTS["down"],
             on_click=session.request_action,
             args=(state, "down"),
         )
@@ -186,6 +194,8 @@ def draft_panel(svc: Services) -> None:
             icon=":material/content_copy:",
             type="primary",
             width="stretch",
+            help=t("feedback.copy_help", keys=widgets.SHORTCUTS["copy"]),
+            shortcut=widgets.SHORTCUTS["copy"],
             on_click=session.request_action,
             args=(state, "copy"),
         )
