@@ -267,14 +267,12 @@ def test_recheck_blocks_an_edited_draft_that_breaks_the_policy(app_env: str) -> 
         assert v.rule in shown and v.fix in shown
 
 
-def test_tone_rewrite_offline_explains_it_needs_an_llm(app_env: str) -> None:
+def test_tone_rewrite_is_hidden_offline_with_the_reason(app_env: str) -> None:
     at = draft(start(), EN_MESSAGE)
-    before = editor(at)
-    button(at, "Rewrite tone").click()
-    at.run()
-    assert not at.exception
-    assert "needs an LLM backend" in texts(at.error)
-    assert editor(at) == before
+    assert "Rewrite tone" not in [b.label for b in at.button]
+    assert not [s for s in at.selectbox if s.key == "tone"]
+    assert "Tone rewrite is hidden: the offline backend cannot rewrite" in texts(at.caption)
+    assert "Re-check edited draft" in [b.label for b in at.button]
 
 
 def test_too_long_message_is_an_error(own_db: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,7 +18,7 @@ from copilot.store.migrate import head
 from tests.pg import postgres_server, unavailable_reason
 
 PG_REASON = unavailable_reason()
-HEAD = head()  # the newest schema revision, "0002"
+HEAD = head()  # the newest schema revision, "0003"
 
 
 @pytest.fixture(scope="session")
@@ -772,7 +772,7 @@ def test_the_db_verb_reports_and_upgrades_a_0_1_0_database(
     assert "made by 0.1.0 (schema_migrations 1, 2)" in out and "0001 The 0.1.0 schema" in out
     assert main(["db", "upgrade"]) == 0
     out = capsys.readouterr().out
-    assert "upgraded from the 0.1.0 schema (schema_migrations 1, 2) to revision 0002" in out
+    assert "upgraded from the 0.1.0 schema (schema_migrations 1, 2) to revision 0003" in out
     assert main(["db", "current", "--json"]) == 0
     status = __import__("json").loads(capsys.readouterr().out)
     assert status["revision"] == HEAD and status["up_to_date"] and status["pending"] == []

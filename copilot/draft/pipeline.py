@@ -498,7 +498,12 @@ class Copilot:
             understanding=run.understood.to_dict() if run.understood is not None else None,
             variant="zh-Hant" if run.traditional else None,
             retrieval=[
-                {"id": h.article_id, "score": round(float(h.score), 4), "language": h.language}
+                {
+                    "id": h.article_id,
+                    "score": round(float(h.score), 4),
+                    "language": h.language,
+                    "snippet": h.snippet,  # the passage used (the risk strip shows it)
+                }
                 for h in (run.found.hits[:RETRIEVAL_KEPT] if run.found is not None else [])
             ],
         )

@@ -62,7 +62,8 @@ class DraftResult:
     # learned message understanding (topics with P, flags, emotion); None when the rules route
     understanding: dict[str, Any] | None = None
     variant: str | None = None  # "zh-Hant": the customer wrote, and the draft is, Traditional
-    #: the best retrieval hits (``id``, ``score``, ``language``), also when retrieval abstained
+    #: the best retrieval hits (``id``, ``score``, ``language``, ``snippet``: the passage used),
+    #: also when retrieval abstained
     retrieval: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:

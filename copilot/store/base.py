@@ -58,8 +58,12 @@ class Store(Protocol):
         """Record the reply the agent sent and the verdict of that exact text; returns its id."""
         ...
 
+    def save_escalation(self, draft_id: str, note: str, *, agent: str | None = None) -> str:
+        """Record an escalation of a draft's ticket with its hand-over note; returns its id."""
+        ...
+
     def get_draft(self, draft_id: str) -> dict[str, Any] | None:
-        """One draft with its result, request, feedback, ratings and sent replies."""
+        """One draft with its result, request, feedback, ratings, sent replies, escalations."""
         ...
 
     def recent(self, limit: int = 20) -> list[dict[str, Any]]:

@@ -28,7 +28,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 PG_LOCK_ID = 0x5C0_917  # advisory lock key serialising migrations across processes
 # The newest revision in migrations/versions (a test checks it against Alembic's own view).
 # Kept here so that a store on an up-to-date database never loads Alembic.
-HEAD = "0002"
+HEAD = "0003"
 
 
 @dataclass(frozen=True)

@@ -188,3 +188,17 @@ ticket_states = Table(
     Column("agent", Text),
     Column("updated_at", UtcTimestamp, nullable=False),
 )
+
+# ---- revision 0003: escalations ----------------------------------------------------------------
+escalations = Table(
+    "escalations",
+    metadata,
+    _serial(),
+    Column("id", Text, nullable=False, unique=True),
+    Column("draft_id", Text, ForeignKey("drafts.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", UtcTimestamp, nullable=False),
+    Column("agent", Text),
+    Column("note", Text, nullable=False),  # the internal hand-over note (masked)
+    Index("escalations_draft_id", "draft_id"),
+    sqlite_autoincrement=True,
+)

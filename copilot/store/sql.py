@@ -352,6 +352,12 @@ class SqlStore:
                 .where(r.draft_id == draft_id)
                 .order_by(r.seq)
             ).all()
+            e = t.escalations.c
+            escalations = conn.execute(
+                select(e.id, e.created_at, e.agent, e.note)
+                .where(e.draft_id == draft_id)
+                .order_by(e.seq)
+            ).all()
         return {
             "id": row.id,
             "created_at": _as_text(row.created_at),
@@ -395,6 +401,15 @@ class SqlStore:
                     "edit_distance": x.edit_distance,
                 }
                 for x in sent
+            ],
+            "escalations": [
+                {
+                    "id": x.id,
+                    "created_at": _as_text(x.created_at),
+                    "agent": x.agent,
+                    "note": x.note,
+                }
+                for x in escalations
             ],
         }
 
@@ -505,7 +520,8 @@ class SqlStore:
         ``rating`` and ``rating_reason`` (the latest rating of any agent; ``ratings`` the number
         of agents who rated), ``sent`` (how many times a reply was sent), and of the latest send
         its ``sent_verdict``, ``override_reason``, ``edit_distance`` (characters changed from
-        the draft) and ``sent_agent``. Nothing here comes from the legacy ``feedback`` rows.
+        the draft) and ``sent_agent``; ``escalations`` (how many times it was escalated).
+        Nothing here comes from the legacy ``feedback`` rows.
         """
         if limit < 1:
             return []
@@ -530,6 +546,7 @@ class SqlStore:
             ids = [row.id for row in rows]
             ratings: dict[str, list[Any]] = {}
             sends: dict[str, list[Any]] = {}
+            escalated: dict[str, int] = {}
             if ids:
                 for x in conn.execute(
                     select(r.draft_id, r.agent, r.rating, r.reason, r.updated_at)
@@ -543,6 +560,14 @@ class SqlStore:
                     .order_by(s.seq)
                 ):
                     sends.setdefault(x.draft_id, []).append(x)
+                escalated = {
+                    str(x.draft_id): int(x.n)
+                    for x in conn.execute(
+                        select(t.escalations.c.draft_id, func.count().label("n"))
+                        .where(t.escalations.c.draft_id.in_(ids))
+                        .group_by(t.escalations.c.draft_id)
+                    )
+                }
         out = []
         for row in rows:
             rated, sent = ratings.get(row.id, []), sends.get(row.id, [])
@@ -568,6 +593,7 @@ class SqlStore:
                     "override_reason": last_sent.override_reason if last_sent else None,
                     "edit_distance": last_sent.edit_distance if last_sent else None,
                     "sent_agent": last_sent.agent if last_sent else None,
+                    "escalations": escalated.get(row.id, 0),
                 }
             )
         return out
@@ -785,6 +811,25 @@ class SqlStore:
                 )
             )
         return sent_id
+
+    def save_escalation(self, draft_id: str, note: str, *, agent: str | None = None) -> str:
+        """Record that the agent escalated a draft's ticket, with the internal hand-over
+        ``note`` (written masked); returns the escalation's id."""
+        if not isinstance(note, str) or not note.strip():
+            raise CopilotError("an escalation needs its hand-over note (non-empty text)")
+        escalation_id = uuid.uuid4().hex
+        with self._tx() as conn:
+            self._draft_text(conn, draft_id)
+            conn.execute(
+                t.escalations.insert().values(
+                    id=escalation_id,
+                    draft_id=draft_id,
+                    created_at=self._now(),
+                    agent=(agent or "").strip() or None,
+                    note=note,
+                )
+            )
+        return escalation_id
 
     # ---- agent settings and ticket state ---------------------------------------------------
     def save_agent_settings(

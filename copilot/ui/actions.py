@@ -1,4 +1,5 @@
-"""What the workspace's buttons do: draft, re-check, rewrite, feedback, copy.
+"""What the workspace's buttons do: draft, re-check, rewrite, feedback, copy (with an override
+when the guardrail blocks the text), escalate.
 
 Actions never raise: expected failures (:class:`CopilotError`) and unexpected ones
 are turned into a message that the page shows with ``st.error``. Buttons placed
@@ -9,6 +10,7 @@ replace its text.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import streamlit as st
@@ -17,8 +19,10 @@ from copilot.draft.citations import strip_citations
 from copilot.errors import CopilotError
 from copilot.guard.types import Verdict
 from copilot.text.distance import edit_distance
+from copilot.ui.handover import handover_note
 from copilot.ui.i18n import t
 from copilot.ui.services import Services
+from copilot.ui.signature import signed
 from copilot.ui.state import DEFAULTS, State, build_request, reported, request_dict
 from copilot.ui.widgets import TONE_KEYS
 
@@ -36,6 +40,8 @@ def run_draft(services: Services, state: State) -> None:
         "notice",
         "rating",
         "sent_distance",
+        "escalation",
+        "override_reason",
     ):
         state[key] = DEFAULTS[key]
     if not str(state["customer_message"]).strip():
@@ -70,6 +76,8 @@ def run_pending(services: Services, state: State) -> None:
         "up": lambda s, st_: _feedback(s, st_, "up"),
         "down": lambda s, st_: _feedback(s, st_, "down"),
         "copy": _copy,
+        "override": _override,
+        "escalate": _escalate,
     }
     handler = handlers.get(str(action))
     if handler is not None:
@@ -145,24 +153,92 @@ def _feedback(services: Services, state: State, rating: str) -> None:
         )
 
 
+def _sign_off(services: Services, language: str) -> re.Pattern[str] | None:
+    """The reply language's closing-line pattern (the drafter's phrases), if it has one."""
+    try:
+        pattern = services.copilot.drafter.phrases.cue("sign_off", language)
+    except (AttributeError, KeyError):
+        return None
+    return pattern if isinstance(pattern, re.Pattern) else None
+
+
+def final_text(services: Services, state: State) -> str:
+    """The text in the box as it will be sent: ending with the agent's signature for the
+    reply's language (from their settings), once."""
+    language = state["result"].language
+    signature = str(state.get(f"signature_{language}") or "")
+    return signed(str(state["draft_text"]), signature, _sign_off(services, language))
+
+
+def _blocking_rules(verdict: Verdict) -> list[str]:
+    return list(dict.fromkeys(v.rule for v in verdict.violations if v.blocking))
+
+
+def _send(
+    services: Services, state: State, text: str, verdict: Verdict, reason: str | None
+) -> None:
+    """Store the send of ``text`` (with its verdict, rules and override reason) and put the
+    customer-ready text on the page."""
+    services.store.save_sent(
+        state["draft_id"],
+        text,
+        verdict=verdict.verdict,
+        rules=_blocking_rules(verdict),
+        override_reason=reason,
+        agent=str(state["agent_name"]).strip() or None,
+    )
+    # what leaves is customer-ready: no citation markers (the record keeps them)
+    state["copied"] = strip_citations(text)
+    state["sent_distance"] = edit_distance(state["result"].draft.strip(), text.strip())
+
+
 def _copy(services: Services, state: State) -> None:
-    """Send (copy) the text in the box: always re-checked first; a blocked text is refused."""
+    """Send (copy) the text in the box, signed: always re-checked first; a blocked text is
+    refused (it can only go out through :func:`_override`, with a reason)."""
     if state["draft_id"] is None:
         state["error"] = t("copy.not_saved")
         return
-    text = str(state["draft_text"])
+    text = final_text(services, state)
+    state["draft_text"] = text  # the box shows what is checked and sent: the pill follows it
     with reported(state, t("doing.copy")):
         verdict = check_text(services, state, text)
         if not verdict.passed:
-            rules = ", ".join(dict.fromkeys(v.rule for v in verdict.violations if v.blocking))
-            state["error"] = t("copy.refused", rules=rules)
+            state["error"] = t("copy.refused", rules=", ".join(_blocking_rules(verdict)))
             return
-        services.store.save_sent(
-            state["draft_id"],
-            text,
-            verdict=verdict.verdict,
-            agent=str(state["agent_name"]).strip() or None,
-        )
-        # what leaves is customer-ready: no citation markers (the record keeps them)
-        state["copied"] = strip_citations(text)
-        state["sent_distance"] = edit_distance(state["result"].draft.strip(), text.strip())
+        _send(services, state, text, verdict, None)
+
+
+def _override(services: Services, state: State) -> None:
+    """Send anyway: the text is re-checked; when the guardrail still blocks it, it is stored
+    with the agent's reason (required) and its rules. The verdict stays ``reject``."""
+    if state["draft_id"] is None:
+        state["error"] = t("copy.not_saved")
+        return
+    reason = str(state["override_reason"]).strip()
+    if not reason:
+        state["error"] = t("override.reason_required")
+        return
+    text = final_text(services, state)
+    state["draft_text"] = text
+    with reported(state, t("doing.copy")):
+        verdict = check_text(services, state, text)
+        _send(services, state, text, verdict, None if verdict.passed else reason)
+        if not verdict.passed:
+            state["override_reason"] = ""  # the next override needs its own reason
+            state["notice"] = (
+                "warning",
+                t("override.done", rules=", ".join(_blocking_rules(verdict))),
+            )
+
+
+def _escalate(services: Services, state: State) -> None:
+    """Write the internal hand-over note and record the escalation with the draft."""
+    if state["draft_id"] is None:
+        state["error"] = t("escalate.not_saved")
+        return
+    with reported(state, t("doing.escalate")):
+        agent = str(state["agent_name"]).strip() or None
+        note = handover_note(services, state)
+        services.store.save_escalation(state["draft_id"], note, agent=agent)
+        state["escalation"] = note
+        state["notice"] = ("success", t("escalate.done"))

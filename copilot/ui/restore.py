@@ -2,9 +2,10 @@
 store as it changes, and the page's URL carries ``?draft=<id>&agent=<name>&lang=<ui language>``.
 
 A new session (a reload, a shared link) reads those parameters once: the agent's name, their
-interface language (the URL's, else the one saved in their settings), and the ticket of the
-draft. Every later run writes the ticket state when it changed and the agent's settings when
-their name or language changed, and puts the parameters back in the URL.
+interface language (the URL's, else the one saved in their settings) and signatures, and the
+ticket of the draft. Every later run writes the ticket state when it changed and the agent's
+settings when their name, language or a signature changed, and puts the parameters back in
+the URL.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from copilot.errors import CopilotError
 from copilot.guard.types import Violation
 from copilot.store import Store
 from copilot.ui.i18n import UI_LANGUAGES
-from copilot.ui.state import State, reported
+from copilot.ui.state import SIGNATURE_LANGUAGES, State, reported
 from copilot.understand.signals import Flag
 
 #: Session keys saved with the ticket (widget values and what the buttons produced).
@@ -34,6 +35,7 @@ TICKET_KEYS = (
     "copied",
     "rating",
     "sent_distance",
+    "escalation",
 )
 QUERY_DRAFT, QUERY_AGENT, QUERY_LANGUAGE = "draft", "agent", "lang"
 
@@ -96,6 +98,10 @@ def result_from_dict(d: Mapping[str, Any]) -> DraftResult:
         latency_ms=dict(d["latency_ms"]) if isinstance(d.get("latency_ms"), dict) else {},
         removed_citations=list(d.get("removed_citations") or []),
         retrieval=[dict(h) for h in d.get("retrieval") or [] if isinstance(h, Mapping)],
+        understanding=dict(d["understanding"])
+        if isinstance(d.get("understanding"), Mapping)
+        else None,
+        variant=str(d["variant"]) if d.get("variant") else None,
     )
 
 
@@ -168,6 +174,15 @@ def restore_ticket(store: Store, state: State, draft_id: str) -> None:
     state["_saved_ticket"] = ticket_snapshot(state)
 
 
+def _agent_settings(state: State, agent: str) -> tuple[str, Any, tuple[str, ...]]:
+    """What is saved of the agent: name, interface language, signature per reply language."""
+    return (
+        agent,
+        state.get("ui_language"),
+        tuple(str(state.get(f"signature_{lang}") or "") for lang in SIGNATURE_LANGUAGES),
+    )
+
+
 def from_query(store: Store, state: State, query: Mapping[str, Any], doing: str) -> None:
     """Once per session: the agent, interface language and ticket named in the URL."""
     agent = str(query.get(QUERY_AGENT) or "").strip()
@@ -177,7 +192,10 @@ def from_query(store: Store, state: State, query: Mapping[str, Any], doing: str)
             saved = store.get_agent_settings(agent)
             if saved and saved.get("ui_language") in UI_LANGUAGES:
                 state["ui_language"] = saved["ui_language"]
-        state["_saved_agent"] = (agent, state.get("ui_language"))
+            signatures = (saved or {}).get("signatures") or {}
+            for reply_language in SIGNATURE_LANGUAGES:
+                state[f"signature_{reply_language}"] = str(signatures.get(reply_language) or "")
+        state["_saved_agent"] = _agent_settings(state, agent)
     language = query.get(QUERY_LANGUAGE)
     if language in UI_LANGUAGES:
         state["ui_language"] = language
@@ -201,9 +219,15 @@ def remember(
         elif key in query:
             del query[key]
     with reported(state, doing):
-        if agent and state.get("_saved_agent") != (agent, language):
-            store.save_agent_settings(agent, display_name=agent, ui_language=language)
-            state["_saved_agent"] = (agent, language)
+        wanted_settings = _agent_settings(state, agent)
+        if agent and state.get("_saved_agent") != wanted_settings:
+            store.save_agent_settings(
+                agent,
+                display_name=agent,
+                ui_language=language,
+                signatures=dict(zip(SIGNATURE_LANGUAGES, wanted_settings[2], strict=True)),
+            )
+            state["_saved_agent"] = wanted_settings
         draft_id = state.get("draft_id")
         if record and draft_id and state.get("result") is not None:
             snap = ticket_snapshot(state)

@@ -23,6 +23,7 @@ LANGUAGE_CHOICES = ("auto", "en", "ja", "zh")
 CHANNELS = ("chat", "email", "ticket", "social")
 TONES = ("empathetic", "concise", "formal")
 PAGES = ("workspace", "qa", "insights")
+SIGNATURE_LANGUAGES = ("en", "ja", "zh")
 
 # Session keys and their first values; widget keys are set here, never via ``value=``.
 DEFAULTS: dict[str, Any] = {
@@ -36,6 +37,10 @@ DEFAULTS: dict[str, Any] = {
     "draft_text": "",
     "tone": TONES[0],
     "feedback_note": "",
+    "override_reason": "",  # why a text the guardrail blocks is sent anyway
+    "signature_en": "",  # the agent's signature per reply language (agent settings)
+    "signature_ja": "",
+    "signature_zh": "",
     "kb_query": "",
     "kb_language": "auto",
     "result": None,  # DraftResult of the current draft
@@ -50,6 +55,7 @@ DEFAULTS: dict[str, Any] = {
     "kb_results": None,  # (query, hits) of the last KB search
     "rating": None,  # the agent's current rating of the draft (up, down)
     "sent_distance": None,  # edit distance of the last sent text from the draft
+    "escalation": None,  # the internal hand-over note of the last escalation
     "ui_language": None,  # interface language (en, ja, zh); set by init_state
     "page": PAGES[0],
 }

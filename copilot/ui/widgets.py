@@ -10,6 +10,7 @@ from typing import Any
 import streamlit as st
 
 from copilot.guard.types import Violation
+from copilot.ui import risk
 from copilot.ui.i18n import current_language, t, text
 from copilot.ui.services import Services
 from copilot.ui.state import State
@@ -49,6 +50,15 @@ TONE_KEYS = {"empathetic": "tone.empathetic", "concise": "tone.concise", "formal
 #: its shown text; options renamed by the switch would reset it on the next run).
 UI_LANGUAGE_NAMES = {"en": "English", "ja": "日本語", "zh": "中文"}
 PAGE_KEYS = {"workspace": "page.workspace", "qa": "page.qa", "insights": "page.insights"}
+#: Keyboard shortcuts of the draft panel's buttons (Ctrl is Cmd on a Mac). Drafting needs
+#: none: Ctrl+Enter in the message box submits the form (Streamlit's own form key). A global
+#: Ctrl+Enter is avoided on purpose: it would also fire in the draft editor and redraft.
+SHORTCUTS = {
+    "recheck": "Ctrl+Shift+K",
+    "copy": "Ctrl+Shift+Enter",
+    "up": "Ctrl+Shift+Up",
+    "down": "Ctrl+Shift+Down",
+}
 
 
 def tone_formatter() -> Callable[[str], str]:
@@ -141,16 +151,40 @@ def render_status(state: State) -> None:
     ]
     if result.abstained:
         pills.append(badge(t("pill.no_article"), "warn"))
-    pills += [badge(chip, "warn") for chip in flag_chips(result.flags)]
     st.markdown(f'<div class="sc-badges">{"".join(pills)}</div>', unsafe_allow_html=True)
 
 
-def flag_chips(flags: Sequence[Flag]) -> list[str]:
-    """Short labels for the flags an agent must notice before sending (no repeats)."""
+def render_risk(result: Any) -> None:
+    """The risk strip's content: detected topics with their confidence, the emotion level,
+    the flag chips (no repeats), and the top source with its score and the passage used."""
+    chips = [
+        badge(t("risk.topic", topic=topic, p="" if p is None else f" {p:.0%}"))
+        for topic, p in risk.topics(result)
+    ]
+    level = risk.emotion(result)
+    if level is not None:
+        chips.append(badge(t("chip.emotion", level=level), "warn" if level >= 2 else "neutral"))
+    chips += [badge(chip, "warn") for chip in flag_chips(result.flags, emotion=False)]
+    if chips:
+        st.markdown(f'<div class="sc-badges">{"".join(chips)}</div>', unsafe_allow_html=True)
+    top = risk.top_source(result)
+    if top is None:
+        st.caption(t("risk.no_source"))
+        return
+    score = "—" if top["score"] is None else f"{top['score']:.0%}"
+    key = "risk.source" if top["cited"] else "risk.source_uncited"
+    st.caption(t(key, title=top["title"], id=top["id"], score=score))
+    if top["passage"]:
+        st.caption(f"> {top['passage']}")
+
+
+def flag_chips(flags: Sequence[Flag], *, emotion: bool = True) -> list[str]:
+    """Short labels for the flags an agent must notice before sending (no repeats);
+    ``emotion=False`` leaves the emotion level out (shown apart)."""
     chips: list[str] = []
     for f in flags:
         kind, level = f.kind, f.level
-        if kind == "emotion" and isinstance(level, int) and level >= 1:
+        if kind == "emotion" and isinstance(level, int) and level >= 1 and emotion:
             chips.append(t("chip.emotion", level=level))
         elif kind == "escalation":
             chips.append(t("chip.escalation"))

@@ -12,7 +12,7 @@ import streamlit as st
 
 from copilot.errors import CopilotError
 from copilot.settings import Settings, get_settings
-from copilot.ui import actions, insights, qa, restore, widgets
+from copilot.ui import actions, insights, qa, restore, risk, widgets
 from copilot.ui import state as session
 from copilot.ui.activity import render_activity
 from copilot.ui.i18n import UI_LANGUAGES, formatter, t
@@ -49,6 +49,14 @@ def sidebar(svc: Services) -> None:
             format_func=widgets.UI_LANGUAGE_NAMES.__getitem__,
         )
         st.text_input(t("sidebar.agent_name"), key="agent_name")
+        with st.expander(t("sidebar.signatures"), icon=":material/signature:"):
+            st.caption(t("sidebar.signatures_help"))
+            for language in session.SIGNATURE_LANGUAGES:
+                st.text_area(
+                    t("sidebar.signature", language=widgets.language_name(language)),
+                    key=f"signature_{language}",
+                    height=68,
+                )
         st.radio(
             t("page.select"),
             session.PAGES,
@@ -104,7 +112,9 @@ def request_form(svc: Services) -> bool:
                 height=110,
                 placeholder=t("form.thread_placeholder"),
             )
-        submitted = st.form_submit_button(t("form.submit"), type="primary", width="stretch")
+        submitted = st.form_submit_button(
+            t("form.submit"), type="primary", width="stretch", help=t("form.submit_help")
+        )
     st.caption(t("form.limit", limit=f"{svc.settings.max_message_chars:,}"))
     return submitted
 
@@ -118,6 +128,7 @@ def draft_panel(svc: Services) -> None:
         st.info(t("draft.empty_hint"), icon=":material/lightbulb:")
         return
     widgets.render_status(state)
+    risk_strip(state)
     if result.blocked:
         widgets.render_violations(result.violations, t("draft.blocked_title"))
     else:
@@ -127,28 +138,35 @@ def draft_panel(svc: Services) -> None:
     st.text_area(t("draft.editor"), key="draft_text", height=340)
     widgets.render_recheck(state)
 
-    edit = st.columns([1.4, 1.1, 1.1], vertical_alignment="bottom")
+    # a tone rewrite needs a language model: hidden, with the reason, on the offline backend
+    can_rewrite = not svc.copilot.offline
+    edit = st.columns([1.4, 1.1, 1.1] if can_rewrite else [1.4, 2.2], vertical_alignment="bottom")
     edit[0].button(
         t("draft.recheck"),
         icon=":material/fact_check:",
         width="stretch",
+        help=t("draft.recheck_help", keys=widgets.SHORTCUTS["recheck"]),
+        shortcut=widgets.SHORTCUTS["recheck"],
         on_click=session.request_action,
         args=(state, "recheck"),
     )
-    edit[1].selectbox(
-        t("tone.label"),
-        session.TONES,
-        key="tone",
-        label_visibility="collapsed",
-        format_func=widgets.tone_formatter(),
-    )
-    edit[2].button(
-        t("draft.rewrite"),
-        icon=":material/auto_fix_high:",
-        width="stretch",
-        on_click=session.request_action,
-        args=(state, "rewrite"),
-    )
+    if can_rewrite:
+        edit[1].selectbox(
+            t("tone.label"),
+            session.TONES,
+            key="tone",
+            label_visibility="collapsed",
+            format_func=widgets.tone_formatter(),
+        )
+        edit[2].button(
+            t("draft.rewrite"),
+            icon=":material/auto_fix_high:",
+            width="stretch",
+            on_click=session.request_action,
+            args=(state, "rewrite"),
+        )
+    else:
+        edit[1].caption(t("draft.rewrite_hidden"))
     widgets.show_messages(state)  # outcome of the button just clicked, next to the buttons
     with st.container(border=True):
         st.markdown(t("feedback.title"))
@@ -157,6 +175,8 @@ def draft_panel(svc: Services) -> None:
             t("feedback.up"),
             icon=":material/thumb_up:",
             width="stretch",
+            help=t("feedback.up_help", keys=widgets.SHORTCUTS["up"]),
+            shortcut=widgets.SHORTCUTS["up"],
             on_click=session.request_action,
             args=(state, "up"),
         )
@@ -164,6 +184,8 @@ def draft_panel(svc: Services) -> None:
             t("feedback.down"),
             icon=":material/thumb_down:",
             width="stretch",
+            help=t("feedback.down_help", keys=widgets.SHORTCUTS["down"]),
+            shortcut=widgets.SHORTCUTS["down"],
             on_click=session.request_action,
             args=(state, "down"),
         )
@@ -172,6 +194,8 @@ def draft_panel(svc: Services) -> None:
             icon=":material/content_copy:",
             type="primary",
             width="stretch",
+            help=t("feedback.copy_help", keys=widgets.SHORTCUTS["copy"]),
+            shortcut=widgets.SHORTCUTS["copy"],
             on_click=session.request_action,
             args=(state, "copy"),
         )
@@ -183,11 +207,17 @@ def draft_panel(svc: Services) -> None:
         if state["rating"] is not None:
             name = t("feedback.up") if state["rating"] == "up" else t("feedback.down")
             st.caption(t("feedback.current", rating=name))
+        if widgets.current_verdict(state) == "reject":
+            override_panel(state)
     if state["copied"] is not None:
         st.success(t("copy.done"), icon=":material/task_alt:")
         if state["sent_distance"] is not None:
             st.caption(t("copy.distance", distance=state["sent_distance"]))
         st.code(state["copied"], language=None, wrap_lines=True)
+
+    if state["escalation"] is not None:
+        st.markdown("#### " + t("escalate.note_title"))
+        st.code(state["escalation"], language=None, wrap_lines=True)
 
     st.markdown("#### " + t("flags.title"))
     widgets.render_flags(result.flags)
@@ -195,6 +225,40 @@ def draft_panel(svc: Services) -> None:
     widgets.render_sources(svc, result)
     with st.expander(t("provenance.title")):
         widgets.render_provenance(result)
+
+
+def risk_strip(state: session.State) -> None:
+    """Topics, emotion and flag chips, the top source with the passage used, and *Escalate*
+    when escalation cues fired: one compact box above the draft."""
+    result = state["result"]
+    with st.container(border=True):
+        widgets.render_risk(result)
+        if risk.escalation_cues(result):
+            st.button(
+                t("escalate.button"),
+                icon=":material/escalator_warning:",
+                help=t("escalate.help"),
+                on_click=session.request_action,
+                args=(state, "escalate"),
+            )
+
+
+def override_panel(state: session.State) -> None:
+    """The guardrail blocks the text in the box: it goes out only with a stated reason."""
+    with st.container(border=True):
+        st.markdown(t("override.title"))
+        st.caption(t("override.caption"))
+        st.text_input(
+            t("override.reason"),
+            key="override_reason",
+            placeholder=t("override.reason_placeholder"),
+        )
+        st.button(
+            t("override.send"),
+            icon=":material/warning:",
+            on_click=session.request_action,
+            args=(state, "override"),
+        )
 
 
 def knowledge_tab(svc: Services) -> None:
