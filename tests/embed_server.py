@@ -92,7 +92,7 @@ def hashed_vector(text: str, dim: int) -> list[float]:
     return vec
 
 
-FAULTS = ("ok", "status", "not-json", "short", "dim", "sleep")
+FAULTS = ("ok", "status", "not-json", "short", "dim", "sleep", "trickle")
 
 
 @dataclass
@@ -103,7 +103,8 @@ class EmbedStub:
     when none is left). Entries: ``("status", code)`` answers that HTTP status with an
     OpenAI-shaped error (``Retry-After: 0`` on 429); ``("not-json",)`` a 200 HTML page;
     ``("short",)`` one vector too few; ``("dim",)`` vectors one longer; ``("sleep", s)``
-    waits ``s`` seconds before answering. Every request's body and headers are kept.
+    waits ``s`` seconds before answering; ``("trickle",)`` sends the headers, then a byte
+    every 0.1 s until stopped. Every request's body and headers are kept.
     """
 
     dim: int = 64
@@ -157,6 +158,14 @@ class EmbedStub:
                     if fault[0] == "status":
                         error = {"error": {"message": f"stub says {fault[1]}", "code": fault[1]}}
                         self._send(int(fault[1]), json.dumps(error).encode())
+                        return
+                    if fault[0] == "trickle":
+                        self.send_response(200)
+                        self.send_header("Content-Length", "100000")
+                        self.end_headers()
+                        while not stub.stopping.wait(0.1):
+                            self.wfile.write(b" ")
+                            self.wfile.flush()
                         return
                     if fault[0] == "not-json":
                         self._send(200, b"<html>502 Bad Gateway</html>", "text/html")

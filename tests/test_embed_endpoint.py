@@ -287,6 +287,13 @@ def test_a_slow_endpoint_fails_within_the_deadline(embed_stub: EmbedStub) -> Non
     assert embed_stub.url in str(err.value) and "COPILOT_EMBEDDING_DEADLINE_S 1" in str(err.value)
 
 
+def test_an_answer_trickling_in_is_cut_at_the_timeout(embed_stub: EmbedStub) -> None:
+    embed_stub.queue(("trickle",))
+    remote = OpenAIEmbedder(embed_stub.url, "m", timeout_s=0.5, deadline_s=30, max_retries=0)
+    with pytest.raises(EndpointError, match=r"timeout\); gave up after 1 attempt in"):
+        remote.queries(["hello"])
+
+
 def test_malformed_answers_are_clear_errors(embed_stub: EmbedStub) -> None:
     remote = OpenAIEmbedder(embed_stub.url, "m", max_retries=0)
     embed_stub.queue(("not-json",))

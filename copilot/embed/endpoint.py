@@ -56,6 +56,7 @@ _TOKENISH = re.compile(
 )
 BACKOFF_S = 0.5  # first retry's wait; doubled each time, jittered, at most MAX_BACKOFF_S
 MAX_BACKOFF_S = 8.0
+MAX_RESPONSE_BYTES = 64_000_000  # 64 texts x 3,072 dimensions as JSON is ~4 MB
 
 
 class EndpointError(CopilotError):
@@ -225,12 +226,7 @@ class OpenAIEmbedder:
             wait: float | None = None
             try:
                 self.requests += 1
-                answer = self.client().post(
-                    self.url,
-                    content=payload,
-                    headers=self._headers,
-                    timeout=httpx.Timeout(max(0.05, min(self.timeout_s, left))),
-                )
+                status, headers, content = self._post(payload, max(0.05, min(self.timeout_s, left)))
             except httpx.ConnectError as exc:
                 refused = "refused" in str(exc).lower() or "errno 111" in str(exc).lower()
                 why = (
@@ -243,24 +239,23 @@ class OpenAIEmbedder:
             except httpx.HTTPError as exc:  # dropped connection, protocol error
                 why = f"connection failed ({type(exc).__name__}: {exc})"
             else:
-                status = answer.status_code
                 if status == 200:
-                    return self._vectors(answer.content, len(texts))
+                    return self._vectors(content, len(texts))
                 if status in (401, 403):
                     raise self._error(
                         f"HTTP {status}: the endpoint refused the API key; set OPENAI_API_KEY "
-                        "to a key it accepts" + _detail(answer.content)
+                        "to a key it accepts" + _detail(content)
                     )
                 if status == 404:
                     raise self._error(
                         f"HTTP 404: no such route or model; COPILOT_EMBEDDING_BASE_URL should "
                         f"end where /embeddings is (often .../v1), and COPILOT_EMBEDDING_API_MODEL"
-                        f" ({self.api_model!r}) must be a model it serves" + _detail(answer.content)
+                        f" ({self.api_model!r}) must be a model it serves" + _detail(content)
                     )
                 if status != 429 and status < 500:
-                    raise self._error(f"HTTP {status}" + _detail(answer.content))
-                why = f"HTTP {status}" + _detail(answer.content)
-                wait = _retry_after(answer.headers.get("Retry-After"))
+                    raise self._error(f"HTTP {status}" + _detail(content))
+                why = f"HTTP {status}" + _detail(content)
+                wait = _retry_after(headers.get("Retry-After"))
             attempt += 1
             pause = wait if wait is not None else min(MAX_BACKOFF_S, BACKOFF_S * 2 ** (attempt - 1))
             pause *= 1.0 if wait is not None else random.uniform(0.8, 1.2)
@@ -272,6 +267,24 @@ class OpenAIEmbedder:
                     f" {self.max_retries}, COPILOT_EMBEDDING_DEADLINE_S {self.deadline_s:g})"
                 )
             time.sleep(pause)
+
+    def _post(self, payload: bytes, limit_s: float) -> tuple[int, Any, bytes]:
+        """Status, headers and body of one request that may take ``limit_s`` in all (a body
+        trickling in byte by byte is cut there too: a timeout)."""
+        import httpx
+
+        ends = time.monotonic() + limit_s
+        with self.client().stream(
+            "POST", self.url, content=payload, headers=self._headers, timeout=limit_s
+        ) as answer:
+            body = bytearray()
+            for piece in answer.iter_bytes():
+                body += piece
+                if time.monotonic() > ends:
+                    raise httpx.ReadTimeout("the answer took longer than the timeout")
+                if len(body) > MAX_RESPONSE_BYTES:
+                    raise self._error(f"the answer is over {MAX_RESPONSE_BYTES} bytes")
+            return answer.status_code, answer.headers, bytes(body)
 
     def _error(self, what: str) -> EndpointError:
         return EndpointError(f"embeddings endpoint {self.shown_url} ({self.api_model}): {what}")
