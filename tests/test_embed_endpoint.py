@@ -387,3 +387,18 @@ def test_calibrate_fits_the_endpoint_into_the_data_folder(
     assert fitted != dict.fromkeys(("hybrid", "dense", "bm25"), keywords)
     with pytest.raises(CopilotError, match=r"field .model_id.*fitted on another model"):
         load_calibration("openai", path, model_id="openai:other", fingerprint=None)
+
+
+def test_calibrating_the_endpoint_needs_its_settings(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["calibrate", "--embedder", "openai"]) == 2
+    assert "needs COPILOT_EMBEDDING_BASE_URL and COPILOT_EMBEDDING_API_MODEL" in (
+        capsys.readouterr().err
+    )
+
+
+def test_eval_refuses_an_endpoint_embedder_clearly() -> None:
+    from copilot.evaluation import metrics as m
+
+    with pytest.raises(CopilotError, match="no semantic floor for embedder 'openai'"):
+        m.semantic_floor("openai")
+    assert m.semantic_floor("use-m3") == m.SEMANTIC_FLOORS["use-m3"]
