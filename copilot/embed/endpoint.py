@@ -199,7 +199,7 @@ class OpenAIEmbedder:
             if self._client is None:
                 import httpx
 
-                self._client = httpx.Client(follow_redirects=False, trust_env=False)
+                self._client = httpx.Client(follow_redirects=False)  # HTTPS_PROXY etc. honoured
             return self._client
 
     def close(self) -> None:

