@@ -89,10 +89,18 @@ class Settings:
         },
     )
     embedding_batch_size: int = field(
-        default=64, metadata={"doc": "Texts per embeddings request (openai embedder)"}
+        default=16,
+        metadata={
+            "doc": "Texts per embeddings request (openai embedder); a CPU server must embed "
+            "a batch within EMBEDDING_TIMEOUT_S"
+        },
     )
     embedding_timeout_s: float = field(
-        default=30.0, metadata={"doc": "Per-request embeddings timeout, seconds (openai embedder)"}
+        default=60.0,
+        metadata={
+            "doc": "Per-request embeddings timeout for the whole answer, seconds (openai "
+            "embedder); a timed-out answer is not retried"
+        },
     )
     embedding_deadline_s: float = field(
         default=120.0,
@@ -100,7 +108,7 @@ class Settings:
     )
     embedding_max_retries: int = field(
         default=3,
-        metadata={"doc": "Retries of an embeddings request on 429/5xx/timeouts/connection errors"},
+        metadata={"doc": "Retries of an embeddings request on 429/5xx/connection errors"},
     )
     embedding_input_type: bool = field(
         default=False,

@@ -276,21 +276,28 @@ def test_a_closed_port_is_a_clear_error_naming_the_url_without_the_key() -> None
     assert remote.requests == 3
 
 
-def test_a_slow_endpoint_fails_within_the_deadline(embed_stub: EmbedStub) -> None:
+def test_a_slow_endpoint_fails_at_the_timeout_and_is_not_retried(embed_stub: EmbedStub) -> None:
     embed_stub.queue(*[("sleep", 5.0)] * 20)
-    remote = OpenAIEmbedder(embed_stub.url, "m", timeout_s=0.3, deadline_s=1.0, max_retries=20)
+    remote = OpenAIEmbedder(embed_stub.url, "m", timeout_s=0.3, deadline_s=30, max_retries=20)
     started = time.monotonic()
-    with pytest.raises(EndpointError, match=r"timeout.*gave up after \d+ attempts?") as err:
+    with pytest.raises(EndpointError, match=r"no answer within 0.3 s \(timeout; not retried\)"):
         remote.queries(["hello"])
-    # the deadline, not the server's 5 s sleep nor 20 retries, ends it
-    assert time.monotonic() - started < 4.0
-    assert embed_stub.url in str(err.value) and "COPILOT_EMBEDDING_DEADLINE_S 1" in str(err.value)
+    # the timeout, not the server's 5 s sleep, ends it; the batch is not sent again
+    assert time.monotonic() - started < 4.0 and len(embed_stub.bodies) == 1
+    # the deadline caps the timeout of a request
+    quick = OpenAIEmbedder(embed_stub.url, "m", timeout_s=20, deadline_s=0.4, max_retries=20)
+    with pytest.raises(EndpointError, match=r"no answer within 0.4 s") as err:
+        quick.queries(["hello"])
+    assert embed_stub.url in str(err.value) and "COPILOT_EMBEDDING_BATCH_SIZE (16)" in str(
+        err.value
+    )
+    assert time.monotonic() - started < 8.0
 
 
 def test_an_answer_trickling_in_is_cut_at_the_timeout(embed_stub: EmbedStub) -> None:
     embed_stub.queue(("trickle",))
     remote = OpenAIEmbedder(embed_stub.url, "m", timeout_s=0.5, deadline_s=30, max_retries=0)
-    with pytest.raises(EndpointError, match=r"timeout\); gave up after 1 attempt in"):
+    with pytest.raises(EndpointError, match=r"no answer within 0.5 s \(timeout; not retried"):
         remote.queries(["hello"])
 
 

