@@ -409,3 +409,18 @@ def test_eval_refuses_an_endpoint_embedder_clearly() -> None:
     with pytest.raises(CopilotError, match="no semantic floor for embedder 'openai'"):
         m.semantic_floor("openai")
     assert m.semantic_floor("use-m3") == m.SEMANTIC_FLOORS["use-m3"]
+
+
+def test_retry_after_and_server_messages_are_read_defensively(embed_stub: EmbedStub) -> None:
+    from copilot.embed.endpoint import _detail, _retry_after
+
+    assert _retry_after("2") == 2.0 and _retry_after("600") == 60.0
+    assert _retry_after(None) is None and _retry_after("Wed, 21 Oct 2026") is None
+    assert _retry_after("nan") is None
+    assert _detail(b'{"error": {"message": "bad  model"}}') == " (bad model)"
+    assert _detail(f"<p>no {KEY}</p>".encode()) == " (<p>no sk-proj-***</p>)"
+    remote = OpenAIEmbedder(embed_stub.url, "m")
+    assert remote.queries(["a"]).shape == (1, 64)
+    remote.close()
+    assert remote.queries(["b"]).shape == (1, 64)  # a closed client is opened again
+    assert remote.queries([]).shape == (0, 64) and remote.passages([]).shape == (0, 64)
