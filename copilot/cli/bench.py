@@ -20,6 +20,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("target", choices=TARGETS)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for smoke runs")
+    parser.add_argument(
+        "--endpoint",
+        metavar="URL",
+        help="embeddings: also time an OpenAI-compatible embeddings endpoint (base URL, e.g. "
+        "http://127.0.0.1:8081/v1) beside the bundled models",
+    )
+    parser.add_argument(
+        "--endpoint-model",
+        metavar="NAME",
+        help="model name sent with --endpoint (default: COPILOT_EMBEDDING_API_MODEL, else "
+        "'default')",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,5 +1,6 @@
 """``copilot calibrate``: fit an embedder's retrieval scores and abstention thresholds and write
-``copilot/retrieval/calibrations/<embedder>.json`` (see copilot.retrieval.fitting)."""
+``copilot/retrieval/calibrations/<embedder>.json`` (see copilot.retrieval.fitting); an
+endpoint model's (``openai``) goes to ``<COPILOT_DATA_DIR>/calibrations/openai-<model>.json``."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--output",
         type=Path,
-        help="file to write (default: copilot/retrieval/calibrations/<embedder>.json)",
+        help="file to write (default: copilot/retrieval/calibrations/<embedder>.json; for "
+        "openai: DATA_DIR/calibrations/openai-<api model>.json)",
     )
     parser.add_argument(
         "--queries", type=Path, help="labelled queries (default: evals/retrieval/queries_v1.jsonl)"
@@ -48,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Fit, print the table, and write (or with --check compare)."""
+    from copilot.embed.registry import local_calibration_path
     from copilot.errors import CopilotError
     from copilot.retrieval.calibration import calibration_file, write_calibration
     from copilot.retrieval.fitting import (
@@ -61,7 +64,18 @@ def run(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     embedder = args.embedder or settings.embedding_model
-    path: Path = args.output or calibration_file(embedder)
+    if embedder == "openai" and not (settings.embedding_base_url and settings.embedding_api_model):
+        raise CopilotError(
+            "calibrating the openai embedder needs COPILOT_EMBEDDING_BASE_URL and "
+            "COPILOT_EMBEDDING_API_MODEL"
+        )
+    path: Path = args.output or (
+        local_calibration_path(settings, str(settings.embedding_api_model))
+        if embedder == "openai"
+        else calibration_file(embedder)
+    )
+    if embedder == "openai":
+        path.parent.mkdir(parents=True, exist_ok=True)
     inputs = read_inputs(args.queries or QUERY_FILE, args.external or EXTERNAL)
     target = path.resolve()
     read = [p.resolve() for p in inputs.files.values()]

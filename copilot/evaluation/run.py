@@ -249,7 +249,7 @@ def run_eval(
         "code": folder_hash(PACKAGE_DIR, pattern="*.py"),
         "metrics_version": m.METRICS_VERSION,
         "weights": dict(m.WEIGHTS),
-        "semantic_floor": m.SEMANTIC_FLOORS[embedder.name],
+        "semantic_floor": m.semantic_floor(embedder.name),
         "policy_failure_cap": m.POLICY_FAILURE_CAP,
         "embedding_model": embedder.name,
         "embedding_model_id": embedder.model_id,
@@ -348,7 +348,7 @@ def run_eval(
         settings.data_dir / "eval-cache" / f"embeddings-{embedder.name}-{embedder.engine}.sqlite",
         partial(embedder.passages, use_cache=False),  # this cache replaces the global one
         dim=embedder.dim,
-        semantic_floor=m.SEMANTIC_FLOORS[embedder.name],
+        semantic_floor=m.semantic_floor(embedder.name),
     )
     try:
         results, errors = ev.run_cases(

