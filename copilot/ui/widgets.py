@@ -48,7 +48,12 @@ TONE_KEYS = {"empathetic": "tone.empathetic", "concise": "tone.concise", "formal
 #: selector's options do not change when it is used (streamlit matches a selectbox's value by
 #: its shown text; options renamed by the switch would reset it on the next run).
 UI_LANGUAGE_NAMES = {"en": "English", "ja": "日本語", "zh": "中文"}
-PAGE_KEYS = {"workspace": "page.workspace", "qa": "page.qa", "insights": "page.insights"}
+PAGE_KEYS = {
+    "workspace": "page.workspace",
+    "qa": "page.qa",
+    "insights": "page.insights",
+    "knowledge": "page.knowledge",
+}
 
 
 def tone_formatter() -> Callable[[str], str]:
