@@ -99,6 +99,23 @@ CSS = """
 .sc-neutral {background: #eef2f7; color: #334155; border-color: #d8dee8;}
 .sc-warn {background: #fff4e0; color: #8a4b00; border-color: #f4d6a0;}
 .sc-muted {color: #6b7280; font-size: .82rem;}
+/* narrow windows (900 px with the sidebar, a side panel >= 420 px): rows of buttons wrap
+   instead of squeezing a label to "Re…"; the workspace's two columns stack under 1200 px */
+[data-testid="stHorizontalBlock"] {flex-wrap: wrap; row-gap: .5rem;}
+[data-testid="stColumn"]:has(> [data-testid="stVerticalBlock"] > [data-testid="stElementContainer"]
+  > :is([data-testid="stButton"], [data-testid="stFormSubmitButton"])) {min-width: fit-content;}
+[data-testid="stColumn"]:has(> [data-testid="stVerticalBlock"] > [data-testid="stElementContainer"]
+  > [data-testid="stSelectbox"]) {min-width: min(100%, 9.5rem);}
+[data-testid^="stBaseButton"] p {white-space: normal; overflow-wrap: break-word;}
+@media (max-width: 1200px) {
+  .block-container {padding-left: 1.2rem; padding-right: 1.2rem;}
+  [data-testid="stHorizontalBlock"]:has(> [data-testid="stColumn"] [data-testid="stForm"])
+    > [data-testid="stColumn"] {flex: 1 1 100%; width: 100%; min-width: 100%;}
+}
+@media (max-width: 640px) {
+  .block-container {padding: 1rem .6rem;}
+  .sc-header h1 {font-size: 1.3rem;}
+}
 </style>
 """
 
