@@ -58,19 +58,19 @@ TICKETS = (
     ("I lost my phone with the authenticator app. How do I reset 2FA?", None),
     (
         "My withdrawal has been pending for two days, what is going on?",
-        "Hello,\n\nI have escalated your withdrawal to our payments team; they will reply within "
-        "24 hours with the transaction hash and the exact status of the transfer.\n\nBest regards,",
+        "Hello,\n\nI have escalated your withdrawal to our payments team; they will reply here "
+        "with the transaction hash and the status of the transfer once they have checked it.\n\nBest regards,",
     ),
     ("Can I pay for a hotel booking with my card from your app in Lisbon?", None),
     ("Do you have a physical office in Singapore where I can deposit cash?", None),
     (
         "我的提现已经两天了还没到账，怎么回事？",
-        "您好，\n\n我们已经把您的工单转交给支付团队，他们会在24小时内回复您转账的状态。\n\n祝好",
+        "您好，\n\n我们已经把您的工单转交给支付团队，他们核实后会在这里回复您转账的状态。\n\n祝好",
     ),
     ("你们有实体店可以现金买币吗？", None),
     (
         "本人確認の書類が何度も却下されます。どうすればいいですか？",
-        "お客様\n\n担当部署で書類を確認し、24時間以内にご連絡いたします。\n\nよろしくお願いいたします。",
+        "お客様\n\n担当部署で書類を確認し、結果をこちらでご連絡いたします。\n\nよろしくお願いいたします。",
     ),
     ("NFT を御社のマーケットで出品できますか？", None),
 )
@@ -140,14 +140,13 @@ def capture(url: str, out: Path, width: int) -> list[Path]:
             page.goto(url)
             expect(page.get_by_label("Customer message")).to_be_visible(timeout=120_000)
             editor = page.get_by_label("Reply draft (editable)")
-            previous = ""
             for message, sent in TICKETS:
                 page.get_by_label("Customer message").fill(message)
+                before = page.url
                 page.get_by_role("button", name="Draft reply").click()
-                expect(editor).to_be_visible(timeout=120_000)
-                expect(editor).not_to_have_value(previous, timeout=120_000)
+                # each draft is stored under a new id, which the URL carries
+                page.wait_for_url(lambda u, b=before: "draft=" in u and u != b, timeout=120_000)
                 expect(editor).not_to_have_value("", timeout=120_000)
-                previous = editor.input_value()
                 if sent:
                     editor.fill(sent)
                     editor.press("Control+Enter")
@@ -155,7 +154,6 @@ def capture(url: str, out: Path, width: int) -> list[Path]:
                     expect(page.get_by_text("Final reply stored").first).to_be_visible(
                         timeout=60_000
                     )
-                    previous = editor.input_value()
             page.close()
 
             # the workspace in Japanese with a Japanese ticket
