@@ -8,6 +8,7 @@ Each test has its own database, so its own cached services.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -274,6 +275,9 @@ def test_qa_page_lists_runs_charts_them_and_highlights_regressions(
     diff = at.dataframe[-1].value
     assert list(diff["Case"]) == ["g-en-1", "g-ja-2"]
     assert list(diff["Status"]) == ["regression", ""]
+    # the highlighting's helper columns are not shown
+    columns = json.loads(at.dataframe[-1].proto.columns)
+    assert columns["_regression"] == columns["_improvement"] == {"hidden": True}, columns
 
     at.number_input(key="qa_threshold").set_value(0.5)
     at.run()

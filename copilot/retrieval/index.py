@@ -8,11 +8,19 @@ never see a half-ingested KB, and a killed ingest leaves the previous version se
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from copilot.embed.registry import embedder_tag, get_embedder
-from copilot.kb.ingest import IngestReport, SourceDoc, ingest_version, plan_is_noop
+from copilot.kb.ingest import (
+    IngestReport,
+    ProgressFn,
+    SourceDoc,
+    ingest_version,
+    plan_is_noop,
+)
 from copilot.kb.vectorstore import collection_name, get_collection, open_client
 from copilot.kb.versions import (
     ingest_lock,
@@ -47,7 +55,12 @@ def _lock_path(settings: Settings, base: str) -> Path:
 
 
 def ingest_into(
-    settings: Settings, name: str, docs: list[SourceDoc], *, remove_missing: bool = True
+    settings: Settings,
+    name: str,
+    docs: list[SourceDoc],
+    *,
+    remove_missing: bool = True,
+    progress: Callable[[int], ProgressFn] | None = None,
 ) -> IngestReport:
     """Ingest ``docs`` as the next version of KB ``name`` (this embedder's collections) and
     switch readers to it once it and its BM25 index are complete.
@@ -55,6 +68,10 @@ def ingest_into(
     Unchanged documents' chunks are copied from the served version with their vectors; only
     changed ones are embedded. An unchanged KB builds nothing. Leftovers of a killed ingest
     are removed first; the version served before the switch is kept until the next one.
+
+    ``progress(total_chunks)``, when given, replaces the terminal progress bar: it is called
+    once before embedding and may return a callback called with each batch's size (the UI's
+    progress bar); it is not called when nothing needs embedding.
     """
     from copilot.retrieval.lexical import LexicalIndex, index_folder, prune_indexes, sync_index
 
@@ -88,7 +105,12 @@ def ingest_into(
 
         try:
             report = ingest_version(
-                target, served, docs, embedder, progress=start, remove_missing=remove_missing
+                target,
+                served,
+                docs,
+                embedder,
+                progress=progress or start,
+                remove_missing=remove_missing,
             )
         finally:
             if "cm" in holder:
@@ -105,3 +127,68 @@ def ingest_into(
         prune_indexes(settings, base, kept)
         report.collection, report.switched = target.name, True
         return report
+
+
+@dataclass(frozen=True)
+class KBStatus:
+    """What the served version of a KB holds (for the Knowledge page and ``copilot``'s users)."""
+
+    collection: str  # the served version collection ('' when never ingested)
+    kb_version: str
+    switched_at: str  # UTC ISO time the served version was switched to ('' before versions)
+    previous: str  # the version served before it
+    embedder: str  # the configured embedder (COPILOT_EMBEDDING_MODEL)
+    embedding_model: str  # the model the served version was embedded with
+    embedding_dim: int
+    chunks: int = 0
+    articles: int = 0  # distinct article ids
+    documents: int = 0  # an article in one language is one document
+    languages: dict[str, int] = field(default_factory=dict)  # language -> documents
+
+    @property
+    def ingested(self) -> bool:
+        """False when this embedder's KB was never ingested."""
+        return bool(self.collection)
+
+
+def kb_status(settings: Settings, name: str | None = None) -> KBStatus:
+    """The served version of KB ``name`` (default: the configured KB) for the configured
+    embedder: version, when it was switched to, the embedder, and counts of chunks, articles
+    and languages. A KB never ingested gives an empty status (``ingested`` False)."""
+    client = open_client(settings)
+    embedder = get_embedder(settings=settings)
+    base = physical_name(settings, name)
+    pointer = read_pointer(client, base)
+    try:
+        served = served_collection(client, base, embedder)
+    except Exception as exc:
+        if "does not exist" not in str(exc):
+            raise
+        return KBStatus("", "", "", "", embedder.name, embedder.model_id, embedder.dim)
+    meta = served.metadata or {}
+    documents: dict[str, str] = {}  # doc key -> language
+    article_ids: set[str] = set()
+    total = served.count()
+    for offset in range(0, total, 5000):
+        got = served.get(include=["metadatas"], limit=5000, offset=offset)
+        for cid, chunk_meta in zip(got["ids"], got["metadatas"] or [], strict=False):
+            chunk_meta = chunk_meta or {}
+            key = str(chunk_meta.get("doc_key", cid.rsplit(":", 1)[0]))
+            documents[key] = str(chunk_meta.get("language", "") or "?")
+            article_ids.add(str(chunk_meta.get("article_id", key.split("#")[0])))
+    languages: dict[str, int] = {}
+    for language in documents.values():
+        languages[language] = languages.get(language, 0) + 1
+    return KBStatus(
+        collection=served.name,
+        kb_version=str(meta.get("kb_version", "")),
+        switched_at=pointer.switched_at if pointer else "",
+        previous=pointer.previous if pointer else "",
+        embedder=embedder.name,
+        embedding_model=str(meta.get("embedding_model", embedder.model_id)),
+        embedding_dim=int(meta.get("embedding_dim", embedder.dim) or 0),
+        chunks=total,
+        articles=len(article_ids),
+        documents=len(documents),
+        languages=dict(sorted(languages.items())),
+    )

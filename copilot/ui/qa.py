@@ -175,7 +175,9 @@ def diff_section(chosen: RunInfo, report: dict[str, Any], runs: list[RunInfo]) -
         ]
     )
     styled = frame.style.apply(_highlight, axis=1).hide(["_regression", "_improvement"], axis=1)
-    st.dataframe(styled, hide_index=True, width="stretch")
+    # the Styler's hide() is not honoured by st.dataframe: the helper columns are hidden here
+    hidden: dict[str, Any] = {"_regression": None, "_improvement": None}
+    st.dataframe(styled, hide_index=True, width="stretch", column_config=hidden)
 
 
 def _sent_choices(svc: Services) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ State = MutableMapping[Any, Any]  # st.session_state, or a dict in tests
 LANGUAGE_CHOICES = ("auto", "en", "ja", "zh")
 CHANNELS = ("chat", "email", "ticket", "social")
 TONES = ("empathetic", "concise", "formal")
-PAGES = ("workspace", "qa", "insights")
+PAGES = ("workspace", "qa", "insights", "knowledge")
 SIGNATURE_LANGUAGES = ("en", "ja", "zh")
 
 # Session keys and their first values; widget keys are set here, never via ``value=``.

@@ -49,7 +49,12 @@ TONE_KEYS = {"empathetic": "tone.empathetic", "concise": "tone.concise", "formal
 #: selector's options do not change when it is used (streamlit matches a selectbox's value by
 #: its shown text; options renamed by the switch would reset it on the next run).
 UI_LANGUAGE_NAMES = {"en": "English", "ja": "日本語", "zh": "中文"}
-PAGE_KEYS = {"workspace": "page.workspace", "qa": "page.qa", "insights": "page.insights"}
+PAGE_KEYS = {
+    "workspace": "page.workspace",
+    "qa": "page.qa",
+    "insights": "page.insights",
+    "knowledge": "page.knowledge",
+}
 #: Keyboard shortcuts of the draft panel's buttons (Ctrl is Cmd on a Mac). Drafting needs
 #: none: Ctrl+Enter in the message box submits the form (Streamlit's own form key). A global
 #: Ctrl+Enter is avoided on purpose: it would also fire in the draft editor and redraft.
@@ -104,6 +109,23 @@ CSS = """
 .sc-neutral {background: #eef2f7; color: #334155; border-color: #d8dee8;}
 .sc-warn {background: #fff4e0; color: #8a4b00; border-color: #f4d6a0;}
 .sc-muted {color: #6b7280; font-size: .82rem;}
+/* narrow windows (900 px with the sidebar, a side panel >= 420 px): rows of buttons wrap
+   instead of squeezing a label to "Re…"; the workspace's two columns stack under 1200 px */
+[data-testid="stHorizontalBlock"] {flex-wrap: wrap; row-gap: .5rem;}
+[data-testid="stColumn"]:has(> [data-testid="stVerticalBlock"] > [data-testid="stElementContainer"]
+  > :is([data-testid="stButton"], [data-testid="stFormSubmitButton"])) {min-width: fit-content;}
+[data-testid="stColumn"]:has(> [data-testid="stVerticalBlock"] > [data-testid="stElementContainer"]
+  > [data-testid="stSelectbox"]) {min-width: min(100%, 9.5rem);}
+[data-testid^="stBaseButton"] p {white-space: normal; overflow-wrap: break-word;}
+@media (max-width: 1200px) {
+  .block-container {padding-left: 1.2rem; padding-right: 1.2rem;}
+  [data-testid="stHorizontalBlock"]:has(> [data-testid="stColumn"] [data-testid="stForm"])
+    > [data-testid="stColumn"] {flex: 1 1 100%; width: 100%; min-width: 100%;}
+}
+@media (max-width: 640px) {
+  .block-container {padding: 1rem .6rem;}
+  .sc-header h1 {font-size: 1.3rem;}
+}
 </style>
 """
 

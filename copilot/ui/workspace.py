@@ -1,6 +1,6 @@
 """The agent workspace: the sidebar (interface language, agent, page), the reply workspace
 (request form, draft panel, knowledge-base and activity tabs), and the QA and Insights pages
-(:mod:`copilot.ui.qa`, :mod:`copilot.ui.insights`). ``app.py`` calls :func:`main` on every
+(:mod:`copilot.ui.qa`, :mod:`copilot.ui.insights`, :mod:`copilot.ui.knowledge_page`). ``app.py`` calls :func:`main` on every
 script run; :mod:`copilot.ui.restore` reads the URL once per session and saves what changed
 after each run. Every label comes from the message catalogues (:mod:`copilot.ui.i18n`)."""
 
@@ -12,7 +12,7 @@ import streamlit as st
 
 from copilot.errors import CopilotError
 from copilot.settings import Settings, get_settings
-from copilot.ui import actions, insights, qa, restore, risk, widgets
+from copilot.ui import actions, insights, knowledge_page, qa, restore, risk, widgets
 from copilot.ui import state as session
 from copilot.ui.activity import render_activity
 from copilot.ui.i18n import UI_LANGUAGES, formatter, t
@@ -323,6 +323,8 @@ def main() -> None:
         qa.render(svc)
     elif page == "insights":
         insights.render(svc)
+    elif page == "knowledge":
+        knowledge_page.render(svc)
     else:
         workspace_page(svc)
     restore.remember(
