@@ -118,19 +118,21 @@ class Reranker:
         """The second embedder's vectors of chunk ``rows``: from memory, else its passage
         cache on disk, else embedded now (and stored in both)."""
         with self._lock:
-            known = self._vectors if self._version is lexical else {}
-            missing = [r for r in dict.fromkeys(rows) if r not in known]
+            memory = self._vectors if self._version is lexical else {}
+            found = {r: memory[r] for r in rows if r in memory}
+        missing = [r for r in dict.fromkeys(rows) if r not in found]
         if missing:
-            fresh = self.embedder.passages([lexical.records[r].text for r in missing])
+            vectors = self.embedder.passages([lexical.records[r].text for r in missing])
+            fresh = dict(zip(missing, vectors, strict=True))
             with self._lock:
                 if self._version is lexical:
                     if len(self._vectors) + len(missing) > _MEMORY_ROWS:
                         self._vectors = {}
-                    self._vectors.update(zip(missing, fresh, strict=True))
-                known = {**known, **dict(zip(missing, fresh, strict=True))}
+                    self._vectors.update(fresh)
+            found.update(fresh)
         if not rows:
             return np.zeros((0, self.embedder.dim), dtype=np.float32)
-        return np.vstack([known[r] for r in rows]).astype(np.float32)
+        return np.vstack([found[r] for r in rows]).astype(np.float32)
 
     # ---- re-scoring -------------------------------------------------------------
     def article_cosines(
