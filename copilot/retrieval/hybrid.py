@@ -3,7 +3,9 @@
 Results are grouped per article (best chunk per article id), shown in the query's
 language when the article exists in it, and carry a calibrated score in 0..1: the
 estimated chance that the article is a relevant source. ``abstain`` is set when the
-best score is below the calibrated threshold ("no good source"). See docs/retrieval.md.
+best score is below the calibrated threshold ("no good source"). With a second stage
+(``COPILOT_RETRIEVAL_RERANK``, :mod:`copilot.retrieval.rerank`) the top candidates are
+re-ranked and scored by the second embedder and its calibration. See docs/retrieval.md.
 """
 
 from __future__ import annotations
