@@ -293,3 +293,53 @@ def test_narrow_windows_stack_columns_and_never_clip_a_button_label(
                 page.close()
         finally:
             browser.close()
+
+
+def test_the_bypass_attempt_is_refused_and_an_override_needs_a_reason(
+    app_url: str, tmp_path: Path
+) -> None:
+    """The issue's bypass, in a real browser: a draft edited to ask for the 2FA code and seed
+    phrase and to promise profit is not copied; the pill says blocked; Send anyway without a
+    reason stores nothing, with a reason it is stored as an override."""
+    from playwright.sync_api import expect, sync_playwright
+
+    shots = screenshot_dir(tmp_path)
+    bad = (
+        "Please reply with the 6-digit code from your authenticator app and your seed phrase. "
+        "We guarantee you 20% profit every month."
+    )
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(app_url)
+            message = page.get_by_label("Customer message")
+            expect(message).to_be_visible(timeout=60_000)
+            message.fill("My withdrawal has been pending for two days. What should I do?")
+            page.get_by_role("button", name="Draft reply").click()
+            editor = page.get_by_label("Reply draft (editable)")
+            expect(editor).not_to_have_value("", timeout=120_000)
+            expect(page.get_by_text("Guardrail: pass").first).to_be_visible(timeout=30_000)
+
+            editor.fill(editor.input_value().rstrip() + "\n\n" + bad)
+            editor.press("Control+Enter")
+            page.get_by_role("button", name="Copy final reply").click()
+            expect(page.get_by_text("Not copied").first).to_be_visible(timeout=60_000)
+            expect(page.get_by_text("Blocked by guardrail").first).to_be_visible()
+            assert not page.get_by_text("Final reply stored").count()
+
+            page.get_by_role("button", name="Send anyway").click()
+            expect(page.get_by_text("needs a reason").first).to_be_visible(timeout=30_000)
+            assert not page.get_by_text("Sent with an override").count()
+            page.screenshot(path=str(shots / "bypass-refused.png"), full_page=True)
+
+            reason = page.get_by_label("Override reason (required)")
+            reason.fill("test of the override path")
+            reason.press("Enter")
+            page.get_by_role("button", name="Send anyway").click()
+            expect(page.get_by_text("Sent with an override").first).to_be_visible(timeout=30_000)
+            expect(page.get_by_text("Blocked by guardrail").first).to_be_visible()
+            assert not page.get_by_text("Traceback").count()
+        finally:
+            browser.close()
+    assert is_png(shots / "bypass-refused.png")
