@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from functools import cache
 from pathlib import Path
 
@@ -60,8 +61,13 @@ def configure(cache_dir: Path | None = None) -> Path | None:
             bundled = Path(root) / "data" / "cl100k_base.tiktoken"
             if bundled.exists():
                 target.mkdir(parents=True, exist_ok=True)
-                tmp = cached.with_suffix(".tmp")
-                shutil.copyfile(bundled, tmp)
-                tmp.replace(cached)
+                # A temporary name of this thread's own: threads (an eval's workers) or
+                # processes unpacking at once each write their copy and rename it into place.
+                tmp = target / f".{_CL100K_CACHE_NAME}.{os.getpid()}.{threading.get_ident()}.tmp"
+                try:
+                    shutil.copyfile(bundled, tmp)
+                    tmp.replace(cached)
+                finally:
+                    tmp.unlink(missing_ok=True)
                 break
     return target
