@@ -29,21 +29,63 @@ import argparse
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from screenshot import (  # noqa: E402  (the one-screenshot script's helpers)
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    free_port,
-    ingest_kb,
-    wait_healthy,
-)
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def free_port() -> int:
+    """An unused TCP port on 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ingest_kb(data_dir: Path) -> None:
+    """Ingest the shipped KB into ``data_dir`` (same as ``python -m copilot ingest``)."""
+    sys.path.insert(0, str(ROOT))
+    from copilot.kb.articles import load_kb
+    from copilot.kb.ingest import docs_from_articles
+    from copilot.retrieval.index import ingest_into
+    from copilot.runtime import configure
+    from copilot.settings import Settings
+
+    configure()
+    settings = Settings.load(
+        env={"COPILOT_DATA_DIR": str(data_dir), "COPILOT_KNOWLEDGE_DIR": str(ROOT / "knowledge")}
+    )
+    ingest_into(settings, settings.collection, docs_from_articles(load_kb(settings.knowledge_dir)))
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], within_s: float = 90) -> None:
+    """Block until Streamlit answers its health check; exit if it dies or never answers."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"streamlit exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise SystemExit(f"streamlit did not answer on {url} within {within_s:.0f} s")
+
 
 GOLDEN = ROOT / "evals" / "golden" / "golden_v1.jsonl"
 PER_LANGUAGE = 8
