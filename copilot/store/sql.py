@@ -527,22 +527,7 @@ class SqlStore:
             return []
         d, r, s = t.drafts.c, t.ratings.c, t.sent_replies.c
         with self._tx() as conn:
-            rows = conn.execute(
-                select(
-                    d.id,
-                    d.created_at,
-                    d.language,
-                    d.verdict,
-                    d.blocked,
-                    d.abstained,
-                    d.customer_message,
-                    d.draft,
-                    d.origin,
-                    d.agent,
-                )
-                .order_by(d.seq.desc())
-                .limit(int(limit))
-            ).all()
+            rows = _newest_drafts(conn, limit, d.origin)
             ids = [row.id for row in rows]
             ratings: dict[str, list[Any]] = {}
             sends: dict[str, list[Any]] = {}
@@ -638,22 +623,7 @@ class SqlStore:
             return []
         d, s = t.drafts.c, t.sent_replies.c
         with self._tx() as conn:
-            rows = conn.execute(
-                select(
-                    d.id,
-                    d.created_at,
-                    d.language,
-                    d.verdict,
-                    d.blocked,
-                    d.abstained,
-                    d.customer_message,
-                    d.draft,
-                    d.result,
-                    d.agent,
-                )
-                .order_by(d.seq.desc())
-                .limit(int(limit))
-            ).all()
+            rows = _newest_drafts(conn, limit, d.result)
             sends: dict[str, list[dict[str, Any]]] = {}
             ids = [row.id for row in rows]
             for start in range(0, len(ids), 500):
@@ -922,6 +892,27 @@ class SqlStore:
         if row is None:
             return None
         return {"state": row.state, "agent": row.agent, "updated_at": _as_text(row.updated_at)}
+
+
+def _newest_drafts(conn: Connection, limit: int, extra: Any) -> Sequence[Any]:
+    """The newest ``limit`` drafts, newest first: what every list shows, plus ``extra``."""
+    d = t.drafts.c
+    return conn.execute(
+        select(
+            d.id,
+            d.created_at,
+            d.language,
+            d.verdict,
+            d.blocked,
+            d.abstained,
+            d.customer_message,
+            d.draft,
+            extra,
+            d.agent,
+        )
+        .order_by(d.seq.desc())
+        .limit(int(limit))
+    ).all()
 
 
 def _use_wal(cursor: Any, wait_s: float) -> None:
