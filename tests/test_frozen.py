@@ -28,7 +28,9 @@ def test_no_training_file_repeats_a_frozen_text() -> None:
     """No frozen draft or message is in the training data (nobody tuned on them). Short
     greetings that any two writers would write alike ("help??", 在吗) are not counted."""
     frozen: set[str] = set()
-    for name in ("guard_test_v1.jsonl", "messages_test_v1.jsonl", "injection_test_v1.jsonl"):
+    names = sorted(p.name for p in FROZEN.glob("*_test_v*.jsonl"))
+    assert len(names) == 6, names  # v1 and v2 of the guard, messages and injection sets
+    for name in names:
         for line in (FROZEN / name).read_text(encoding="utf-8").splitlines():
             row = json.loads(line)
             frozen.add(row.get("draft") or row["message"])
