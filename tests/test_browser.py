@@ -343,3 +343,37 @@ def test_the_bypass_attempt_is_refused_and_an_override_needs_a_reason(
         finally:
             browser.close()
     assert is_png(shots / "bypass-refused.png")
+
+
+def test_the_draft_gets_the_focus_and_the_shortcuts_work_from_the_keyboard(
+    app_url: str, tmp_path: Path
+) -> None:
+    """After drafting, typing goes into the draft (no click); Ctrl+Shift+K rechecks the edit
+    and Ctrl+Shift+Enter sends it, both pressed as real keys."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(app_url)
+            message = page.get_by_label("Customer message")
+            expect(message).to_be_visible(timeout=60_000)
+            message.fill(JA_MESSAGE)
+            page.get_by_role("button", name="Draft reply").click()
+            editor = page.get_by_label("Reply draft (editable)")
+            expect(editor).to_have_value(KANA, timeout=120_000)
+            expect(editor).to_be_focused(timeout=30_000)
+
+            page.keyboard.type("追記:")  # lands in the draft, at its start
+            expect(editor).to_have_value(re.compile(r"^追記:"))
+            page.keyboard.press("Control+Shift+KeyK")
+            expect(page.get_by_text("Re-check: the edited draft").first).to_be_visible(
+                timeout=60_000
+            )
+            page.keyboard.press("Control+Shift+Enter")
+            expect(page.get_by_text("Final reply stored").first).to_be_visible(timeout=60_000)
+            expect(page.get_by_text("追記:").last).to_be_visible()
+            assert not page.get_by_text("Traceback").count()
+        finally:
+            browser.close()

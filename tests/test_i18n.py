@@ -198,3 +198,36 @@ def test_a_malformed_catalogue_names_file_and_line(
             i18n.catalogue("fr")
     finally:
         i18n.catalogue.cache_clear()
+
+
+@pytest.mark.parametrize("language", ["ja", "zh"])
+def test_flag_details_from_the_understanding_layer_are_shown_in_the_interface_language(
+    language: str,
+) -> None:
+    """Emotion levels, escalation cues and injection kinds come from the understanding layer
+    in English; each has a catalogue entry, so a Japanese or Chinese page shows no English."""
+    from copilot.ui.widgets import flag_detail
+    from copilot.understand import signals
+    from copilot.understand.signals import Flag
+
+    english = i18n.catalogue("en")
+    flags = [
+        Flag("emotion", None, name, level)
+        for level, name in enumerate(("slightly unhappy", "angry", "very agitated"), 1)
+    ]
+    flags += [Flag("escalation", (0, 1), d) for d, _ in signals.ESCALATION_CUES]
+    flags += [Flag("prompt_injection", (0, 1), d) for d, _ in signals.INJECTION_CUES]
+    for flag in flags:
+        shown = flag_detail(flag, language)
+        assert shown != flag.detail, f"{flag.kind} {flag.detail!r} is not translated"
+        assert shown not in english.values(), shown
+    # a detail without an entry (an article id) shows as given
+    assert flag_detail(Flag("citation_removed", None, "[3] removed"), language) == "[3] removed"
+
+
+def test_the_emotion_detail_follows_the_level_not_the_english_name() -> None:
+    from copilot.ui.widgets import flag_detail
+    from copilot.understand.signals import Flag
+
+    assert flag_detail(Flag("emotion", None, "slightly unhappy", 1), "ja") == "やや不満"
+    assert flag_detail(Flag("emotion", None, "anything", 3), "zh") == "非常激动"

@@ -54,6 +54,7 @@ def run_draft(services: Services, state: State) -> None:
         state["result"], state["request"] = result, request
         state["draft_text"] = result.draft
         state["feedback_note"] = ""
+        state["focus_draft"] = True  # the agent goes on in the editor, without a click
     if state["result"] is not None and services.settings.record_drafts:
         with reported(state, t("doing.save_draft")):
             state["draft_id"] = services.store.save_draft(

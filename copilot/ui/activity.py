@@ -51,8 +51,10 @@ def render_activity(store: Store) -> None:
                 t("activity.col_verdict"): "blocked" if r["blocked"] else r["verdict"],
                 t("activity.col_rating"): ratings.get(r["rating"] or "", ""),
                 t("activity.col_reason"): r["rating_reason"] or "",
-                t("activity.col_sent"): r["sent"] or "",
-                t("activity.col_edit"): "" if r["edit_distance"] is None else r["edit_distance"],
+                # numbers or None (an empty cell): a column mixing text and numbers makes
+                # Arrow fall back with a warning on every render
+                t("activity.col_sent"): r["sent"] or 0,
+                t("activity.col_edit"): r["edit_distance"],
                 t("activity.col_override"): r["override_reason"] or "",
                 t("activity.col_agent"): r["sent_agent"] or r["agent"] or "",
                 t("activity.col_message"): messages[r["id"]][:80],

@@ -56,6 +56,7 @@ DEFAULTS: dict[str, Any] = {
     "rating": None,  # the agent's current rating of the draft (up, down)
     "sent_distance": None,  # edit distance of the last sent text from the draft
     "escalation": None,  # the internal hand-over note of the last escalation
+    "focus_draft": False,  # move the keyboard focus to the draft editor on the next render
     "ui_language": None,  # interface language (en, ja, zh); set by init_state
     "page": PAGES[0],
 }

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import streamlit as st
+from streamlit.components.v1 import html as component_html
 
 from copilot.guard.types import Violation
 from copilot.ui import risk
-from copilot.ui.i18n import current_language, t, text
+from copilot.ui.i18n import DEFAULT, catalogue, current_language, t, text
 from copilot.ui.services import Services
 from copilot.ui.state import State
 from copilot.understand.signals import Flag
@@ -36,6 +38,22 @@ FLAG_LABELS = {  # catalogue keys
     "emotion": "flag.emotion",
     "blocked": "flag.blocked",
 }
+
+# the understanding layer names a flag's detail in English; these details have a catalogue
+# entry ``detail.<kind>.<detail>`` (emotion: ``detail.emotion.<level>``), others show as given
+DETAIL_KINDS = ("emotion", "escalation", "prompt_injection")
+
+
+def flag_detail(flag: Flag, language: str) -> str:
+    """The detail of ``flag`` in the interface ``language``: emotion levels, escalation cues
+    and injection kinds from the catalogue, anything else (an article id, a PII kind) as given."""
+    detail = flag.detail or ""
+    if flag.kind not in DETAIL_KINDS or not detail:
+        return detail
+    name = str(flag.level) if flag.kind == "emotion" and flag.level else detail.replace(" ", "_")
+    key = f"detail.{flag.kind}.{name}"
+    return text(language, key) if key in catalogue(DEFAULT) else detail
+
 
 LANGUAGE_KEYS = {"auto": "lang.auto", "en": "lang.en", "ja": "lang.ja", "zh": "lang.zh"}
 CHANNEL_KEYS = {
@@ -64,6 +82,29 @@ SHORTCUTS = {
     "up": "Ctrl+Shift+Up",
     "down": "Ctrl+Shift+Down",
 }
+
+
+#: Moves the keyboard focus to a text area of the page from a zero-height component frame
+#: (same origin as the page). The element may render after the frame, so it retries briefly.
+FOCUS_JS = """<script>
+(function () {
+  const selector = %s;
+  let tries = 0;
+  function go() {
+    const el = window.parent.document.querySelector(selector);
+    if (el) { el.focus(); el.setSelectionRange(0, 0); el.scrollTop = 0; return; }
+    if (++tries < 40) setTimeout(go, 50);
+  }
+  go();
+})();
+</script>"""
+
+
+def focus_widget(key: str) -> None:
+    """Put the keyboard focus in the text area with widget ``key`` (Streamlit marks each
+    keyed element's container with the class ``st-key-<key>``)."""
+    selector = json.dumps(f".st-key-{key} textarea")
+    component_html(FOCUS_JS % selector, height=0)
 
 
 def tone_formatter() -> Callable[[str], str]:
@@ -257,7 +298,7 @@ def render_flags(flags: Sequence[Flag]) -> None:
         label = t(key) if key else kind.replace("_", " ").capitalize()
         if level not in (None, ""):
             label += " · " + t("flags.level", level=level)
-        detail = f.detail or ""
+        detail = flag_detail(f, current_language())
         line = f"{FLAG_ICONS.get(kind, ':material/flag:')} **{label}**" + (
             f": {detail}" if detail else ""
         )

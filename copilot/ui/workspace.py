@@ -136,6 +136,9 @@ def draft_panel(svc: Services) -> None:
     if result.abstained:
         st.warning(t("draft.abstained"))
     st.text_area(t("draft.editor"), key="draft_text", height=340)
+    if state["focus_draft"]:  # once per new draft: later reruns leave the focus alone
+        state["focus_draft"] = False
+        widgets.focus_widget("draft_text")
     widgets.render_recheck(state)
 
     # a tone rewrite needs a language model: hidden, with the reason, on the offline backend
