@@ -36,6 +36,9 @@ from copilot.bench.guardrail_external import (
 
 ROOT = Path(__file__).resolve().parents[2]
 LABELLED = ROOT / "evals" / "guardrails" / "labelled_v1.jsonl"
+#: the frozen set the report is evidence from (``evals/frozen/*_v2.jsonl``: written by new
+#: writers and hashed before this round's training; v1 has been read and is a regression check)
+FROZEN_SET = "v2"
 
 
 # ---- 1. labelled set ------------------------------------------------------------------------
@@ -291,13 +294,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     full, rules = guardrails(get_settings())
     quick = bool(getattr(args, "quick", False))
-    guard_rows = frozen_rows("guard_test_v1.jsonl")
-    inj_rows = frozen_rows("injection_test_v1.jsonl")
-    if quick:
-        guard_rows, inj_rows = guard_rows[::20], inj_rows[::10]
 
     def flag(text: str, language: str | None) -> dict[str, bool]:
         return injection_flags(full, text, language)
+
+    def frozen(version: str) -> dict[str, Any]:
+        guard_file, inj_file = f"guard_test_{version}.jsonl", f"injection_test_{version}.jsonl"
+        guard_rows, inj_rows = frozen_rows(guard_file), frozen_rows(inj_file)
+        if quick:
+            guard_rows, inj_rows = guard_rows[::20], inj_rows[::10]
+        return {
+            "guard": guard_report(full, guard_rows) | {"file": f"evals/frozen/{guard_file}"},
+            "injection": injection_report(flag, inj_rows) | {"file": f"evals/frozen/{inj_file}"},
+        }
 
     return {
         "policy": {
@@ -307,11 +316,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "learned": full.learned is not None,
             "injection_flag": full.injection is not None,
         },
-        "frozen": {
-            "guard": guard_report(full, guard_rows) | {"file": "evals/frozen/guard_test_v1.jsonl"},
-            "injection": injection_report(flag, inj_rows)
-            | {"file": "evals/frozen/injection_test_v1.jsonl"},
-        },
+        # v2: the evidence (nobody tuned on it); v1: read at stop 17, a regression check only
+        "frozen": frozen(FROZEN_SET),
+        "frozen_v1": frozen("v1"),
         "labelled": evaluate_labelled(full, read_rows(LABELLED))
         | {"file": str(LABELLED.relative_to(ROOT))},
         "latency": _latency(rules, 200 if quick else 1000),
@@ -362,6 +369,22 @@ def render_frozen(fz: dict[str, Any]) -> list[str]:
     return lines
 
 
+def render_regression(fz: dict[str, Any]) -> list[str]:
+    """Lines of the older frozen set, kept as a regression check (it has been read)."""
+    g, inj = fz["guard"], fz["injection"]
+    lines = [
+        f"1b. Regression only: {g['file']} and {inj['file']} were read at an earlier report,",
+        "   so they are no longer evidence of generalisation. recall% / false rejects%",
+        "   scope              n    rules          learned        both",
+        f"   guard overall  {g['overall']['both']['n']:>5}  {_tier_cells(g['overall'])}",
+    ]
+    for lang, row in g["by_language"].items():
+        lines.append(f"   guard {lang:<8} {row['both']['n']:>5}  {_tier_cells(row)}")
+    a = inj["all"]
+    lines.append(f"   injection all  {a['n']:>5}  {_tier_cells(a, 'false_flags')}")
+    return lines
+
+
 def render(result: dict[str, Any]) -> str:
     """Human-readable tables."""
     pol = result["policy"]
@@ -370,6 +393,8 @@ def render(result: dict[str, Any]) -> str:
         f"{'on' if pol['learned'] else 'OFF'}, injection flag {'on' if pol['injection_flag'] else 'OFF'}",
         "",
         *render_frozen(result["frozen"]),
+        "",
+        *render_regression(result["frozen_v1"]),
         "",
     ]
     lab = result["labelled"]
