@@ -125,7 +125,7 @@ AMOUNT = _rx(
 )
 # tickers in capitals (LINK, OP, TON are words too); the common ones in any case ("usdt")
 ASSET = re.compile(
-    rf"(?<![A-Za-z])({_ASSET}|(?i:usdt|usdc|btc|eth|xrp|doge|trx|bnb))(?![A-Za-z])"
+    rf"(?<![A-Za-z])({_ASSET}|(?i:usdt|usdc|btc|eth|xrp|doge|trx|bnb))(?![A-Za-z]|[-_]?\d)"
     r"|(比特币|比特幣|ビットコイン|以太坊|イーサリアム|泰达币|泰達幣)"
 )
 _EN_NUM = r"(?:\d+(?:\.\d+)?|a|an|one|two|three|four|five|six|seven|eight|nine|ten|twelve|fifteen|twenty|thirty|forty|fifty|a\s+couple\s+of|a\s+few|several)"

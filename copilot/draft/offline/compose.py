@@ -377,12 +377,23 @@ class OfflineDrafter:
             if text.strip():
                 blocks.append(Block(text, b.source, b.kind))
         ack = acknowledgement(facts, fp)
-        if ack:
-            first = next((i for i, b in enumerate(blocks) if b.kind == "body"), None)
-            at = len(blocks) if first is None else first + 1
-            if first is not None and _LIST_ITEM.match(blocks[first].text):
-                at = first
-            blocks.insert(at, Block(ack))
+        first = next((i for i, b in enumerate(blocks) if b.kind == "body"), None)
+        if ack and first is None:
+            blocks.append(Block(ack))
+        elif ack and first is not None:
+            opening = blocks[first]
+            lead = _drop_lead_in(opening.text)
+            if _LIST_ITEM.match(opening.text) or not lead:
+                blocks.insert(first, Block(ack))  # nothing before the list: the ack leads
+            elif lead != opening.text.rstrip():  # the opening announces a list: ack before that
+                announce = opening.text.rstrip()[len(lead) :].strip()
+                space = "" if lang in ("ja", "zh") else " "
+                blocks[first : first + 1] = [
+                    Block(lead, opening.source, opening.kind),
+                    Block(ack + space + announce),  # the lead-in stays right before its list
+                ]
+            else:
+                blocks.insert(first + 1, Block(ack))
         return OfflineDraft(tuple(blocks), draft.scenario, draft.level, draft.articles)
 
     def _best_faq(self, hits: Sequence[Hit], lang: str) -> Article | None:
