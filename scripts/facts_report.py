@@ -38,7 +38,7 @@ _REQUEST = {
     ),
     # a request form, not "thank you for letting us know" (お知らせいただいた, 感谢您提供)
     "ja": re.compile(r"ください|下さい|いただけ(?:ます|ません|れば)|お送りいただければ"),
-    "zh": re.compile(r"请|請|麻烦|麻煩|能否|可否"),
+    "zh": re.compile(r"(?<![申邀])[请請]|麻烦|麻煩|能否|可否"),
 }
 _NOUNS = {
     "en": {

@@ -34,7 +34,7 @@ SECURITY = "faq/security"
 # authenticator phone into a hacked account
 SURE = 0.5
 DISCLAIMER = "faq/market-info-disclaimer"
-SECOND = 0.5  # P(second topic) from which it gets a section of its own
+SECOND = 0.6  # P(second topic) from which it gets a section of its own (docs/understanding.md)
 # after the safety-first reply these would read as plain reset steps: not a second section
 NOT_AFTER_SECURITY = ("faq/password-reset", "faq/login-locked", SECURITY)
 
