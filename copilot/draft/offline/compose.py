@@ -356,11 +356,38 @@ class OfflineDrafter:
             k += 1
         trimmed = ("".join(parts[k:]).strip() + sep + rest).strip()
         body[0:1] = [Block(trimmed, first.source, first.kind)] if trimmed else []
+        said = {
+            x.strip() for b in draft.blocks for ln in b.text.split("\n") for x in _sentences(ln)
+        }
+        body = [
+            Block(text, b.source, b.kind)
+            for b in body
+            if (text := self._without_repeats(b.text, said))
+        ]
+        if not body:
+            return draft
         section = [Block(connector), *self._closing(body, lang)]
         blocks = list(draft.blocks)
         at = max((i for i, b in enumerate(blocks) if b.kind != "sign_off"), default=0) + 1
         blocks[at:at] = section
         return OfflineDraft(tuple(blocks), draft.scenario, draft.level, (*draft.articles, art))
+
+    @staticmethod
+    def _without_repeats(text: str, said: set[str]) -> str:
+        """``text`` without the sentences (12+ characters) the draft already says."""
+        lines = []
+        for line in text.split("\n"):
+            bullet = _LIST_ITEM.match(line)
+            head = line[: bullet.end()] if bullet else ""
+            kept = [
+                x
+                for x in _sentences(line[len(head) :])
+                if len(x.strip()) < 12 or x.strip() not in said
+            ]
+            body = "".join(kept).strip()
+            if body:
+                lines.append(head + body)
+        return "\n".join(lines).strip()
 
     def _with_facts(self, draft: OfflineDraft, facts: Facts, lang: str) -> OfflineDraft:
         """``draft`` acknowledging ``facts`` after its opening paragraph, and asking for none."""
