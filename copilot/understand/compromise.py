@@ -19,11 +19,11 @@ def _rx(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern, re.IGNORECASE | re.VERBOSE)
 
 
-_SECRET_EN = r"(?:password|passcode|pass\s?word|pw|2fa|otp|one[- ]time|codes?|authenticator|seed|recovery\s+phrase|\d{1,2}[- ]word|private\s+key|api\s+key|secret|login\s+details|credentials)"
+_SECRET_EN = r"(?:password|passcode|pass\s?word|pw|2fa|otp|one[- ]time|codes?|authenticator\s+codes?|seed|recovery\s+phrase|\d{1,2}[- ]word|private\s+key|api\s+key|secret|login\s+details|credentials)"
 _SECRET_CJK = r"(?:パスワード|認証コード|確認コード|コード|2FA|二段階|シードフレーズ|秘密鍵|ワンタイム|SMS|APIキー|密码|密碼|验证码|驗證碼|助记词|助記詞|私钥|私鑰|谷歌验证|Google\s?驗證|短信码|API|code|2FA)"
 # the customer gave a secret away: "I typed my password and 2FA code into the site", 「認証コードを教えてしまった」
 GAVE_SECRET = _rx(
-    rf"""\b(?:typed|entered|gave|shared|sent|told|put|input|read|pasted|submitted|provided|uploaded)\b
+    rf"""\b(?:typed|entered|gave|shared|sent|told|put\s+in|put\s+(?:it|them)\s+in|input|read|pasted|submitted|provided)\b
             [^.!?\n]{{0,60}}?\b{_SECRET_EN}
        | \b{_SECRET_EN}\b[^.!?\n]{{0,80}}?\bi\s+(?:typed|entered|gave|shared|sent|told|put|provided|read)\b
        | \b(?:got\s+phished|phishing\s+(?:site|page|link)|fake\s+(?:site|page|app|website)|logged\s+in\s+(?:on|to|at|through|via)\s+(?:the|that|a|this|their)\s+(?:fake\s+)?(?:page|site|link|website|app))
