@@ -137,6 +137,7 @@ def test_fact_scores_on_the_labelled_dev_split() -> None:
         ("Is this e-mail from you? I haven't clicked anything.", None),
         ("「如非本人操作请致电 400-820-6617」这条短信是真的吗？", None),
         ("How do I reset my password?", None),
+        ("My grandson put an authenticator app on my old phone, which broke. New phone now", None),
         ("The app froze and I couldn't close my position", None),
     ],
 )
