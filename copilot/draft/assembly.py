@@ -11,7 +11,7 @@ source dropped. What was dropped is reported.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,7 @@ FENCE_TAGS = (
     "source",
     "draft",
     "violations",
+    "understanding",
 )
 _TAG_RE = re.compile(r"<(/?)\s*(" + "|".join(FENCE_TAGS) + r")\b", re.IGNORECASE)
 
@@ -108,6 +109,7 @@ def assemble_draft(
     agent_note: str,
     allowed_domains: Sequence[str],
     budget: int,
+    understanding: str = "(none)",
 ) -> Assembled:
     """System + draft messages within ``budget`` tokens (cl100k estimate)."""
     lang_name = LANGUAGE_NAMES.get(language, language)
@@ -125,6 +127,7 @@ def assemble_draft(
             greeting=greeting,
             channel=channel or "chat",
             situation=situation,
+            understanding=understanding,
             sources=format_sources(kept),
             history=format_history(turns),
             customer_message=neutralise(msg.strip()),
@@ -225,6 +228,37 @@ def situation_text(
     if abstain:
         lines.append(draft.snippet("abstain"))
     return "\n".join(f"- {line}" for line in lines)
+
+
+def understanding_text(
+    prompts: PromptSet,
+    *,
+    topics: Sequence[tuple[str, float]] = (),
+    flags: Sequence[str] = (),
+    facts: Mapping[str, str] | None = None,
+    compromised: bool = False,
+    mask: Callable[[str], str] = lambda s: s,
+) -> str:
+    """The ``{{understanding}}`` block: detected topics with their confidence, situation flags
+    and the facts the customer gave (passed through ``mask``: the model sees placeholders
+    for personal data, as in the message), with the draft prompt's instructions for them."""
+    draft = prompts["draft"]
+    lines = []
+    if topics:
+        shown = ", ".join(f"{t} (p={p:.2f})" for t, p in topics)
+        lines.append(f"- topics: {shown}")
+    if flags:
+        lines.append(f"- flags: {', '.join(flags)}")
+    if len([t for t, _ in topics if "/" in t]) > 1:
+        lines.append(f"- {draft.snippet('two_topics')}")
+    if compromised or "account_compromised" in flags:
+        lines.append(f"- {draft.snippet('compromised')}")
+    if facts:
+        lines.append(f"- {draft.snippet('facts')}")
+        lines += [f"  - {k}: {neutralise(mask(v))}" for k, v in facts.items()]
+    else:
+        lines.append(f"- {draft.snippet('no_facts')}")
+    return "\n".join(lines)
 
 
 def violation_feedback(violations: Sequence[Any]) -> str:

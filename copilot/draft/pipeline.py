@@ -26,13 +26,14 @@ from copilot.draft.assembly import (
     assemble_draft,
     rewrite_messages,
     situation_text,
+    understanding_text,
     violation_feedback,
 )
 from copilot.draft.citations import find_citations, resolve_citations
 from copilot.draft.masking import PiiVault
 from copilot.draft.offline.compose import OfflineDraft, OfflineDrafter
 from copilot.draft.offline.phrases import clean_name, greeting
-from copilot.draft.offline.routing import route_for
+from copilot.draft.offline.routing import route_message
 from copilot.draft.prompts import PromptSet
 from copilot.draft.query import retrieval_query
 from copilot.draft.types import DraftRequest, DraftResult, SourceRef
@@ -46,6 +47,8 @@ from copilot.settings import Settings
 from copilot.text.chinese import is_traditional, to_simplified, to_traditional
 from copilot.text.language import LANGUAGES, detect_language
 from copilot.tokens import count_tokens
+from copilot.understand.compromise import compromise_kind
+from copilot.understand.facts import Facts, extract_facts
 from copilot.understand.model import MessageModel, Understanding
 from copilot.understand.signals import Flag
 
@@ -90,6 +93,7 @@ class _Run:
     abstained: bool = False
     understood: Understanding | None = None
     traditional: bool = False  # the customer writes Traditional Chinese: so does the draft
+    facts: Facts = field(default_factory=Facts)  # what the customer gave (ids, network, ...)
 
     @property
     def emotion(self) -> int:
@@ -168,6 +172,8 @@ class Copilot:
                 message, language, request.history, request.agent_note
             )
             watch.lap("understanding")
+        facts = extract_facts(message, request.history)
+        watch.lap("facts")
         vault = PiiVault.build(request, message)
         watch.lap("masking")
         traditional = language == "zh" and is_traditional(message)
@@ -189,6 +195,7 @@ class Copilot:
             abstained=bool(found.abstain),
             understood=understood,
             traditional=traditional,
+            facts=facts,
         )
         if self.offline:
             return self._draft_offline(request, run, found)
@@ -203,7 +210,8 @@ class Copilot:
             abstain=bool(found.abstain),
             emotion=run.emotion,
             escalation=run.escalation,
-            route=route_for(run.understood) if run.understood is not None else None,
+            route=route_message(run.understood, run.message),
+            facts=run.facts,
         )
         if run.traditional:
             composed = composed.converted(to_traditional)
@@ -271,6 +279,14 @@ class Copilot:
             agent_note=vault.agent_note,
             allowed_domains=self.settings.allowed_domains,
             budget=self.settings.prompt_token_budget,
+            understanding=understanding_text(
+                self.prompts,
+                topics=run.understood.topics if run.understood is not None else (),
+                flags=[f for f, _ in run.understood.flags] if run.understood is not None else (),
+                facts=run.facts.to_dict(),
+                compromised=compromise_kind(run.message) is not None,
+                mask=vault.remask,
+            ),
         )
         run.watch.lap("prompt")
         if assembled.dropped_sources or assembled.dropped_history or assembled.truncated:
@@ -497,6 +513,7 @@ class Copilot:
             removed_citations=list(removed),
             understanding=run.understood.to_dict() if run.understood is not None else None,
             variant="zh-Hant" if run.traditional else None,
+            facts=run.facts.to_dict(),
             retrieval=[
                 {
                     "id": h.article_id,

@@ -62,6 +62,8 @@ class DraftResult:
     # learned message understanding (topics with P, flags, emotion); None when the rules route
     understanding: dict[str, Any] | None = None
     variant: str | None = None  # "zh-Hant": the customer wrote, and the draft is, Traditional
+    #: facts the customer gave (``withdrawal_id``, ``network``, ``elapsed``, ...), as written
+    facts: dict[str, str] = field(default_factory=dict)
     #: the best retrieval hits (``id``, ``score``, ``language``, ``snippet``: the passage used),
     #: also when retrieval abstained
     retrieval: list[dict[str, Any]] = field(default_factory=list)
@@ -91,4 +93,5 @@ class DraftResult:
             "understanding": self.understanding,
             "variant": self.variant,
             "retrieval": self.retrieval,
+            "facts": self.facts,
         }

@@ -37,6 +37,13 @@ So that a draft reads like one agent wrote it:
 * one hand-over offer, one sign-off (a template's own closing line is
   dropped); Markdown emphasis, headings and links in KB text become plain text.
 
+Facts the customer gave (:mod:`copilot.draft.offline.given`): one sentence acknowledges
+them after the opening paragraph, and a template sentence asking for them is left out (or
+narrowed to what is missing). A confident second topic (``Route.second``) gets a section of
+its own after the first (``second_topic`` opens it; its template's opening thanks is left
+out), with its own citation. A compromised account (``Route.compromise``) gets the
+safety-first reply of the phrases file (``compromised``), cited to ``faq/security``.
+
 The output is deterministic.
 """
 
@@ -49,6 +56,12 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from copilot.draft.offline.given import (
+    FactPhrases,
+    acknowledgement,
+    load_fact_phrases,
+    without_given,
+)
 from copilot.draft.offline.phrases import Phrases, greeting
 from copilot.draft.offline.routing import Route
 from copilot.draft.offline.scenario import (
@@ -64,6 +77,7 @@ from copilot.draft.offline.scenario import (
 from copilot.kb.articles import Article
 from copilot.retrieval.types import Hit
 from copilot.text.language import LANGUAGES
+from copilot.understand.facts import Facts
 
 
 @dataclass(frozen=True)
@@ -205,6 +219,9 @@ class OfflineDrafter:
     def __init__(self, phrases: Phrases, lookup: Lookup) -> None:
         self.phrases = phrases
         self.lookup = lookup
+        self.fact_phrases: dict[str, FactPhrases | None] = {
+            lang: load_fact_phrases(phrases.data, phrases.path, lang) for lang in LANGUAGES
+        }
 
     @classmethod
     def from_file(cls, path: Path, lookup: Lookup) -> OfflineDrafter:
@@ -222,11 +239,40 @@ class OfflineDrafter:
         emotion: int = 0,
         escalation: bool = False,
         route: Route | None = None,
+        facts: Facts | None = None,
     ) -> OfflineDraft:
         """The draft for one customer message; ``route`` (from learned understanding, see
-        :mod:`copilot.draft.offline.routing`) overrides retrieval's choice."""
+        :mod:`copilot.draft.offline.routing`) overrides retrieval's choice; ``facts`` (what
+        the customer gave) are acknowledged and never asked for again."""
         lang = language if language in LANGUAGES else "en"
-        route = route or Route()
+        draft = self._compose(
+            message=message,
+            lang=lang,
+            name=name,
+            hits=hits,
+            abstain=abstain,
+            emotion=emotion,
+            escalation=escalation,
+            route=route or Route(),
+        )
+        if route is not None and route.second and draft.scenario != "vague":
+            draft = self._with_second(draft, route.second, lang)
+        if facts and draft.scenario != "vague":
+            draft = self._with_facts(draft, facts, lang)
+        return draft
+
+    def _compose(
+        self,
+        *,
+        message: str,
+        lang: str,
+        name: str | None,
+        hits: Sequence[Hit],
+        abstain: bool,
+        emotion: int,
+        escalation: bool,
+        route: Route,
+    ) -> OfflineDraft:
         level = max(0, min(3, max(emotion, route.min_level)))
         head = Block(greeting(self.phrases, lang, name), kind="greeting")
         tail = Block(str(self.phrases.get("sign_off", lang)), kind="sign_off")
@@ -237,7 +283,8 @@ class OfflineDrafter:
         if route.override in ("account_compromised", "advice") and route.article:
             art = self.lookup(route.article, lang)
             if art is not None:
-                body = self._faq_blocks(art, lang, level)
+                safety = self._compromised_blocks(art, route, lang)
+                body = safety or self._faq_blocks(art, lang, level)
                 note = self.phrases.optional("security_escalation", lang)
                 if route.escalate and note:
                     body = [*body, Block(note)]
@@ -277,6 +324,104 @@ class OfflineDrafter:
             return OfflineDraft((head, *self._closing(body, lang), tail), "abstain", level)
         body = self._faq_blocks(faq, lang, level)
         return OfflineDraft((head, *self._closing(body, lang), tail), "faq", level, (faq,))
+
+    # ---- understanding: safety first, a second topic, the customer's facts ----------
+    def _compromised_blocks(self, security: Article, route: Route, lang: str) -> list[Block]:
+        """The safety-first reply (``compromised`` in the phrases file), or [] without one."""
+        table = self.phrases.data.get("compromised")
+        parts = table.get(lang) if isinstance(table, dict) else None
+        if route.override != "account_compromised" or not isinstance(parts, dict):
+            return []
+        lead = str(parts.get(route.compromise or "access") or parts.get("access") or "")
+        texts = [lead, str(parts.get("steps") or ""), str(parts.get("official") or "")]
+        return [Block(t.strip(), security.id) for t in texts if t.strip()]
+
+    def _with_second(self, draft: OfflineDraft, article_id: str, lang: str) -> OfflineDraft:
+        """``draft`` with a section answering a second topic, before the sign-off."""
+        if article_id in draft.cited or draft.scenario == "abstain":
+            return draft
+        art = self.lookup(article_id, lang)
+        connector = self.phrases.optional("second_topic", lang)
+        if art is None or not connector:
+            return draft
+        body = self._faq_blocks(art, lang, 0)
+        if not body:
+            return draft
+        first = body[0]
+        line, sep, rest = first.text.partition("\n")
+        parts = _sentences(line)
+        k = 0
+        kinds = ("thanks", "apology", "understanding")
+        while k < len(parts) and self._is_courtesy(parts[k], lang, kinds):
+            k += 1
+        trimmed = ("".join(parts[k:]).strip() + sep + rest).strip()
+        body[0:1] = [Block(trimmed, first.source, first.kind)] if trimmed else []
+        said = {
+            x.strip() for b in draft.blocks for ln in b.text.split("\n") for x in _sentences(ln)
+        }
+        body = [
+            Block(text, b.source, b.kind)
+            for b in body
+            if (text := self._without_repeats(b.text, said))
+        ]
+        if not body:
+            return draft
+        section = [Block(connector), *self._closing(body, lang)]
+        blocks = list(draft.blocks)
+        at = max((i for i, b in enumerate(blocks) if b.kind != "sign_off"), default=0) + 1
+        blocks[at:at] = section
+        return OfflineDraft(tuple(blocks), draft.scenario, draft.level, (*draft.articles, art))
+
+    @staticmethod
+    def _without_repeats(text: str, said: set[str]) -> str:
+        """``text`` without the sentences (12+ characters) the draft already says."""
+        lines = []
+        for line in text.split("\n"):
+            bullet = _LIST_ITEM.match(line)
+            head = line[: bullet.end()] if bullet else ""
+            kept = [
+                x
+                for x in _sentences(line[len(head) :])
+                if len(x.strip()) < 12 or x.strip() not in said
+            ]
+            body = "".join(kept).strip()
+            if body:
+                lines.append(head + body)
+        return "\n".join(lines).strip()
+
+    def _with_facts(self, draft: OfflineDraft, facts: Facts, lang: str) -> OfflineDraft:
+        """``draft`` acknowledging ``facts`` after its opening paragraph, and asking for none."""
+        fp = self.fact_phrases.get(lang)
+        if fp is None:
+            return draft
+        cjk = lang in ("ja", "zh")
+        blocks: list[Block] = []
+        for b in draft.blocks:
+            if b.kind != "body":
+                blocks.append(b)
+                continue
+            text = without_given(b.text, facts, fp, cjk)
+            if text.strip():
+                blocks.append(Block(text, b.source, b.kind))
+        ack = acknowledgement(facts, fp)
+        first = next((i for i, b in enumerate(blocks) if b.kind == "body"), None)
+        if ack and first is None:
+            blocks.append(Block(ack))
+        elif ack and first is not None:
+            opening = blocks[first]
+            lead = _drop_lead_in(opening.text)
+            if _LIST_ITEM.match(opening.text) or not lead:
+                blocks.insert(first, Block(ack))  # nothing before the list: the ack leads
+            elif lead != opening.text.rstrip():  # the opening announces a list: ack before that
+                announce = opening.text.rstrip()[len(lead) :].strip()
+                space = "" if lang in ("ja", "zh") else " "
+                blocks[first : first + 1] = [
+                    Block(lead, opening.source, opening.kind),
+                    Block(ack + space + announce),  # the lead-in stays right before its list
+                ]
+            else:
+                blocks.insert(first + 1, Block(ack))
+        return OfflineDraft(tuple(blocks), draft.scenario, draft.level, draft.articles)
 
     def _best_faq(self, hits: Sequence[Hit], lang: str) -> Article | None:
         """The best FAQ scoring at least MIN_FAQ_SCORE, in ``lang``."""

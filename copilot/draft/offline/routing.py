@@ -11,12 +11,19 @@ the confident primary topic.
 * otherwise, when the primary topic's probability reaches ``CONFIDENT``, its article is
   answered from (an FAQ's reply template or a topical playbook) instead of retrieval's
   first FAQ.
+
+Beside the model, the rules of :mod:`copilot.understand.compromise` see a phishing victim or
+an unknown login (they route also when the model is off or misses the flag): the reply
+leads with safety (``compromised`` in the phrases file), never with plain reset steps.
+A confident second topic (an FAQ with P >= ``SECOND``, not the primary) is answered in a
+section of its own after the first (``Route.second``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from copilot.understand.compromise import compromise_kind
 from copilot.understand.messages import VAGUE
 from copilot.understand.model import Understanding
 
@@ -27,6 +34,9 @@ SECURITY = "faq/security"
 # authenticator phone into a hacked account
 SURE = 0.5
 DISCLAIMER = "faq/market-info-disclaimer"
+SECOND = 0.6  # P(second topic) from which it gets a section of its own (docs/understanding.md)
+# after the safety-first reply these would read as plain reset steps: not a second section
+NOT_AFTER_SECURITY = ("faq/password-reset", "faq/login-locked", SECURITY)
 
 
 @dataclass(frozen=True)
@@ -37,19 +47,50 @@ class Route:
     article: str | None = None  # the article to answer from
     min_level: int = 0  # the lowest template level allowed
     escalate: bool = False
+    second: str | None = None  # a second topic's FAQ, answered in its own section
+    compromise: str | None = None  # phishing | access: how the safety-first reply opens
 
 
-def route_for(u: Understanding) -> Route:
-    """The route for one reading (see the module docstring)."""
+def _second(u: Understanding, first: str | None, banned: tuple[str, ...] = ()) -> str | None:
+    """The confident second topic's FAQ, or None."""
+    for topic, p in u.topics[1:]:
+        if p >= SECOND and topic.startswith("faq/") and topic != first and topic not in banned:
+            return topic
+    return None
+
+
+def route_message(u: Understanding | None, message: str) -> Route | None:
+    """The route for a message: the model's reading (``u``, None when the model is off) plus
+    the compromise rules; None leaves the choice to retrieval."""
+    kind = compromise_kind(message)
+    if u is None:
+        if kind is None:
+            return None
+        return Route("account_compromised", SECURITY, 1, escalate=True, compromise=kind)
+    return route_for(u, kind)
+
+
+def route_for(u: Understanding, compromise: str | None = None) -> Route:
+    """The route for one reading (see the module docstring); ``compromise`` is what the
+    rules saw (:func:`~copilot.understand.compromise.compromise_kind`)."""
     compromised = dict(u.flags).get("account_compromised")
-    if compromised is not None and (compromised >= SURE or u.primary == SECURITY):
-        return Route("account_compromised", SECURITY, 1, escalate=True)
+    if compromise is not None or (
+        compromised is not None and (compromised >= SURE or u.primary == SECURITY)
+    ):
+        return Route(
+            "account_compromised",
+            SECURITY,
+            1,
+            escalate=True,
+            second=_second(u, SECURITY, NOT_AFTER_SECURITY),
+            compromise=compromise or "access",
+        )
     if u.has("asks_for_prediction_or_advice"):
-        return Route("advice", DISCLAIMER)
+        return Route("advice", DISCLAIMER, second=_second(u, DISCLAIMER))
     if u.primary == VAGUE and not u.flags:
         return Route("vague")
     if u.has("accusation") or u.has("refund_or_compensation_demand"):
         return Route("accusation", u.primary if "/" in u.primary else None, 2)
     if "/" in u.primary and u.confidence >= CONFIDENT:
-        return Route(None, u.primary)
-    return Route()
+        return Route(None, u.primary, second=_second(u, u.primary))
+    return Route(second=_second(u, u.primary))

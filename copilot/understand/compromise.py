@@ -1,0 +1,65 @@
+"""Rules that see an account at risk in a customer message, beside the learned
+``account_compromised`` flag (a model can miss one; a phishing victim must never get plain
+password-reset steps).
+
+:func:`compromise_kind` says ``"phishing"`` when the customer gave a password, a code, a seed
+phrase or a key to a message, site or person (or typed it into one), ``"access"`` for an
+unknown login, a change or a withdrawal the customer did not make, and None otherwise. A
+question about a suspicious e-mail that the customer did not act on is not a compromise.
+"""
+
+from __future__ import annotations
+
+import re
+
+from copilot.text.normalize import to_halfwidth
+
+
+def _rx(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE | re.VERBOSE)
+
+
+_SECRET_EN = r"(?:password|passcode|pass\s?word|pw|2fa|otp|one[- ]time|codes?|authenticator\s+codes?|seed|recovery\s+phrase|\d{1,2}[- ]word|private\s+key|api\s+key|secret|login\s+details|credentials)"
+_SECRET_CJK = r"(?:パスワード|認証コード|確認コード|コード|2FA|二段階|シードフレーズ|秘密鍵|ワンタイム|SMS|APIキー|密码|密碼|验证码|驗證碼|助记词|助記詞|私钥|私鑰|谷歌验证|Google\s?驗證|短信码|API|code|2FA)"
+# the customer gave a secret away: "I typed my password and 2FA code into the site", 「認証コードを教えてしまった」
+GAVE_SECRET = _rx(
+    rf"""\b(?:typed|entered|gave|shared|sent|told|put\s+in|put\s+(?:it|them)\s+in|input|read|pasted|submitted|provided)\b
+            [^.!?\n]{{0,60}}?\b{_SECRET_EN}
+       | \b{_SECRET_EN}\b[^.!?\n]{{0,80}}?\bi\s+(?:typed|entered|gave|shared|sent|told|put|provided|read)\b
+       | \b(?:got\s+phished|phishing\s+(?:site|page|link)|fake\s+(?:site|page|app|website)|logged\s+in\s+(?:on|to|at|through|via)\s+(?:the|that|a|this|their)\s+(?:fake\s+)?(?:page|site|link|website|app))
+       | \b(?:connected|signed|approved)\b[^.!?\n]{{0,40}}\b(?:wallet|transaction|signature)
+       | {_SECRET_CJK}[^。\n！？]{{0,30}}?
+            (?:入力し(?:て|た|ちゃ|ちゃっ|まし)|入れ(?:て|た|ちゃ|まし)|教え(?:て|た|ちゃ)し?|伝え(?:て|た|ちゃ)|送っ(?:て|た|ちゃ)|渡し(?:て|た)|返信し(?:て|た)|上げちゃ
+              |输入了|輸入了|输了|填了|给了|給了|发给|發給|发了|發了|告诉了|告訴了|念给|念給|读给|讀咗|俾咗|俾佢|畀佢|提供给|提供給|填进|填入|输进|入咗|打咗|放在)
+       | (?:入れ|入力し|教え|伝え|送っ|渡し)(?:て|ちゃ)(?:しまい|しまっ|い|った)?[^。\n]{{0,3}}$
+       | (?:把|將|将|叫我俾佢)[^。\n]{{0,12}}?{_SECRET_CJK}[^。\n]{{0,8}}?(?:给|給|发|發|告诉|告訴|输入|輸入|填|放|念|俾)
+       | 偽(?:サイト|物のサイト|アプリ|物)|偽物|画面(?:を)?見せ|AnyDesk|署名(?:した|して)|假(?:网址|網址|网站|網站|APP|app)"""
+)
+# someone else got in: an unknown login, a change or a withdrawal the customer did not make
+UNKNOWN_ACCESS = _rx(
+    r"""\b(?:hacked|compromised|hijacked|account\s+(?:was\s+)?taken\s+over|someone\s+(?:logged|got)\s+in(?:to)?|someone\s+used\s+my|(?:still|is)\s+in\s+my\s+account)\b
+      | \b(?:i\s+)?(?:did(?:n'?t|\s+not)|never)\s+(?:log(?:ged)?\s+in\b|(?:make|made|authori[sz]e|request(?:ed)?|approve|place|placed|create|created|set\s+up|asked\s+for)\b[^.!?\n]{0,25}?\b(?:withdrawal|login|trade|order|api|transfer|bot|address|this|these|that|either|it)\b)
+      | \b(?:wasn'?t|was\s+not|it\s+was\s+not|not)\s+me\b | \bhave\s+never\s+seen\b | \bnever\s+said\s+yes\b
+      | \b(?:unknown|unrecogni[sz]ed|strange|suspicious)\s+(?:login|log-?in|device|withdrawal|api\s+key|address)s?\b
+      | \bmy\s+(?:balance|funds|usdt|btc|eth|coins?|savings|money|account)\b[^.!?\n]{0,30}\b(?:gone|drained|emptied|stolen)\b | \b(?:they|he|she|someone)\s+(?:already\s+)?took\b
+      | 乗っ取|不正(?:ログイン|アクセス|出金|利用)|身に覚えのない|知らない(?:うちに|端末|アドレス|ログイン|取引|APIキー)|勝手に(?:出金|送金|ログイン|取引|売|買|注文|[^。\n]{0,12}出金)|盗まれ|自分じゃない|出金していません|ログインしていません|新しい端末からのログイン[^。\n]{0,40}(?:行ったこと|自分じゃない|心当たり)|凍結した(?!い)|許可していません
+      | 被盗|被盜|盗号|盜號|被黑|被人(?:登|提|转|轉|盗|盜|改|用)|俾人|不是我(?:本人|操作|加|下|申请|申請|弄)|非本人操作|被(?:提走|转走|轉走|改了|换了|換了|提領)|莫名其妙(?:少了|没了|沒了|被)
+      | (?:没有|沒有|并没有|並沒有|根本沒有|根本没有|冇)(?:登入|登录|登錄|下过|下過|操作|提過|提过|改過|改过|去過|申请|申請)|完全沒操作|完全没操作|不认识的交易|不認識的交易"""
+)
+_PHISHING_SOURCE = _rx(
+    r"""\b(?:link|site|website|page|form|telegram|whatsapp|discord|dm|sms|text|e-?mail|call(?:ed)?|phone|someone|guy|person|agent|support|extension|airdrop|ads?|group|bot|app|github|url)\b
+      | リンク|サイト|ページ|メール|SMS|DM|LINE|電話|サポート|名乗る|広告|偽|エアドロ|GitHub|アプリ
+      | 链接|鏈接|連結|网站|網站|网页|網頁|网址|網址|邮件|郵件|短信|短訊|簡訊|客服|电话|電話|自称|自稱|冒充|假|群|微信|LINE|Telegram|GitHub|APP|app|廣告|广告|空投"""
+)
+# pasted messages in quotes are the sender's words, not the customer's ("... 如非本人操作 ...")
+_QUOTED = re.compile(r"“[^”]*”|「[^」]*」|\"[^\"\n]*\"|『[^』]*』")
+
+
+def compromise_kind(text: str) -> str | None:
+    """``"phishing"``, ``"access"`` or None for a customer message (see the module docstring)."""
+    norm = _QUOTED.sub(" ", to_halfwidth(text or ""))
+    if GAVE_SECRET.search(norm) and _PHISHING_SOURCE.search(norm):
+        return "phishing"
+    if UNKNOWN_ACCESS.search(norm):
+        return "access"
+    return None
