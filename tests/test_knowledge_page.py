@@ -138,3 +138,28 @@ def test_the_page_speaks_japanese_and_chinese(small_kb: Path) -> None:
     assert {"知识库版本", "上次导入", "文章", "分块", "语言"} <= set(metrics(at))
     at = reingest(at, "重新导入")
     assert "继续提供知识库版本" in texts(at.info)
+
+
+def test_the_counts_of_a_served_version_are_read_once_and_again_after_a_reingest(
+    small_kb: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Knowledge page renders often; a served version never changes, so its chunks'
+    metadata is read once, and a new version is counted anew."""
+    from copilot.retrieval import index
+
+    settings = get_settings()
+    ingest_into(settings, settings.collection, docs_from_articles(load_kb(small_kb)))
+    reads: list[str] = []
+    count = index._count_documents
+    monkeypatch.setattr(
+        index,
+        "_count_documents",
+        lambda served, total: reads.append(served.name) or count(served, total),
+    )
+    first = kb_status(settings)
+    assert kb_status(settings) == first and len(reads) == 1
+    (small_kb / "faq/withdrawal.ja.md").unlink()
+    ingest_into(settings, settings.collection, docs_from_articles(load_kb(small_kb)))
+    second = kb_status(settings)
+    assert len(reads) == 2 and second.collection != first.collection
+    assert second.languages == {"en": 1, "zh": 1} and first.languages == {"en": 1, "ja": 1, "zh": 1}

@@ -166,9 +166,37 @@ def kb_status(settings: Settings, name: str | None = None) -> KBStatus:
             raise
         return KBStatus("", "", "", "", embedder.name, embedder.model_id, embedder.dim)
     meta = served.metadata or {}
+    total = served.count()
+    # a served version is never written again (a re-ingest builds a new collection), so its
+    # counts are read once per process, not on every render of the Knowledge page
+    memo_key = (str(settings.chroma_url or settings.chroma_dir), served.name, total)
+    if memo_key not in _COUNTS:
+        _COUNTS[memo_key] = _count_documents(served, total)
+    article_count, document_count, languages = _COUNTS[memo_key]
+    return KBStatus(
+        collection=served.name,
+        kb_version=str(meta.get("kb_version", "")),
+        switched_at=pointer.switched_at if pointer else "",
+        previous=pointer.previous if pointer else "",
+        embedder=embedder.name,
+        embedding_model=str(meta.get("embedding_model", embedder.model_id)),
+        embedding_dim=int(meta.get("embedding_dim", embedder.dim) or 0),
+        chunks=total,
+        articles=article_count,
+        documents=document_count,
+        languages=dict(languages),
+    )
+
+
+#: (store, collection, chunk count) -> (articles, documents, documents per language)
+_COUNTS: dict[tuple[str, str, int], tuple[int, int, dict[str, int]]] = {}
+
+
+def _count_documents(served: Any, total: int) -> tuple[int, int, dict[str, int]]:
+    """Articles, documents and documents per language of a collection, from its chunks'
+    metadata (read in pages of 5,000)."""
     documents: dict[str, str] = {}  # doc key -> language
     article_ids: set[str] = set()
-    total = served.count()
     for offset in range(0, total, 5000):
         got = served.get(include=["metadatas"], limit=5000, offset=offset)
         for cid, chunk_meta in zip(got["ids"], got["metadatas"] or [], strict=False):
@@ -179,16 +207,4 @@ def kb_status(settings: Settings, name: str | None = None) -> KBStatus:
     languages: dict[str, int] = {}
     for language in documents.values():
         languages[language] = languages.get(language, 0) + 1
-    return KBStatus(
-        collection=served.name,
-        kb_version=str(meta.get("kb_version", "")),
-        switched_at=pointer.switched_at if pointer else "",
-        previous=pointer.previous if pointer else "",
-        embedder=embedder.name,
-        embedding_model=str(meta.get("embedding_model", embedder.model_id)),
-        embedding_dim=int(meta.get("embedding_dim", embedder.dim) or 0),
-        chunks=total,
-        articles=len(article_ids),
-        documents=len(documents),
-        languages=dict(sorted(languages.items())),
-    )
+    return len(article_ids), len(documents), dict(sorted(languages.items()))
