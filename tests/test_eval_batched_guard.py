@@ -1,17 +1,20 @@
-"""Drafts-file evals check drafts in groups (PolicyGuardrail.check_many, in a background thread):
-every case's score, verdict and violations are those of one check per draft."""
+"""The eval's guardrail verdicts: a drafts-file eval (drafts checked concurrently, one by one)
+gives every draft the verdict of PolicyGuardrail.check_many on the same drafts and of one check
+at a time, in three languages; the first checks of a fresh guardrail, run at once, all see the
+whole KB (they used to race its loading: a check could see it empty, and judge figures
+without the cited article)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Mapping, Sequence
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from copilot.bench import eval as bench_eval
-from copilot.evaluation import run as run_module
+from copilot.evaluation import cases as ev
+from copilot.evaluation import metrics as m
 from copilot.evaluation.run import EvalOptions, run_eval
 from copilot.guard.guardrail import PolicyGuardrail
 from copilot.settings import Settings
@@ -26,117 +29,91 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     lines = (ROOT / bench_eval.GOLDEN).read_text(encoding="utf-8").splitlines()
     spread = folder / "golden_spread.jsonl"  # every 4th case: all three languages
     spread.write_text("\n".join(lines[::4]) + "\n", encoding="utf-8")
-    with pytest.MonkeyPatch.context() as m:
-        m.setattr(bench_eval, "GOLDEN", spread)
-        m.setattr(bench_eval, "VALIDITY", ROOT / bench_eval.VALIDITY)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(bench_eval, "GOLDEN", spread)
+        mp.setattr(bench_eval, "VALIDITY", ROOT / bench_eval.VALIDITY)
         return bench_eval.make_inputs(folder, N)
 
 
-def _run(tmp_path: Path, inputs: tuple[Path, Path], name: str) -> list[dict[str, Any]]:
-    settings = Settings.load(
+def _settings(tmp_path: Path) -> Settings:
+    return Settings.load(
         env={"COPILOT_DATA_DIR": str(tmp_path / "data"), "COPILOT_EMBEDDING_MODEL": "use-m3"}
     )
-    golden, drafts = inputs
-    options = EvalOptions(golden=golden, drafts=drafts, report=tmp_path / name, concurrency=2)
+
+
+def _items(settings: Settings, inputs: tuple[Path, Path]) -> list[dict[str, Any]]:
+    golden = ev.load_golden(inputs[0], max_reply_chars=settings.max_golden_chars)
+    drafts = ev.load_drafts(inputs[1], golden, max_draft_chars=settings.max_eval_draft_chars)
+    return [
+        {
+            "id": case.id,
+            "draft": drafts[case.id].text,
+            "customer_message": case.customer_message,
+            "language": case.language,
+            "sources": m.cited_sources(drafts[case.id].text, drafts[case.id].sources),
+        }
+        for case in golden.cases
+    ]
+
+
+def _rules(verdict: Any) -> list[str]:
+    return [v.rule for v in verdict.violations]
+
+
+def test_eval_verdicts_are_those_of_check_many_and_of_single_checks(
+    tmp_path: Path, inputs: tuple[Path, Path]
+) -> None:
+    settings = _settings(tmp_path)
+    options = EvalOptions(golden=inputs[0], drafts=inputs[1], report=tmp_path / "r", concurrency=2)
     cases = run_eval(options, settings).report["cases"]
-    return [{k: v for k, v in c.items() if k != "latency_ms"} for c in cases]
+    evaluated = {c["id"]: (c["verdict"], list(c["violations"])) for c in cases}
+    items = _items(settings, inputs)
+    batched = list(PolicyGuardrail.from_settings(settings).check_many(items))
+    single_guard = PolicyGuardrail.from_settings(settings)
+    single = [
+        single_guard.check(
+            it["draft"],
+            customer_message=it["customer_message"],
+            language=it["language"],
+            sources=it["sources"],
+        )
+        for it in items
+    ]
+    assert [v.to_dict() for v in batched] == [v.to_dict() for v in single]
+    assert {
+        it["id"]: (v.verdict, _rules(v)) for it, v in zip(items, batched, strict=True)
+    } == evaluated
+    assert len(evaluated) == N
+    assert {c["language"] for c in cases} == {"en", "ja", "zh"}
+    assert {v for v, _ in evaluated.values()} == {"pass", "reject"}
 
 
-@pytest.fixture(scope="module")
-def one_by_one(
-    tmp_path_factory: pytest.TempPathFactory, inputs: tuple[Path, Path]
-) -> list[dict[str, Any]]:
-    with pytest.MonkeyPatch.context() as m:
-        m.setattr(run_module, "CHECK_GROUP", 0)
-        m.setattr(PolicyGuardrail, "check_many", _never)
-        return _run(tmp_path_factory.mktemp("one-by-one"), inputs, "one-by-one")
-
-
-def _never(self: Any, items: Any) -> Any:
-    raise AssertionError("check_many used with CHECK_GROUP = 0")
-
-
-def test_the_reference_run_is_a_meaningful_one(one_by_one: list[dict[str, Any]]) -> None:
-    assert len(one_by_one) == N
-    assert {c["language"] for c in one_by_one} == {"en", "ja", "zh"}
-    assert {c["verdict"] for c in one_by_one} == {"pass", "reject"}
-    assert any(c["violations"] for c in one_by_one)
-
-
-@pytest.mark.parametrize("group", [1000, 7])
-def test_grouped_checks_give_every_case_the_one_by_one_result(
+def test_the_first_checks_of_a_fresh_guardrail_run_at_once_all_see_the_kb(
     tmp_path: Path,
-    inputs: tuple[Path, Path],
-    one_by_one: list[dict[str, Any]],
-    monkeypatch: pytest.MonkeyPatch,
-    group: int,
 ) -> None:
-    calls: list[int] = []
-    real = PolicyGuardrail.check_many
+    settings = _settings(tmp_path)
+    draft = (
+        "TRC-20 deposits are credited after 6 confirmations, which normally takes about an "
+        "hour. [faq/deposit]"
+    )
+    expected = PolicyGuardrail.from_settings(settings).check(
+        draft, language="en", sources=["faq/deposit"]
+    )
+    without_kb = PolicyGuardrail.from_settings(settings)
+    without_kb.knowledge_dir = None
+    empty = without_kb.check(draft, language="en", sources=["faq/deposit"])
+    assert empty.to_dict() != expected.to_dict()  # what the KB says decides this draft
+    guard = PolicyGuardrail.from_settings(settings)
+    start = threading.Barrier(8)
+    got: list[Any] = []
 
-    def counted(self: PolicyGuardrail, items: Sequence[Mapping[str, Any]]) -> Iterator[Any]:
-        calls.append(len(items))
-        return real(self, items)
+    def check() -> None:
+        start.wait()
+        got.append(guard.check(draft, language="en", sources=["faq/deposit"]).to_dict())
 
-    def no_single_checks(self: PolicyGuardrail, *args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("a draft was checked on its own")
-
-    monkeypatch.setattr(run_module, "CHECK_GROUP", group)
-    monkeypatch.setattr(PolicyGuardrail, "check_many", counted)
-    # check_many calls check() itself, from the background thread; the drafts' own threads must not
-    produce_checks = no_single_checks
-    real_check = PolicyGuardrail.check
-
-    def check(self: PolicyGuardrail, *args: Any, **kwargs: Any) -> Any:
-        import threading
-
-        if threading.current_thread().name != "eval-guardrail":
-            return produce_checks(self, *args, **kwargs)
-        return real_check(self, *args, **kwargs)
-
-    monkeypatch.setattr(PolicyGuardrail, "check", check)
-    batched = _run(tmp_path, inputs, f"grouped-{group}")
-    assert calls == [min(group, N - i) for i in range(0, N, group)]
-    assert batched == one_by_one
-
-
-def test_a_failing_group_falls_back_to_one_check_per_draft(
-    tmp_path: Path,
-    inputs: tuple[Path, Path],
-    one_by_one: list[dict[str, Any]],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    real = PolicyGuardrail.check_many
-
-    def breaks_after_five(self: PolicyGuardrail, items: Sequence[Mapping[str, Any]]) -> Any:
-        for i, verdict in enumerate(real(self, items)):
-            if i == 5:
-                raise RuntimeError("lost the model")
-            yield verdict
-
-    monkeypatch.setattr(PolicyGuardrail, "check_many", breaks_after_five)
-    assert _run(tmp_path, inputs, "fallback") == one_by_one
-
-
-def test_a_resumed_run_checks_only_the_unfinished_drafts(
-    tmp_path: Path,
-    inputs: tuple[Path, Path],
-    one_by_one: list[dict[str, Any]],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    out = tmp_path / "resumed"
-    first = _run(tmp_path, inputs, "resumed")
-    lines = (out / "cases.jsonl").read_text(encoding="utf-8").splitlines()
-    (out / "cases.jsonl").write_text("\n".join(lines[:20]) + "\n", encoding="utf-8")
-    checked: list[str] = []
-    real = PolicyGuardrail.check_many
-
-    def recorded(self: PolicyGuardrail, items: Sequence[Mapping[str, Any]]) -> Iterator[Any]:
-        checked.extend(str(it["draft"]) for it in items)
-        return real(self, items)
-
-    monkeypatch.setattr(PolicyGuardrail, "check_many", recorded)
-    again = _run(tmp_path, inputs, "resumed")
-    done = {json.loads(line)["id"] for line in lines[:20]}
-    assert [c["draft"] for c in first if c["id"] not in done] == checked
-    assert again == first == one_by_one
+    threads = [threading.Thread(target=check) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == [expected.to_dict()] * 8

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -47,9 +46,6 @@ SUITE_KEYS = {
     "judge_runs",
 }
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
-# drafts-file mode: drafts checked together by the guardrail (PolicyGuardrail.check_many: the
-# learned tiers embed the group's texts in one batch); 0 checks them one at a time
-CHECK_GROUP = 1000
 
 
 @dataclass(frozen=True)
@@ -196,56 +192,6 @@ def refuse_overwriting_inputs(opts: EvalOptions) -> None:
         refuse(opts.report / name, inputs, output_flag="--report")
 
 
-class _Prechecked:
-    """The guardrail's verdicts on a drafts file, computed ahead of the scoring in a background
-    thread with ``check_many``, ``group`` drafts at a time, in case order. Same verdicts as one
-    check per draft (``check_many`` guarantees it); :meth:`take` waits for one."""
-
-    def __init__(self, guard: Any, items: list[tuple[str, dict[str, Any]]], group: int) -> None:
-        self._verdicts: dict[str, Any] = {}
-        self._expected = {cid for cid, _ in items}
-        self._cond = threading.Condition()
-        self._finished = False
-        self._stopped = False
-        self._thread = threading.Thread(
-            target=self._run, args=(guard, items, group), name="eval-guardrail", daemon=True
-        )
-        self._thread.start()
-
-    def _run(self, guard: Any, items: list[tuple[str, dict[str, Any]]], group: int) -> None:
-        try:
-            for start in range(0, len(items), group):
-                part = items[start : start + group]
-                verdicts = guard.check_many([item for _, item in part])
-                for (cid, _), verdict in zip(part, verdicts, strict=True):
-                    with self._cond:
-                        if self._stopped:
-                            return
-                        self._verdicts[cid] = verdict
-                        self._cond.notify_all()
-        except Exception:  # the drafts left are checked one at a time instead,
-            pass  # where the error surfaces for its own case as before
-        finally:
-            with self._cond:
-                self._finished = True
-                self._cond.notify_all()
-
-    def take(self, case_id: str) -> Any | None:
-        """The verdict on ``case_id`` (waiting for it), or None when none will come: the case
-        was not in the batch, or checking the batch failed (the caller checks it itself)."""
-        with self._cond:
-            while case_id not in self._verdicts and case_id in self._expected:
-                if self._finished:
-                    break
-                self._cond.wait()
-            return self._verdicts.pop(case_id, None)
-
-    def stop(self) -> None:
-        """Stop checking ahead (an interrupted or failed run)."""
-        with self._cond:
-            self._stopped = True
-
-
 def run_eval(
     options: EvalOptions,
     settings: Settings,
@@ -290,9 +236,7 @@ def run_eval(
 
     from copilot.guard.guardrail import PolicyGuardrail
 
-    guard = PolicyGuardrail.from_settings(settings)
-    check = guard.check
-    prechecked: _Prechecked | None = None
+    check = PolicyGuardrail.from_settings(settings).check
     started = dt.datetime.now(dt.UTC)
     meta: dict[str, Any] = {
         "golden": {"path": str(opts.golden), "sha256": golden.sha256, "cases": len(golden.cases)},
@@ -348,9 +292,6 @@ def run_eval(
                 tokens=count_tokens(given.text),
                 meta=dict(given.meta),
             )
-            verdict = prechecked.take(case.id) if prechecked is not None else None
-            if verdict is not None:
-                draft.verdict, draft.violations = verdict.verdict, _rules(verdict.violations)
             return finish(case, draft)
 
         produce = produce_from_file
@@ -409,25 +350,6 @@ def run_eval(
         dim=embedder.dim,
         semantic_floor=m.semantic_floor(embedder.name),
     )
-    if drafts is not None and CHECK_GROUP > 0:
-        finished = ev.load_finished(out / "cases.jsonl", key)
-        prechecked = _Prechecked(
-            guard,
-            [
-                (
-                    case.id,
-                    {
-                        "draft": drafts[case.id].text,
-                        "customer_message": case.customer_message,
-                        "language": case.language,
-                        "sources": m.cited_sources(drafts[case.id].text, drafts[case.id].sources),
-                    },
-                )
-                for case in golden.cases
-                if case.id not in finished and case.id in drafts
-            ],
-            CHECK_GROUP,
-        )
     try:
         results, errors = ev.run_cases(
             golden.cases,
@@ -441,9 +363,6 @@ def run_eval(
     except KeyboardInterrupt:
         saved = len(ev.load_finished(out / "cases.jsonl", key))
         raise EvalInterrupted(saved, out / "cases.jsonl") from None
-    finally:
-        if prechecked is not None:
-            prechecked.stop()
     if errors:
         raise CopilotError(
             f"{len(errors)} case(s) could not be drafted (finished cases are saved; rerun to retry):\n"
