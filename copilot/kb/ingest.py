@@ -289,8 +289,9 @@ def _embed_into(
 ) -> None:
     """Embed ``chunks`` and write them, in order, as a pipeline: one thread embeds batches of
     ``BATCH`` (at most ``AHEAD`` ahead) while this one writes them ``WRITE_BATCH`` at a time
-    (Chroma costs about half as much per chunk in writes of 512 as of 64). A failed batch stops
-    the pipeline before anything after it is written, and its error names its documents."""
+    (Chroma costs about half as much per chunk in writes of 512 as of 64). ``progress`` ticks
+    per embedded batch. A failed batch stops the pipeline before anything after it is
+    written, and its error names its documents."""
     tick = progress(len(chunks)) if progress and chunks else None
     batches = [chunks[i : i + BATCH] for i in range(0, len(chunks), BATCH)]
     if not batches:
@@ -313,8 +314,6 @@ def _embed_into(
             metadatas=[c.metadata for c in rows],
             embeddings=np.vstack([np.asarray(v, dtype=np.float32) for _, v in done]),
         )
-        if tick:
-            tick(len(rows))
 
     try:
         for _ in range(AHEAD):
@@ -324,6 +323,8 @@ def _embed_into(
             batch, future = pending.popleft()
             ready.append((batch, future.result()))
             submit()
+            if tick:  # per embedded batch, as before: the bar moves at the model's pace
+                tick(len(batch))
             if sum(len(b) for b, _ in ready) >= WRITE_BATCH or not pending:
                 write(ready)
                 ready = []
