@@ -71,13 +71,19 @@ class UseM3Embedder:
         self._lock = threading.Lock()
         self._session: Any = None
         self._pool: ThreadPoolExecutor | None = None
+        self._model_file: Path | None = None
 
     def model_file(self) -> Path:
-        """The ONNX file inside the wheel (see :mod:`copilot.embed.fingerprint`)."""
-        return model_path()
+        """The ONNX file inside the wheel (see :mod:`copilot.embed.fingerprint`); looked up
+        once (finding the package scans ``sys.path``: milliseconds on every batch otherwise)."""
+        if self._model_file is None:
+            self._model_file = model_path()
+        return self._model_file
 
     def session(self) -> Any:
         """The onnxruntime session (one intra-op thread; calls may run concurrently)."""
+        if self._session is not None:  # opened: no lock on every text
+            return self._session
         with self._lock:
             if self._session is None:
                 import onnxruntime as ort
@@ -88,7 +94,7 @@ class UseM3Embedder:
                 opts.inter_op_num_threads = 1
                 opts.register_custom_ops_library(onnxruntime_extensions.get_library_path())
                 self._session = ort.InferenceSession(
-                    str(model_path()), opts, providers=["CPUExecutionProvider"]
+                    str(self.model_file()), opts, providers=["CPUExecutionProvider"]
                 )
             return self._session
 

@@ -16,6 +16,7 @@ findings add up:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,7 @@ class PolicyGuardrail:
         self.judge = judge
         self.judge_prompt = judge_prompt
         self._kb: dict[str, str] | None = None
+        self._kb_lock = threading.Lock()  # concurrent first checks wait for the whole KB
         self._cues = compile_cues(policy)
         self._matcher = Matcher(policy, self._cues)
 
@@ -324,17 +326,19 @@ class PolicyGuardrail:
         return list(kb.values())
 
     def _load_kb(self) -> dict[str, str]:
-        if self._kb is None:
-            self._kb = {}
-            if self.knowledge_dir is not None and self.knowledge_dir.is_dir():
-                from copilot.kb.articles import validate_kb
+        with self._kb_lock:
+            if self._kb is None:
+                kb: dict[str, str] = {}
+                if self.knowledge_dir is not None and self.knowledge_dir.is_dir():
+                    from copilot.kb.articles import validate_kb
 
-                articles, _ = validate_kb(self.knowledge_dir)
-                for art in articles:
-                    self._kb[art.id] = self._kb.get(art.id, "") + "\n" + art.body
-                for text in self._kb.values():
-                    figure_set(text)  # warm the cache: no draft pays for parsing an article
-        return self._kb
+                    articles, _ = validate_kb(self.knowledge_dir)
+                    for art in articles:
+                        kb[art.id] = kb.get(art.id, "") + "\n" + art.body
+                    for text in kb.values():
+                        figure_set(text)  # warm the cache: no draft pays for parsing an article
+                self._kb = kb
+            return self._kb
 
     # ---- LLM judge ----------------------------------------------------------------------------
     def _judge(self, ctx: Context, found: list[Violation]) -> tuple[list[Violation], str]:
