@@ -118,6 +118,25 @@ def test_interface_language_defaults_from_the_setting_and_switches_in_the_sideba
     assert "✓ Guardrail: pass" in texts(at.markdown)
 
 
+def test_choices_survive_a_switch_of_the_interface_language(fake_app: str) -> None:
+    """Switching the interface language relabels every drop-down; what the agent chose in
+    the form (channel, reply language) stays chosen, through two switches."""
+    at = start()
+    at.text_area(key="customer_message").set_value(EN_MESSAGE)
+    at.selectbox(key="channel").set_value("email")
+    at.selectbox(key="language_choice").set_value("ja")
+    button(at, "Draft reply").click()  # form widgets take their values on submit
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="channel").value == "email"
+    for language in ("ja", "zh"):
+        at.selectbox(key="ui_language").set_value(language)
+        at.run()
+        assert not at.exception, at.exception
+        assert at.selectbox(key="channel").value == "email", language
+        assert at.selectbox(key="language_choice").value == "ja", language
+
+
 def test_a_bad_ui_language_setting_stops_the_page(
     use_kb_store: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -24,7 +24,7 @@ import datetime as dt
 import fcntl
 import os
 import re
-import secrets
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,10 +55,24 @@ def pointer_name(base: str) -> str:
     return base + POINTER_SUFFIX
 
 
+_last_version: list[str] = [""]
+_version_lock = threading.Lock()
+
+
 def new_version_name(base: str, now: dt.datetime | None = None) -> str:
-    """A fresh, unique version collection name for ``base`` (sorts by creation time)."""
-    stamp = (now or dt.datetime.now(dt.UTC)).strftime(_STAMP)
-    return f"{base}.v{stamp}-{secrets.token_hex(3)}"
+    """A fresh version collection name for ``base`` that sorts by creation time: the second,
+    then the microsecond as six hex digits (a random tail here made two versions made in
+    the same second sort at random, and pruning then kept the older one). Within a process
+    a name is always greater than the one before, even when the clock repeats."""
+    when = now or dt.datetime.now(dt.UTC)
+    with _version_lock:
+        name = f"{base}.v{when.strftime(_STAMP)}-{when.microsecond:06x}"
+        last = _last_version[0]
+        if last.startswith(base + ".v") and name <= last:
+            stamp, _, tail = last.rpartition("-")
+            name = f"{stamp}-{(int(tail, 16) + 1) % 0x1000000:06x}"
+        _last_version[0] = name
+    return name
 
 
 def is_version_of(base: str, name: str) -> bool:
