@@ -23,6 +23,7 @@ from typing import Any
 from copilot.errors import InputError, Problem
 from copilot.jsonl import read_objects
 from copilot.text.language import LANGUAGES
+from copilot.understand.facts import FACT_KEYS  # the one list of fact keys
 
 ARTICLES = (
     "faq/2fa-reset",
@@ -57,18 +58,6 @@ FLAGS = (
     "deadline",
 )
 ESCALATION = ("legal", "regulator", "supervisor", "complaint", "public")
-FACT_KEYS = (
-    "withdrawal_id",
-    "txid",
-    "order_id",
-    "network",
-    "asset",
-    "amount",
-    "elapsed",
-    "device",
-    "app_version",
-    "error_message",
-)
 _FIELDS = frozenset(
     [
         "id",
