@@ -89,6 +89,7 @@ def test_draft_file_goes_on_after_bad_lines(
         {"id": "e", "customer_message": "hi", "language": "fr"},
         {"id": "f", "customer_message": "x" * 9000},
         {"id": "g", "customer_message": "hi", "history": [{"role": "bot", "text": "x"}]},
+        {"id": "h", "customer_message": "hi", "agent_note": 5},
         {"customer_message": "no id"},
     ]
     text = "\n".join(json.dumps(r, ensure_ascii=False) for r in rows[:3]) + "\n{not json\n\n"
@@ -99,7 +100,7 @@ def test_draft_file_goes_on_after_bad_lines(
     err = capsys.readouterr().err
     assert rc == 1
     out = lines(dst)
-    assert [o.get("id") for o in out] == ["a", "b", "c", None, "d", "e", "f", "g", None]
+    assert [o.get("id") for o in out] == ["a", "b", "c", None, "d", "e", "f", "g", "h", None]
     good = out[:3]
     for o in good:
         assert set(o) >= OUT_KEYS and o["verdict"] == "pass" and o["sources"]
@@ -112,8 +113,33 @@ def test_draft_file_goes_on_after_bad_lines(
     assert "field 'language': 'fr'" in errors["e"]
     assert "customer_message: 9000 characters is over the limit of 8000" in errors["f"]
     assert "field 'history[0]'" in errors["g"]
+    assert "field 'agent_note': must be non-empty text, got 5" in errors["h"]
     assert "field 'id': missing" in out[-1]["error"]
-    assert "3 drafted (0 blocked), 6 failed" in err and "Traceback" not in err
+    assert "3 drafted (0 blocked), 7 failed" in err and "Traceback" not in err
+
+
+def test_a_file_line_passes_its_agent_note(
+    use_kb_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``agent_note`` on an input line reaches the copilot like ``--note`` does."""
+    from copilot.draft.pipeline import Copilot
+
+    seen: list[str | None] = []
+    real = Copilot.draft
+
+    def spy(self: Copilot, request: object) -> object:
+        seen.append(getattr(request, "agent_note", None))
+        return real(self, request)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Copilot, "draft", spy)
+    src, dst = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    rows = [
+        {"id": "a", "customer_message": "any update?", "agent_note": "BTC withdrawal W1 in review"},
+        {"id": "b", "customer_message": "any update?"},
+    ]
+    src.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    assert main(["draft", "--input", str(src), "--output", str(dst), "--no-record"]) == 0
+    assert seen == ["BTC withdrawal W1 in review", None]
 
 
 def test_input_needs_output(

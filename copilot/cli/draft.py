@@ -4,7 +4,8 @@ One message: ``--text "MESSAGE" [--name NAME]`` prints the draft, its sources,
 the verdict and the flags (exit 1 when the draft is blocked).
 
 A file: ``--input IN.jsonl --output OUT.jsonl``. Input lines are
-``{"id", "customer_message", "language"?, "customer_name"?, "history"?: [{"role", "text"}]}``;
+``{"id", "customer_message", "language"?, "customer_name"?, "history"?: [{"role", "text"}],
+"agent_note"?}`` (``agent_note``: the agent's internal note for that ticket, as ``--note``);
 each output line is ``{"id", **DraftResult.to_dict(), "draft_id"?}``, or ``{"id", "error"}``
 for a line that failed, and the run goes on. Exit 1 when any line failed. The output is
 written to a temporary file and renamed at the end (a previous output survives a failure);
@@ -145,7 +146,10 @@ def _request(obj: dict[str, Any], path: Path, line: int) -> Any:
                 )
             )
         history.append(Turn(turn["role"], turn["text"]))
-    return DraftRequest(str(message), language=language, customer_name=name, history=history)
+    note = require_str(obj, "agent_note", path, line, optional=True)
+    return DraftRequest(
+        str(message), language=language, customer_name=name, history=history, agent_note=note
+    )
 
 
 def _run_file(recorder: Any, source: Path, target: Path, agent: str | None) -> int:
