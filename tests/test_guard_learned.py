@@ -246,3 +246,40 @@ def test_training_is_reproducible_and_eval_prints_the_table(
             PolicyGuardrail.from_settings(get_settings())
     finally:
         get_settings.cache_clear()
+
+
+def test_views_embed_only_sentences_and_the_message(guard: PolicyGuardrail) -> None:
+    """A draft costs one embedding per distinct sentence plus one for the message: the
+    context, draft and interaction views are computed from those vectors."""
+    import numpy as np
+
+    from copilot.guard.learned import VIEWS, view_matrix, view_texts
+
+    tier = guard.learned
+    assert tier is not None
+    draft = "Thanks for waiting. Your withdrawal is processing. Thanks for waiting."
+    message = "where is my USDT"
+    assert tier.texts_for(draft, message) == [
+        "Thanks for waiting.",
+        "Your withdrawal is processing.",
+        "Thanks for waiting.",
+        message,
+    ]
+    sentences = ["a", "b"]
+    assert view_texts(sentences, 0, "m") == (("a",), ("a", "a"), ("m",))
+    assert view_texts(sentences, 1, " ") == (("b",), ("a", "b"), ("-",))
+    vec = {
+        "a": np.array([1.0, 0.0], np.float32),
+        "b": np.array([0.0, 1.0], np.float32),
+        "m": np.array([0.6, 0.8], np.float32),
+    }
+    row = view_matrix([view_texts(sentences, 1, "m")], vec)[0]
+    assert row.shape == (len(VIEWS) * 2,)
+    assert np.allclose(row[:2], [0.0, 1.0])  # the sentence
+    assert np.allclose(row[2:4], [2**-0.5, 2**-0.5])  # with the one before: unit-length mean
+    assert np.allclose(row[4:6], [0.6, 0.8])  # the message
+    assert np.allclose(row[6:8], [0.0, 0.8 * 2**0.5])  # sentence * message * sqrt(dim)
+    _spans, probs, vectors = tier.probabilities(draft, {}, {}, False, message)
+    assert (
+        probs.shape == (3, len(tier.rules)) and vectors.shape[1] == len(VIEWS) * tier.embedder.dim
+    )

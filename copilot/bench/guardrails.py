@@ -36,9 +36,11 @@ from copilot.bench.guardrail_external import (
 
 ROOT = Path(__file__).resolve().parents[2]
 LABELLED = ROOT / "evals" / "guardrails" / "labelled_v1.jsonl"
-#: the frozen set the report is evidence from (``evals/frozen/*_v2.jsonl``: written by new
-#: writers and hashed before this round's training; v1 has been read and is a regression check)
-FROZEN_SET = "v2"
+#: the frozen set the report is evidence from (``evals/frozen/*_v3.jsonl``: written by new
+#: writers and hashed before this round's training); the previous one has been read and is a
+#: regression check only
+FROZEN_SET = "v3"
+REGRESSION_SET = "v2"
 
 
 # ---- 1. labelled set ------------------------------------------------------------------------
@@ -316,9 +318,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "learned": full.learned is not None,
             "injection_flag": full.injection is not None,
         },
-        # v2: the evidence (nobody tuned on it); v1: read at stop 17, a regression check only
+        # FROZEN_SET: the evidence (nobody tuned on it); REGRESSION_SET: read at an earlier
+        # report, a regression check only
         "frozen": frozen(FROZEN_SET),
-        "frozen_v1": frozen("v1"),
+        "frozen_previous": frozen(REGRESSION_SET),
         "labelled": evaluate_labelled(full, read_rows(LABELLED))
         | {"file": str(LABELLED.relative_to(ROOT))},
         "latency": _latency(rules, 200 if quick else 1000),
@@ -394,7 +397,7 @@ def render(result: dict[str, Any]) -> str:
         "",
         *render_frozen(result["frozen"]),
         "",
-        *render_regression(result["frozen_v1"]),
+        *render_regression(result["frozen_previous"]),
         "",
     ]
     lab = result["labelled"]

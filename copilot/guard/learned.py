@@ -2,16 +2,20 @@
 
 Every sentence is scored by one head per rule (see :mod:`copilot.heads.model`) from:
 
-* three embeddings (``VIEWS``): the sentence, the sentence with the text just before it
-  (context: "...after the alert went unanswered" reads differently after a liquidation), and
-  the customer's message (an injection attempt, a question about advice);
+* three views (``VIEWS``), each the unit-length mean of sentence embeddings: the sentence,
+  the sentence with the one before it (context: "...after the alert went unanswered" reads
+  differently after a liquidation), and the customer's message (an injection attempt, a
+  question about advice), plus the element-wise product of the sentence's and the message's
+  vectors. Only sentences and the message are embedded: the other views reuse their
+  vectors, so a draft costs one embedding per distinct sentence plus one;
 * the sentence's character n-grams;
 * what the rules tier saw there (``EXTRAS``): the rule fired on the sentence; the rule's
   pattern matched but negation, an exception, a condition or quotes cleared it (strong
   evidence of a compliant "we can never guarantee profits"); the customer's message tried a
   prompt injection.
 
-A second set of heads reads the whole draft (its embedding, the message's, its n-grams,
+A second set of heads reads the whole draft (the mean of its sentences' vectors, the
+message's, its n-grams,
 the same evidence of the rules tier); a sentence's probability is the mean of its own and
 the draft's, so the sentence that carries a violation is found with the whole reply's
 context. A sentence whose probability reaches the rule's threshold for the draft's language
@@ -35,14 +39,14 @@ from copilot.text.sentences import sentence_spans
 
 WEIGHTS = "guard"  # models/guard.npz + guard.json (sentence heads)
 DRAFT_SUFFIX = "-draft"  # models/guard-draft.npz + .json (draft heads)
-VIEWS = ("sentence", "window", "message")
-DRAFT_VIEWS = ("draft", "message")
+VIEWS = ("sentence", "sentence+previous", "message", "sentence*message")
+DRAFT_VIEWS = ("sentences-mean", "message", "sentences-mean*message")
 EXTRAS = ("rule_hit", "rule_cleared", "message_injection")
-WINDOW_CHARS = 160  # the text before a sentence that its "window" view adds
 NO_MESSAGE = "-"  # what the message view embeds when there is no customer message
 CACHE_SIZE = 8192  # vectors kept in memory (templates and messages repeat across drafts)
 
 Spans = Mapping[str, Sequence[tuple[int, int]]]
+View = tuple[str, ...]  # texts whose embeddings are averaged (then scaled to unit length)
 
 
 @dataclass(frozen=True)
@@ -77,17 +81,47 @@ def extras_for(
     return out
 
 
-def view_texts(draft: str, span: tuple[int, int], message: str) -> tuple[str, str, str]:
-    """The three texts embedded for the sentence at ``span``: itself, with its window, the
-    customer's message."""
-    s, e = span
-    window = (draft[max(0, s - WINDOW_CHARS) : s] + " " + draft[s:e]).strip()
-    return draft[s:e], window, (message.strip() or NO_MESSAGE)
+def view_texts(sentences: Sequence[str], i: int, message: str) -> tuple[View, View, View]:
+    """The three views of sentence ``i`` of a draft split into ``sentences``: itself, itself
+    with the sentence before it, the customer's message."""
+    here = sentences[i]
+    before = sentences[i - 1] if i else here
+    return (here,), (before, here), (message.strip() or NO_MESSAGE,)
 
 
-def draft_view_texts(draft: str, message: str) -> tuple[str, str]:
-    """The two texts embedded for the draft heads: the draft and the customer's message."""
-    return draft.strip() or NO_MESSAGE, message.strip() or NO_MESSAGE
+def draft_view_texts(sentences: Sequence[str], message: str) -> tuple[View, View]:
+    """The two views of the draft heads: all its sentences, the customer's message."""
+    return (tuple(sentences) or (NO_MESSAGE,)), (message.strip() or NO_MESSAGE,)
+
+
+def ngram_text(view: View) -> str:
+    """The text whose character n-grams a head reads: the first view's sentences, joined."""
+    return " ".join(view)
+
+
+def view_matrix(views: Sequence[Sequence[View]], vectors: Mapping[str, np.ndarray]) -> np.ndarray:
+    """One row per entry of ``views``: its views' mean vectors, each of unit length, side by
+    side, then the element-wise product of the first and the last (what the draft says, read
+    against what the customer wrote: "as you asked, I have lifted the hold"), scaled by
+    sqrt(dim) to the others' size. ``vectors`` holds the embedding of every text named."""
+    if not views:
+        return np.zeros((0, 0), np.float32)
+    dim = len(next(iter(vectors.values())))
+    width = len(views[0])
+    out = np.zeros((len(views), (width + 1) * dim), np.float32)
+    for r, row in enumerate(views):
+        for k, view in enumerate(row):
+            v = np.mean([vectors[t] for t in view], axis=0) if len(view) > 1 else vectors[view[0]]
+            norm = float(np.linalg.norm(v))
+            out[r, k * dim : (k + 1) * dim] = v / norm if norm > 0 else v
+    first, last = out[:, :dim], out[:, (width - 1) * dim : width * dim]
+    out[:, width * dim :] = first * last * np.float32(np.sqrt(dim))
+    return out
+
+
+def sentences_of(draft: str, spans: Sequence[tuple[int, int]]) -> list[str]:
+    """The texts of ``spans`` in ``draft``."""
+    return [draft[s:e] for s, e in spans]
 
 
 class LearnedTier:
@@ -151,11 +185,9 @@ class LearnedTier:
         return self.heads.labels
 
     def texts_for(self, draft: str, message: str) -> list[str]:
-        """Every text :meth:`hits` embeds for ``draft`` (to prime a batch)."""
-        out = [t for span in sentence_spans(draft) for t in view_texts(draft, span, message)]
-        if self.draft_heads is not None:
-            out += draft_view_texts(draft, message)
-        return out
+        """Every text :meth:`hits` embeds for ``draft`` (to prime a batch): its sentences and
+        the customer's message."""
+        return [*sentences_of(draft, sentence_spans(draft)), message.strip() or NO_MESSAGE]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors of ``texts`` (cached)."""
@@ -169,25 +201,35 @@ class LearnedTier:
         """Forget every cached vector."""
         self.vectors.clear()
 
+    def _matrix(self, views: Sequence[Sequence[View]]) -> np.ndarray:
+        texts = list(dict.fromkeys(t for row in views for view in row for t in view))
+        return view_matrix(views, dict(zip(texts, self.embed(texts), strict=True)))
+
     def features(
         self, draft: str, spans: Sequence[tuple[int, int]], message: str
     ) -> tuple[np.ndarray, list[str]]:
-        """The concatenated view embeddings ``(sentences, 3 * dim)`` and folded sentences."""
-        views = [view_texts(draft, span, message) for span in spans]
-        flat = [t for v in views for t in v]
-        vectors = self.embed(flat).reshape(len(spans), len(VIEWS) * self.embedder.dim)
-        return vectors, [fold(v[0]) for v in views]
+        """The concatenated view vectors ``(sentences, 3 * dim)`` and folded sentences."""
+        sentences = sentences_of(draft, spans)
+        views = [view_texts(sentences, i, message) for i in range(len(spans))]
+        return self._matrix(views), [fold(ngram_text(v[0])) for v in views]
 
     def draft_probabilities(
-        self, draft: str, fired: Spans, cleared: Spans, message_injection: bool, message: str
+        self,
+        draft: str,
+        spans: Sequence[tuple[int, int]],
+        fired: Spans,
+        cleared: Spans,
+        message_injection: bool,
+        message: str,
     ) -> np.ndarray | None:
         """P(rule) of the whole draft ``(rules,)`` from the draft heads (None without them)."""
         if self.draft_heads is None:
             return None
-        texts = draft_view_texts(draft, message)
-        vectors = self.embed(list(texts)).reshape(1, len(DRAFT_VIEWS) * self.embedder.dim)
+        views = draft_view_texts(sentences_of(draft, spans), message)
+        vectors = self._matrix([views])
         extras = extras_for([(0, len(draft))], self.rules, fired, cleared, message_injection)
-        return np.asarray(self.draft_heads.probabilities(vectors, [fold(draft)], extras)[0])
+        folded = [fold(ngram_text(views[0]))]
+        return np.asarray(self.draft_heads.probabilities(vectors, folded, extras)[0])
 
     def probabilities(
         self,
@@ -205,7 +247,7 @@ class LearnedTier:
         vectors, folded = self.features(draft, spans, message)
         extras = extras_for(spans, self.rules, fired, cleared, message_injection)
         probs = self.heads.probabilities(vectors, folded, extras)
-        whole = self.draft_probabilities(draft, fired, cleared, message_injection, message)
+        whole = self.draft_probabilities(draft, spans, fired, cleared, message_injection, message)
         if whole is not None:
             probs = (probs + whole[None, :]) / 2.0
         return spans, probs, vectors

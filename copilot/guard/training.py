@@ -38,8 +38,12 @@ from copilot.guard.learned import (
     EXTRAS,
     NO_MESSAGE,
     VIEWS,
+    View,
     draft_view_texts,
     extras_for,
+    ngram_text,
+    sentences_of,
+    view_matrix,
     view_texts,
 )
 from copilot.guard.policy_model import Policy
@@ -134,8 +138,12 @@ class Rows:
     """Training rows with their view texts and extra features."""
 
     rows: list[SentenceRow]
-    views: list[tuple[str, ...]]
+    views: list[tuple[View, ...]]
     extras: np.ndarray
+
+    def texts(self) -> list[str]:
+        """The text each row's n-grams are read from."""
+        return [ngram_text(v[0]) for v in self.views]
 
 
 def build_rows(
@@ -150,36 +158,35 @@ def build_rows(
     """Sentence rows of ``drafts``, then (``with_examples``) the example sentences, then
     ``extra_rows``."""
     rows = draft_rows(drafts)
-    views: list[tuple[str, ...]] = []
+    views: list[tuple[View, ...]] = []
     extras: list[np.ndarray] = []
     injected: dict[str, bool] = {}
+    split: dict[str, tuple[list[tuple[int, int]], list[str]]] = {}
     for row in rows:
         d = row.draft
         assert d is not None
         if d.id not in injected:
             injected[d.id] = bool(find_injection(d.customer_message))
+            spans = sentence_spans(d.draft)
+            split[d.id] = (spans, sentences_of(d.draft, spans))
         fired, cleared = corpus.evidence[d.id]
-        views.append(view_texts(d.draft, row.span, d.customer_message))
+        spans, sentences = split[d.id]
+        views.append(view_texts(sentences, spans.index(row.span), d.customer_message))
         extras.append(extras_for([row.span], labels, fired, cleared, injected[d.id])[0])
     for row in [*(corpus.examples if with_examples else []), *extra_rows]:
         fired, cleared = text_evidence(row.text, row.language)
-        views.append((row.text, row.text, NO_MESSAGE))
+        views.append(((row.text,), (row.text,), (NO_MESSAGE,)))
         extras.append(extras_for([(0, len(row.text))], labels, fired, cleared, False)[0])
         rows.append(row)
     shape = (len(rows), len(labels), len(EXTRAS))
     return Rows(rows, views, np.asarray(extras, np.float32).reshape(shape))
 
 
-def embed_views(embedder: Embedder, views: Sequence[Sequence[str]]) -> np.ndarray:
-    """The concatenated view embeddings of each row (texts embedded once each)."""
-    unique = list(dict.fromkeys(t for v in views for t in v))
+def embed_views(embedder: Embedder, views: Sequence[Sequence[View]]) -> np.ndarray:
+    """The concatenated view vectors of each row (every text embedded once)."""
+    unique = list(dict.fromkeys(t for row in views for view in row for t in view))
     vectors = embedder.passages(unique)
-    index = {t: i for i, t in enumerate(unique)}
-    width = len(views[0]) if views else len(VIEWS)
-    out = np.zeros((len(views), width * embedder.dim), np.float32)
-    for r, v in enumerate(views):
-        out[r] = np.concatenate([vectors[index[t]] for t in v])
-    return out
+    return view_matrix(views, dict(zip(unique, vectors, strict=True)))
 
 
 def draft_level_rows(
@@ -194,7 +201,7 @@ def draft_level_rows(
     """One row per draft (plus each example sentence and ``extra_rows`` as a one-sentence
     draft) for the draft heads; a draft row breaks the rules its draft breaks."""
     rows: list[SentenceRow] = []
-    views: list[tuple[str, ...]] = []
+    views: list[tuple[View, ...]] = []
     extras: list[np.ndarray] = []
     for d in drafts:
         if d.rules and not d.spans:
@@ -202,12 +209,13 @@ def draft_level_rows(
         fired, cleared = corpus.evidence[d.id]
         injected = bool(find_injection(d.customer_message))
         rows.append(SentenceRow(d.draft, d.language, d.id, set(d.rules), d, (0, len(d.draft))))
-        views.append(draft_view_texts(d.draft, d.customer_message))
+        sentences = sentences_of(d.draft, sentence_spans(d.draft))
+        views.append(draft_view_texts(sentences, d.customer_message))
         extras.append(extras_for([(0, len(d.draft))], labels, fired, cleared, injected)[0])
     for row in [*(corpus.examples if with_examples else []), *extra_rows]:
         fired, cleared = text_evidence(row.text, row.language)
         rows.append(row)
-        views.append((row.text, NO_MESSAGE))
+        views.append(((row.text,), (NO_MESSAGE,)))
         extras.append(extras_for([(0, len(row.text))], labels, fired, cleared, False)[0])
     shape = (len(rows), len(labels), len(EXTRAS))
     return Rows(rows, views, np.asarray(extras, np.float32).reshape(shape))
@@ -237,14 +245,14 @@ def score_drafts(
     built = build_rows(corpus, drafts, labels, no_evidence, with_examples=False)
     owners = [row.draft for row in built.rows]
     probs = heads.probabilities(
-        embed_views(embedder, built.views), [fold(v[0]) for v in built.views], built.extras
+        embed_views(embedder, built.views), [fold(t) for t in built.texts()], built.extras
     )
     index = {d.id: i for i, d in enumerate(drafts)}
     whole = np.zeros((len(drafts), len(labels)), np.float32)
     if draft_heads is not None:
         level = draft_level_rows(corpus, drafts, labels, no_evidence, with_examples=False)
         scored = draft_heads.probabilities(
-            embed_views(embedder, level.views), [fold(v[0]) for v in level.views], level.extras
+            embed_views(embedder, level.views), [fold(t) for t in level.texts()], level.extras
         )
         for k, row in enumerate(level.rows):
             assert row.draft is not None
@@ -352,7 +360,7 @@ def train(
     y = np.asarray([[float(rule in r.rules) for rule in labels] for r in rows], np.float32)
     vectors = embed_views(embedder, built.views)
     data = TrainSet(
-        texts=[v[0] for v in built.views],
+        texts=built.texts(),
         labels=y,
         languages=[r.language for r in rows],
         groups=[r.group for r in rows],
@@ -363,7 +371,7 @@ def train(
     )
     level = draft_level_rows(corpus, train_drafts, labels, text_evidence, kb)
     level_data = TrainSet(
-        texts=[v[0] for v in level.views],
+        texts=level.texts(),
         labels=np.asarray(
             [[float(rule in r.rules) for rule in labels] for r in level.rows], np.float32
         ),
