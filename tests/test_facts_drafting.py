@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from copilot.draft.offline.compose import OfflineDraft, OfflineDrafter
+from copilot.draft.offline.given import elapsed_hours
 from copilot.draft.offline.routing import Route, route_for, route_message
 from copilot.draft.types import DraftRequest, Turn
 from copilot.kb.articles import Article, load_kb
@@ -67,19 +68,86 @@ WITHDRAWAL = {
 ASKS_ID = {"en": "withdrawal ID and we will", "ja": "出金IDをご返信", "zh": "请回复提币ID"}
 
 
+ECHO = {"en": "You mentioned", "ja": "お知らせいただいた内容", "zh": "您提供的信息"}
+
+
+def _said(drafter: OfflineDrafter, lang: str, slot: str, i: int = 0) -> str:
+    return str(drafter.phrases.data["facts_said"][lang][slot][i]["text"])
+
+
 @pytest.mark.parametrize("lang", ["en", "ja", "zh"])
-def test_given_facts_are_acknowledged_and_never_asked_for(
+def test_given_facts_are_used_in_the_answer_and_never_asked_for(
     drafter: OfflineDrafter, lang: str
 ) -> None:
-    message = WITHDRAWAL[lang]
+    message = WITHDRAWAL[lang]  # an id and a wait past the 24 h review time
     before = _compose(drafter, message, lang, ["faq/withdrawal"], facts=False).text
     assert ASKS_ID[lang] in before  # the template asks for the id ...
     d = _compose(drafter, message, lang, ["faq/withdrawal"])
     assert ASKS_ID[lang] not in d.text  # ... not when the customer gave it
-    facts = extract_facts(message)
-    for key in ("withdrawal_id", "network", "elapsed"):
-        assert str(facts.get(key)) in d.text, key
+    # no list of the customer's own facts read back; the wait is answered in a sentence
+    assert ECHO[lang] not in d.text
+    said = _said(drafter, lang, "withdrawal_wait", 0)
+    paragraphs = d.text.split("\n\n")
+    assert paragraphs[2] == said  # right after the opening paragraph
     assert d.cited == ["faq/withdrawal"]
+
+
+@pytest.mark.parametrize(
+    ("lang", "message"),
+    [
+        ("en", "My withdrawal W2411300421 of 500 USDT on TRC20 has been processing for 3 hours."),
+        ("ja", "出金ID W2411011442 の出金が3時間たっても届きません。"),
+        ("zh", "我的提币等了3个小时还没到账，提币ID W2409110023"),
+    ],
+)
+def test_a_wait_within_the_review_time_says_so(
+    drafter: OfflineDrafter, lang: str, message: str
+) -> None:
+    text = _compose(drafter, message, lang, ["faq/withdrawal"]).text
+    assert _said(drafter, lang, "withdrawal_wait", 1) in text
+    assert _said(drafter, lang, "withdrawal_wait", 0) not in text
+
+
+@pytest.mark.parametrize(
+    ("lang", "message"),
+    [
+        ("en", "my withdrawal of 500 USDT has been stuck for 3 days"),  # no id
+        ("ja", "出金ID W2411011442 の出金はいつ届きますか"),  # no wait
+        ("zh", "提币ID W2409110023 两分钟前提的，还没到账"),  # 2 minutes: nothing to say
+    ],
+)
+def test_no_wait_sentence_without_an_id_and_a_long_wait(
+    drafter: OfflineDrafter, lang: str, message: str
+) -> None:
+    text = _compose(drafter, message, lang, ["faq/withdrawal"]).text
+    for i in (0, 1):
+        assert _said(drafter, lang, "withdrawal_wait", i) not in text
+    assert ECHO[lang] not in text
+
+
+@pytest.mark.parametrize(
+    ("value", "hours"),
+    [
+        ("31 hours", 31),
+        ("2 days", 48),
+        ("a week", 168),
+        ("48h", 48),
+        ("5 min", 5 / 60),
+        ("26時間", 26),
+        ("丸2日", 48),
+        ("半日", 12),
+        ("10日", 240),
+        ("三十多个小时", 30),
+        ("兩天", 48),
+        ("整整两周", 336),
+        ("半小时", 0.5),
+        ("since MONDAY", None),
+        ("", None),
+    ],
+)
+def test_elapsed_hours(value: str, hours: float | None) -> None:
+    got = elapsed_hours(value)
+    assert got == pytest.approx(hours) if hours is not None else got is None
 
 
 @pytest.mark.parametrize("lang", ["en", "ja", "zh"])
@@ -100,7 +168,7 @@ def test_a_partly_answered_request_asks_only_for_the_rest(
     labels = drafter.phrases.data["fact_labels"][lang]["ask"]
     assert labels["os"] in ask and labels["screenshot"] in ask
     assert labels["device"] not in ask and labels["app_version"] not in ask
-    assert "iPhone 15" in text and "5.2.8" in text
+    assert ECHO[lang] not in text  # the given device and version are not read back
 
 
 def test_nothing_given_leaves_the_template_as_it_was(drafter: OfflineDrafter) -> None:
@@ -174,6 +242,195 @@ def test_an_unknown_login_with_a_second_topic(drafter: OfflineDrafter) -> None:
     assert route_for(u2).second is None
 
 
+SITUATIONS = {
+    "wallet": {
+        "en": "someone in a discord airdrop channel told me to type my 12 words, now my Trust "
+        "Wallet is drained. can you get it back?",
+        "ja": "エアドロップのサイトでシードフレーズを入力してしまい、MetaMaskの資産が全部抜かれました。",
+        "zh": "我在一个空投网站输入了助记词，冷钱包里的币全被转走了，能追回吗？",
+    },
+    "sent": {
+        "en": "A guy from 'support' on telegram told me to move my USDT to a safe address and I "
+        "sent 3,000 USDT. Was that you?",
+        "ja": "LINEでサポートを名乗る人に安全なアドレスに移すよう言われ、1.2 ETHを送ってしまいました。",
+        "zh": "有个自称客服的人让我把币转到安全账户，我就转了5000 USDT过去，还把验证码发给他了。",
+    },
+    "api": {
+        "en": "I pasted my API key and secret into a profit booster site, now there are trades "
+        "I never made.",
+        "ja": "キャンペーンサイトにAPIキーを入力したら、身に覚えのない取引が入っています。",
+        "zh": "我在第三方网站填过API密钥，现在有几笔不是我下的合约单。",
+    },
+    "remote": {
+        "en": "I called a support number from an ad, the man had me install AnyDesk and then "
+        "0.35 BTC was withdrawn. I did not do this.",
+        "ja": "サポートを名乗る電話でAnyDeskを入れるよう言われ、その後勝手に出金されていました。",
+        "zh": "自称客服的人让我装了远程控制软件，然后我的币被提走了，不是我操作的。",
+    },
+    "sim": {
+        "en": "My phone lost signal and my carrier says my number was moved to a new SIM. My "
+        "password was changed, it was not me.",
+        "ja": "スマホが圏外になり、SIMが勝手に再発行されていました。パスワードも勝手に変えられて、不正ログインされたようです。",
+        "zh": "手机突然没信号，运营商说有人补卡了，我的账户密码也被人改了。",
+    },
+}
+FIRST_STEP = {  # what the situation's first step is about, per language
+    "wallet": {"en": "Stop using that wallet", "ja": "ウォレットの使用", "zh": "停止使用这个钱包"},
+    "sent": {"en": "Freeze your account", "ja": "凍結", "zh": "冻结账户"},
+    "api": {"en": "API Management", "ja": "API管理", "zh": "API管理"},
+    "remote": {"en": "remote-access app", "ja": "遠隔操作", "zh": "远程"},
+    "sim": {"en": "on a device you trust", "ja": "信頼できる端末", "zh": "信任的设备"},
+}
+
+
+@pytest.mark.parametrize("situation", sorted(SITUATIONS))
+@pytest.mark.parametrize("lang", ["en", "ja", "zh"])
+def test_each_compromise_situation_gets_its_own_first_steps(
+    drafter: OfflineDrafter, lang: str, situation: str
+) -> None:
+    message = SITUATIONS[situation][lang]
+    route = route_message(None, message)  # the rules alone see the compromise and its kind
+    assert route is not None and route.override == "account_compromised", message
+    assert route.situation == situation
+    d = _compose(drafter, message, lang, ["faq/password-reset"], route)
+    assert d.cited == ["faq/security"]
+    own = drafter.phrases.data["compromised"][lang]["situations"][situation]
+    paragraphs = d.text.split("\n\n")
+    assert paragraphs[1] == own["lead"]  # opens with the situation, no "if it was not you"
+    assert paragraphs[2] == own["steps"]
+    step1 = own["steps"].split("\n")[1]
+    assert step1.startswith("1.") and FIRST_STEP[situation][lang] in step1
+    generic = drafter.phrases.data["compromised"][lang]["steps"]
+    assert generic not in d.text
+    assert d.text.index(own["steps"]) < d.text.index(
+        drafter.phrases.optional("security_escalation", lang)
+    )
+
+
+def test_a_wallet_drain_says_we_cannot_freeze_or_reverse_it(drafter: OfflineDrafter) -> None:
+    lead = drafter.phrases.data["compromised"]
+    assert "cannot freeze it" in lead["en"]["situations"]["wallet"]["lead"]
+    assert "凍結することはできず" in lead["ja"]["situations"]["wallet"]["lead"]
+    assert "无法冻结" in lead["zh"]["situations"]["wallet"]["lead"]
+    for lang in ("en", "ja", "zh"):
+        assert "police" in lead[lang]["situations"]["wallet"]["steps"] or any(
+            w in lead[lang]["situations"]["wallet"]["steps"] for w in ("警察", "警方")
+        )
+
+
+def test_a_plain_phishing_victim_keeps_the_general_steps(drafter: OfflineDrafter) -> None:
+    message = "I clicked a link in an email and typed my password and 2FA code on the site."
+    route = route_message(None, message)
+    assert route is not None and route.situation is None
+    d = _compose(drafter, message, "en", [], route)
+    assert drafter.phrases.data["compromised"]["en"]["steps"] in d.text
+
+
+CLAIMS = {
+    "en": "You liquidated my ETH long, every other exchange never went that low. I want the "
+    "4,800 USDT back or I go to the regulator and my lawyer.",
+    "ja": "マーク価格とかいう価格で強制ロスカットされた。損失32万円を返せ。返さないなら金融庁に通報する",
+    "zh": "你们故意插针爆我仓！亏了8000U，必须全额赔偿，不然我去监管部门投诉！",
+}
+AMOUNT = {"en": "4,800 USDT", "ja": "32万円", "zh": "8000U"}
+
+
+@pytest.mark.parametrize("lang", ["en", "ja", "zh"])
+def test_an_escalated_liquidation_claim_is_answered(drafter: OfflineDrafter, lang: str) -> None:
+    message = CLAIMS[lang]
+    d = drafter.compose(
+        message=message,
+        language=lang,
+        name=None,
+        hits=[H("playbook/escalation", 0.8, "playbook")],  # type: ignore[list-item]
+        abstain=False,
+        emotion=3,
+        escalation=True,
+        facts=extract_facts(message),
+    )
+    assert d.scenario == "playbook/escalation"
+    assert d.cited == ["playbook/escalation", "playbook/liquidation"]
+    said = _said(drafter, lang, "liquidation_claim", 0).replace("{amount}", AMOUNT[lang])
+    paragraphs = d.text.split("\n\n")
+    assert paragraphs[-2] == said + ("" if lang != "en" else " ") + "[playbook/liquidation]"
+    mark = {"en": "mark price", "ja": "マークプライス", "zh": "标记价格"}[lang]
+    assert mark in paragraphs[-2]
+    assert ECHO[lang] not in d.text
+
+
+@pytest.mark.parametrize("lang", ["en", "ja", "zh"])
+def test_an_escalated_fee_claim_is_answered_and_a_given_order_opens_the_review(
+    drafter: OfflineDrafter, lang: str
+) -> None:
+    message = {
+        "en": "You overcharged me on order SP-5520194, refund it or I file a formal complaint.",
+        "ja": "注文ID FT-20261204-5581 の手数料が高すぎます。返金してください。正式に苦情を申し立てます。",
+        "zh": "订单号 S8830021957 多扣了手续费，退还给我，否则我要正式投诉。",
+    }[lang]
+    facts = extract_facts(message)
+    assert "order_id" in facts
+    d = drafter.compose(
+        message=message,
+        language=lang,
+        name=None,
+        hits=[H("playbook/escalation", 0.8, "playbook")],  # type: ignore[list-item]
+        abstain=False,
+        emotion=2,
+        escalation=True,
+        facts=facts,
+    )
+    assert "playbook/fee-dispute" in d.cited
+    assert _said(drafter, lang, "fee_claim", 0) in d.text
+    # the plain fee-dispute playbook with a given order id: the review is opened, not offered
+    d2 = drafter.compose(
+        message=message,
+        language=lang,
+        name=None,
+        hits=[H("playbook/fee-dispute", 0.8, "playbook"), H("faq/fees")],  # type: ignore[list-item]
+        abstain=False,
+        emotion=2,
+        facts=facts,
+    )
+    assert d2.scenario == "playbook/fee-dispute"
+    assert _said(drafter, lang, "fee_review", 0) in d2.text
+    d3 = drafter.compose(
+        message=message,
+        language=lang,
+        name=None,
+        hits=[H("playbook/fee-dispute", 0.8, "playbook"), H("faq/fees")],  # type: ignore[list-item]
+        abstain=False,
+        emotion=2,
+        facts=None,
+    )
+    assert _said(drafter, lang, "fee_review", 0) not in d3.text  # no order id, no claim
+
+
+@pytest.mark.parametrize(
+    ("variant", "error"),
+    [
+        ({"when": "faq/withdrawal", "needs": ["colour"], "text": "x"}, "unknown fact 'colour'"),
+        ({"when": "faq/withdrawal", "text": "id {withdrawal_id}"}, "is not in needs"),
+        ({"when": "faq/withdrawal", "text": "x", "at": "middle"}, "at: must be start or end"),
+        ({"text": "x"}, "needs when:"),
+        ({"when": "faq/withdrawal", "text": "x", "over_hours": "a day"}, "must be numbers"),
+        ({"when": "faq/withdrawal"}, "needs text:"),
+    ],
+)
+def test_a_bad_facts_said_variant_is_named(
+    tmp_path: Path, variant: dict[str, Any], error: str
+) -> None:
+    import yaml
+
+    from copilot.draft.offline.given import load_fact_phrases
+    from copilot.errors import CopilotError
+
+    data = yaml.safe_load(PHRASES.read_text(encoding="utf-8"))
+    data["facts_said"]["en"] = {"slot": [variant]}
+    with pytest.raises(CopilotError) as exc:
+        load_fact_phrases(data, "phrases.yaml", "en")
+    assert "facts_said.en.slot[0]" in str(exc.value) and error in str(exc.value)
+
+
 # ---- the LLM path: the prompt carries topics, flags and facts -----------------------------
 def test_the_llm_prompt_carries_the_facts_and_the_safety_instruction(
     kb: dict[tuple[str, str], Article],
@@ -225,8 +482,9 @@ def test_the_llm_prompt_shows_the_models_topics(kb: dict[tuple[str, str], Articl
 
 
 def test_offline_drafts_pass_the_guardrail(offline_copilot: Any) -> None:
-    """The shipped stack (model, retrieval, guardrail): acknowledgements, narrowed requests,
-    second sections and the safety-first reply pass the reply policy in every language."""
+    """The shipped stack (model, retrieval, guardrail): facts used in the answer, narrowed
+    requests, second sections, the safety-first reply of every situation and the answered
+    claims pass the reply policy in every language, at the first attempt."""
     messages = [
         (WITHDRAWAL["en"], "en"),
         (WITHDRAWAL["ja"], "ja"),
@@ -242,9 +500,13 @@ def test_offline_drafts_pass_the_guardrail(offline_copilot: Any) -> None:
         ),
         ("偽サイトにパスワードと認証コードを入れてしまいました。3万円入っています", "ja"),
         ("我把验证码给了一个说是你们客服的人 现在账户里少了120 SOL", "zh"),
+        *((m, lang) for by_lang in SITUATIONS.values() for lang, m in by_lang.items()),
+        *((m, lang) for lang, m in CLAIMS.items()),
     ]
     for text, lang in messages:
         res = offline_copilot.draft(DraftRequest(text, language=lang))
         assert res.verdict == "pass" and not res.blocked, (text, res.violations, res.draft)
-        if "W24" in text:
-            assert "W24" in res.draft
+        assert res.attempts == 1, (text, res.draft)  # nothing of ours had to be taken out
+        if text in WITHDRAWAL.values():  # the wait past the review time is answered
+            said = offline_copilot.drafter.phrases.data["facts_said"][lang]["withdrawal_wait"]
+            assert said[0]["text"] in res.draft

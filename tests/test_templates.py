@@ -326,6 +326,20 @@ def phrases(lang: str) -> Iterator[tuple[str, str]]:
     for section in ("greeting", "sign_off", "empathy", "handover", "abstain", "facts_lead_in"):
         for i, text in enumerate(_strings(loaded.get(section, lang))):
             yield f"offline_phrases {section}.{lang}[{i}]", text
+    # the understanding-driven phrases: safety-first replies (every situation), the facts
+    # used inside an answer, the vague question, the second-topic connector
+    for section in (
+        "vague_question",
+        "security_escalation",
+        "second_topic",
+        "ask_missing",
+        "compromised",
+    ):
+        for i, text in enumerate(_strings(loaded.data[section][lang])):
+            yield f"offline_phrases {section}.{lang}[{i}]", text
+    for slot, variants in loaded.data["facts_said"][lang].items():
+        for i, variant in enumerate(variants):
+            yield f"offline_phrases facts_said.{lang}.{slot}[{i}]", variant["text"]
 
 
 def everything(lang: str) -> list[tuple[str, str]]:
