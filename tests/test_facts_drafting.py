@@ -125,6 +125,56 @@ def test_no_wait_sentence_without_an_id_and_a_long_wait(
     assert ECHO[lang] not in text
 
 
+TXID = "0x7c1e4b29aa03f5d8e61b2c9047de3a18f0b55c6e2d9a7f4413b8c0e92d6f1a57"
+SAID_CASES = [
+    (
+        "en",
+        "faq/withdrawal",
+        "wrong_destination",
+        "I sent 2,000 USDT to the wrong address, reverse it",
+    ),
+    (
+        "ja",
+        "faq/withdrawal",
+        "wrong_destination",
+        "間違ったアドレスに出金してしまいました。取り消せますか",
+    ),
+    ("zh", "faq/withdrawal", "wrong_destination", "我提币选错网络了，能撤回吗"),
+    (
+        "en",
+        "faq/withdrawal",
+        "bank_withdrawal",
+        "When does my withdrawal to my bank account arrive?",
+    ),
+    ("ja", "faq/withdrawal", "bank_withdrawal", "日本円を銀行に出金しました。いつ着金しますか"),
+    ("zh", "faq/withdrawal", "bank_withdrawal", "提现到银行卡要多久到账？"),
+    (
+        "en",
+        "faq/deposit",
+        "bank_deposit",
+        "My SEPA bank transfer of 1,500 EUR is not in my account",
+    ),
+    ("ja", "faq/deposit", "bank_deposit", "銀行振込で入金したのにまだ反映されません"),
+    ("zh", "faq/deposit", "bank_deposit", "我用银行转账充值，还没到账"),
+    ("en", "faq/deposit", "deposit_txid", f"My ETH deposit {TXID} is missing after 2 days"),
+    ("ja", "faq/deposit", "deposit_txid", f"ETHの入金が半日たっても反映されません。TxID {TXID}"),
+    ("zh", "faq/deposit", "deposit_txid", f"ETH充值已经一天了还没到账，TxID {TXID}"),
+]
+
+
+@pytest.mark.parametrize(("lang", "article", "slot", "message"), SAID_CASES)
+def test_the_situation_the_customer_described_is_answered(
+    drafter: OfflineDrafter, lang: str, article: str, slot: str, message: str
+) -> None:
+    d = _compose(drafter, message, lang, [article])
+    said = _said(drafter, lang, slot)
+    assert said in d.text.split("\n\n")[2]  # right after the opening paragraph
+    assert d.cited == [article]
+    # the same article for a message without that situation: the sentence is not added
+    plain = {"en": "where is my money?", "ja": "まだ届きません", "zh": "还没到账"}[lang]
+    assert said not in _compose(drafter, plain, lang, [article]).text
+
+
 @pytest.mark.parametrize(
     ("value", "hours"),
     [
@@ -431,6 +481,27 @@ def test_a_bad_facts_said_variant_is_named(
     assert "facts_said.en.slot[0]" in str(exc.value) and error in str(exc.value)
 
 
+@pytest.mark.parametrize("lang", ["en", "ja", "zh"])
+def test_an_out_of_scope_message_gets_a_polite_decline(drafter: OfflineDrafter, lang: str) -> None:
+    route = route_for(_u(("out_of_scope", 0.6)))
+    assert route.override == "out_of_scope"
+    message = {
+        "en": "could you write a haiku about bitcoin for my sister's birthday card?",
+        "ja": "御社の求人ってまだ募集してますか？",
+        "zh": "可以帮我查一下明天台北到高雄的高铁班次吗？",
+    }[lang]
+    d = _compose(drafter, message, lang, ["faq/security"], route)
+    assert d.scenario == "out_of_scope" and d.cited == []
+    decline = drafter.phrases.optional("out_of_scope_reply", lang)
+    paragraphs = d.text.split("\n\n")
+    assert paragraphs[1] == decline and len(paragraphs) == 3  # greeting, decline, sign-off
+    questionnaire = drafter.phrases.data["abstain"][lang].split("\n\n")[1][:12]
+    assert questionnaire not in d.text  # never "tell me the error message"
+    # a flag beats it: an out-of-scope reading with a compromise is answered for safety
+    flagged = route_for(_u(("out_of_scope", 0.6), flags=("account_compromised",)))
+    assert flagged.override == "account_compromised"
+
+
 # ---- the LLM path: the prompt carries topics, flags and facts -----------------------------
 def test_the_llm_prompt_carries_the_facts_and_the_safety_instruction(
     kb: dict[tuple[str, str], Article],
@@ -502,6 +573,10 @@ def test_offline_drafts_pass_the_guardrail(offline_copilot: Any) -> None:
         ("我把验证码给了一个说是你们客服的人 现在账户里少了120 SOL", "zh"),
         *((m, lang) for by_lang in SITUATIONS.values() for lang, m in by_lang.items()),
         *((m, lang) for lang, m in CLAIMS.items()),
+        ("could you write a short haiku about bitcoin for my sister's birthday card?", "en"),
+        ("御社の求人ってまだ募集してますか？エンジニア職に興味があります", "ja"),
+        ("可以帮我查一下明天台北到高雄的高铁班次吗？", "zh"),
+        *((m, lang) for lang, _, _, m in SAID_CASES),
     ]
     for text, lang in messages:
         res = offline_copilot.draft(DraftRequest(text, language=lang))

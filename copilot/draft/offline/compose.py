@@ -42,7 +42,9 @@ them after the opening paragraph, and a template sentence asking for them is lef
 narrowed to what is missing). A confident second topic (``Route.second``) gets a section of
 its own after the first (``second_topic`` opens it; its template's opening thanks is left
 out), with its own citation. A compromised account (``Route.compromise``) gets the
-safety-first reply of the phrases file (``compromised``), cited to ``faq/security``; a
+safety-first reply of the phrases file (``compromised``), cited to ``faq/security``. A
+message outside what support handles (``Route.override == "out_of_scope"``) gets the short
+decline of the phrases file (``out_of_scope_reply``), scenario ``out_of_scope``; a
 particular situation (``Route.situation``: wallet, sent, api, remote, sim) has its own opening
 and steps there (``situations``). Given facts that matter are used inside the answer
 (``facts_said``: a withdrawal waiting past the review time, a disputed fee or liquidation
@@ -155,6 +157,8 @@ def _cite(paragraph: str, source: str) -> str:
     return f"{head}{sep}{_attach(last, mark)}"
 
 
+# whole replies of our own (no KB template): nothing is added to them
+OWN_REPLIES = ("vague", "out_of_scope")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])")
 _ANNOUNCES_LIST = re.compile(r"[:：]\s*$|以下|如下|次の(?:とおり|点|手順|方法|いずれか)|下記|下列")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+")
@@ -260,13 +264,13 @@ class OfflineDrafter:
             escalation=escalation,
             route=route or Route(),
         )
-        if route is not None and route.second and draft.scenario != "vague":
+        if route is not None and route.second and draft.scenario not in OWN_REPLIES:
             draft = self._with_second(draft, route.second, lang)
-        if draft.scenario != "vague":
+        if draft.scenario not in OWN_REPLIES:
             cues = self.phrases.evidence(message, lang)
             if route is not None and route.article in TOPICAL_PLAYBOOKS:
                 cues.add(route.article)
-            draft = self._with_facts(draft, facts or Facts(), lang, cues)
+            draft = self._with_facts(draft, facts or Facts(), lang, cues, message)
         return draft
 
     def _compose(
@@ -288,6 +292,10 @@ class OfflineDrafter:
             question = self.phrases.optional("vague_question", lang)
             if question:
                 return OfflineDraft((head, Block(question)), "vague", level)
+        if route.override == "out_of_scope":
+            decline = self.phrases.optional("out_of_scope_reply", lang)
+            if decline:
+                return OfflineDraft((head, Block(decline), tail), "out_of_scope", level)
         if route.override in ("account_compromised", "advice") and route.article:
             art = self.lookup(route.article, lang)
             if art is not None:
@@ -403,7 +411,12 @@ class OfflineDrafter:
         return "\n".join(lines).strip()
 
     def _with_facts(
-        self, draft: OfflineDraft, facts: Facts, lang: str, cues: set[str] | None = None
+        self,
+        draft: OfflineDraft,
+        facts: Facts,
+        lang: str,
+        cues: set[str] | None = None,
+        message: str = "",
     ) -> OfflineDraft:
         """``draft`` asking for none of ``facts``, with the ``facts_said`` sentences that fit
         (a given fact used inside the answer, the customer's claim answered) and, when the
@@ -423,7 +436,7 @@ class OfflineDrafter:
         articles = list(draft.articles)
         start: list[Block] = []
         end: list[Block] = []
-        for said in said_sentences(fp, facts, draft.scenario, draft.cited, cues or set()):
+        for said in said_sentences(fp, facts, draft.scenario, draft.cited, cues or set(), message):
             source = None
             if said.cite:
                 art = self.lookup(said.cite, lang)

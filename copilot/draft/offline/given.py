@@ -112,7 +112,8 @@ def elapsed_hours(value: str) -> float | None:
 class FactSentence:
     """One variant of a ``facts_said`` slot: ``text`` with ``{key}`` placeholders for the
     facts in ``needs``, used when the draft's scenario or a cited article is one of ``when``,
-    the message shows the situation of the playbook ``cue`` (if set), every fact in ``needs``
+    the message shows the situation of the playbook ``cue`` (if set) and matches ``match`` (a
+    case-insensitive pattern, if set: "wrong address", 銀行), every fact in ``needs``
     was given and the elapsed time is within ``over_hours`` .. ``under_hours`` (if set). It
     goes after the opening paragraph (``at: start``) or at the end of the body (``at: end``),
     cited to ``cite`` (None: our own sentence)."""
@@ -126,12 +127,22 @@ class FactSentence:
     under_hours: float | None = None
     at: str = "start"
     cite: str | None = None
+    match: re.Pattern[str] | None = None
 
-    def fits(self, facts: Facts, scenario: str, cited: Sequence[str], cues: set[str]) -> bool:
+    def fits(
+        self,
+        facts: Facts,
+        scenario: str,
+        cited: Sequence[str],
+        cues: set[str],
+        message: str = "",
+    ) -> bool:
         """True when this variant applies to a draft (see the class docstring)."""
         if scenario not in self.when and not set(cited) & set(self.when):
             return False
         if self.cue is not None and self.cue not in cues:
+            return False
+        if self.match is not None and not self.match.search(message):
             return False
         if any(k not in facts for k in self.needs):
             return False
@@ -243,6 +254,14 @@ def _load_said(table: object, path: object, lang: str) -> tuple[FactSentence, ..
             at = str(v.get("at") or "start")
             if at not in ("start", "end"):
                 raise CopilotError(f"{where}: at: must be start or end")
+            match = None
+            if v.get("match") is not None:
+                try:
+                    match = re.compile(str(v["match"]), re.IGNORECASE)
+                except re.error as exc:
+                    raise CopilotError(
+                        f"{where}: match is not a valid regular expression: {exc}"
+                    ) from None
             out.append(
                 FactSentence(
                     slot=str(slot),
@@ -254,18 +273,24 @@ def _load_said(table: object, path: object, lang: str) -> tuple[FactSentence, ..
                     under_hours=_hours(v.get("under_hours"), where),
                     at=at,
                     cite=str(v["cite"]) if v.get("cite") else None,
+                    match=match,
                 )
             )
     return tuple(out)
 
 
 def said_sentences(
-    fp: FactPhrases, facts: Facts, scenario: str, cited: Sequence[str], cues: set[str]
+    fp: FactPhrases,
+    facts: Facts,
+    scenario: str,
+    cited: Sequence[str],
+    cues: set[str],
+    message: str = "",
 ) -> list[FactSentence]:
     """The first fitting variant of each ``facts_said`` slot, in file order."""
     chosen: dict[str, FactSentence] = {}
     for s in fp.said:
-        if s.slot not in chosen and s.fits(facts, scenario, cited, cues):
+        if s.slot not in chosen and s.fits(facts, scenario, cited, cues, message):
             chosen[s.slot] = s
     return list(chosen.values())
 

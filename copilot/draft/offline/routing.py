@@ -5,6 +5,8 @@ the confident primary topic.
   ``faq/security`` (freeze the account first) and escalation;
 * ``asks_for_prediction_or_advice`` -> ``faq/market-info-disclaimer``;
 * ``greeting_or_vague`` as the primary topic -> one short, friendly question;
+* ``out_of_scope`` as the primary topic (no flag) -> a short, polite decline that says what
+  support can help with (never the "tell me the error message" questionnaire);
 * ``accusation`` or ``refund_or_compensation_demand`` -> a playbook at level 2 or more
   (the topical playbook of the primary topic, else ``playbook/angry-customer``), never a
   level-1 template;
@@ -26,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from copilot.understand.compromise import compromise_kind, compromise_situation
-from copilot.understand.messages import VAGUE
+from copilot.understand.messages import OUT_OF_SCOPE, VAGUE
 from copilot.understand.model import Understanding
 
 CONFIDENT = 0.7  # P(primary topic) from which the learned topic picks the article
@@ -45,7 +47,7 @@ NOT_AFTER_SECURITY = ("faq/password-reset", "faq/login-locked", SECURITY)
 class Route:
     """What understanding decided before retrieval's ranking is read."""
 
-    override: str | None = None  # account_compromised | advice | vague | accusation
+    override: str | None = None  # account_compromised | advice | vague | out_of_scope | accusation
     article: str | None = None  # the article to answer from
     min_level: int = 0  # the lowest template level allowed
     escalate: bool = False
@@ -104,6 +106,8 @@ def route_for(
         return Route("advice", DISCLAIMER, second=_second(u, DISCLAIMER))
     if u.primary == VAGUE and not u.flags:
         return Route("vague")
+    if u.primary == OUT_OF_SCOPE and not u.flags:
+        return Route("out_of_scope")
     if u.has("accusation") or u.has("refund_or_compensation_demand"):
         return Route("accusation", u.primary if "/" in u.primary else None, 2)
     if "/" in u.primary and u.confidence >= CONFIDENT:
