@@ -18,6 +18,10 @@ and per language it counts the drafts that still have:
   draft misses that situation's key step;
 * ``claim_ignored``: fee-dispute / liquidation messages (labelled) whose draft states no
   fee rate / mark price and quotes none of the customer's ids or amounts;
+* ``wrong_destination_unanswered``: withdrawals sent to a wrong address or network whose
+  draft never says an on-chain transfer cannot be reversed;
+* ``bank_timeline_missing``: bank deposits / withdrawals whose draft gives no 1-3 business
+  day timeline;
 * ``asks_given``: drafts that ask again for a labelled fact (scripts/facts_report.py);
 * ``blocked``: drafts the guardrail rejects.
 
@@ -81,8 +85,18 @@ SITUATIONS = {
         ),
     ),
 }
+WRONG_DEST = re.compile(
+    r"wrong (?:address|network|chain)|(?:間違|誤)(?:った|えた)[^。]{0,6}(?:アドレス|ネットワーク)|"
+    r"(?:错|錯)(?:误|誤)?的?(?:地址|网络|網絡|網路|链|鏈)|(?:网络|網絡|網路|地址)(?:选|選)?(?:错|錯)",
+    re.I,
+)
+IRREVERSIBLE = re.compile(
+    r"cannot reverse|cannot be reversed|取り消すことはできません|无法撤回|無法撤回", re.I
+)
+BANK = re.compile(r"\bbank\b|\bSEPA\b|銀行|振込|银行|銀行|汇款|匯款|台币|台幣", re.I)
+BANK_DAYS = re.compile(r"1-3 business days|1〜3営業日|1-3个工作日|1-3個工作天|1-3個工作日", re.I)
 CLAIM = re.compile(
-    r"mark price|マーク価格|标记价格|\d(?:\.\d+)?\s?%|fee review|手数料の(?:確認|調査)|费用核查|费率"
+    r"mark price|マーク価格|マークプライス|标记价格|\d(?:\.\d+)?\s?%|fee review|手数料の(?:確認|調査)|费用核查|费率"
 )
 
 
@@ -147,6 +161,12 @@ def main(argv: list[str] | None = None) -> int:
             given = [str(v) for v in facts.values() if len(str(v)) >= 3]
             if not CLAIM.search(text) and not any(v in text for v in given):
                 problems.append("claim_ignored")
+        wrong_dest = "faq/withdrawal" in topics and WRONG_DEST.search(row["message"])
+        if wrong_dest and not IRREVERSIBLE.search(text):
+            problems.append("wrong_destination_unanswered")
+        bank = {"faq/withdrawal", "faq/deposit"} & set(topics) and BANK.search(row["message"])
+        if bank and not BANK_DAYS.search(text):
+            problems.append("bank_timeline_missing")
         if asked_given(text, lang, facts):
             problems.append("asks_given")
         if res.blocked:

@@ -167,6 +167,7 @@ def test_compromise_rules(text: str, kind: str | None) -> None:
             "sent",
         ),
         ("自称客服让我把币转到安全账户，我就转了5000 USDT过去", "phishing", "sent"),
+        ("QQ上的客服让我把币转到“安全账户”，我转了，还把验证码发给他了", "phishing", "sent"),
         (
             "I pasted my API key and secret into a bot site, now trades I never made",
             "phishing",

@@ -409,6 +409,29 @@ def test_an_escalated_liquidation_claim_is_answered(drafter: OfflineDrafter, lan
 
 
 @pytest.mark.parametrize("lang", ["en", "ja", "zh"])
+def test_a_liquidation_during_an_outage_is_explained(drafter: OfflineDrafter, lang: str) -> None:
+    message = {
+        "en": "The app kept spinning during your outage and I got liquidated, 0.5 BTC position.",
+        "ja": "アプリの障害で決済できず、その間にロスカットされました。0.5 BTCのポジションです。",
+        "zh": "App卡死打不开，结果我被强平了，0.5 BTC的仓位。",
+    }[lang]
+    d = drafter.compose(
+        message=message,
+        language=lang,
+        name=None,
+        hits=[H("playbook/technical-fault", 0.8, "playbook")],  # type: ignore[list-item]
+        abstain=False,
+        route=Route(None, "playbook/technical-fault"),
+        facts=extract_facts(message),
+    )
+    assert d.scenario == "playbook/technical-fault"
+    assert d.cited == ["playbook/technical-fault", "playbook/liquidation"]
+    # the position size is not a claimed amount: the variant without {amount}
+    assert _said(drafter, lang, "liquidation_claim", 1) in d.text
+    assert "0.5 BTC" not in d.text
+
+
+@pytest.mark.parametrize("lang", ["en", "ja", "zh"])
 def test_an_escalated_fee_claim_is_answered_and_a_given_order_opens_the_review(
     drafter: OfflineDrafter, lang: str
 ) -> None:

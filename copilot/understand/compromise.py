@@ -124,8 +124,9 @@ SITUATIONS: tuple[tuple[str, re.Pattern[str]], ...] = (
 
 def compromise_situation(text: str) -> str | None:
     """``"wallet"``, ``"sent"``, ``"api"``, ``"remote"``, ``"sim"`` or None (see the module
-    docstring)."""
-    norm = _QUOTED.sub(" ", to_halfwidth(text or ""))
+    docstring). Quoted words count here (the scammer's “安全账户”): the message is already
+    known to be about a compromise."""
+    norm = to_halfwidth(text or "")
     for name, pattern in SITUATIONS:
         if pattern.search(norm):
             return name
