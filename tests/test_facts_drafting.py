@@ -175,6 +175,64 @@ def test_the_situation_the_customer_described_is_answered(
     assert said not in _compose(drafter, plain, lang, [article]).text
 
 
+ADVICE_CASES = [
+    ("en", "advice_copy_trading", "Which lead trader should I copy, and how much do they take?"),
+    (
+        "ja",
+        "advice_copy_trading",
+        "おすすめのリードトレーダーは？コピートレードの報酬はいくら取られますか",
+    ),
+    ("zh", "advice_copy_trading", "推荐一个带单员吧，跟单要给他分多少？"),
+    ("en", "advice_fees", "Should I buy ETH now? Also what is the futures taker fee?"),
+    ("ja", "advice_fees", "今BTCは買い時ですか？先物の手数料も教えてください"),
+    ("zh", "advice_fees", "现在该买SOL吗？合约手续费是多少？"),
+    ("en", "advice_leverage", "What leverage should I use to make money fast? Is 50x ok?"),
+    ("ja", "advice_leverage", "儲けるには何倍のレバレッジがおすすめですか"),
+    ("zh", "advice_leverage", "用多少倍杠杆最赚钱？"),
+]
+
+
+@pytest.mark.parametrize(("lang", "slot", "message"), ADVICE_CASES)
+def test_the_factual_part_of_an_advice_question_is_answered(
+    drafter: OfflineDrafter, lang: str, slot: str, message: str
+) -> None:
+    route = route_for(
+        _u(("faq/market-info-disclaimer", 0.9), flags=("asks_for_prediction_or_advice",))
+    )
+    assert route.override == "advice" and route.second is None
+    d = _compose(drafter, message, lang, [], route)
+    said = drafter.phrases.data["facts_said"][lang][slot][0]
+    assert said["text"] in d.text
+    assert d.cited == ["faq/market-info-disclaimer", said["cite"]]
+    # after the disclaimer, before the sign-off
+    assert d.text.index("[faq/market-info-disclaimer]") < d.text.index(said["text"])
+    # once: a second-topic section that already answers from that article gets no repeat
+    second = route_for(
+        _u(
+            ("faq/market-info-disclaimer", 0.9),
+            (said["cite"], 0.8),
+            flags=("asks_for_prediction_or_advice",),
+        )
+    )
+    assert second.second == said["cite"]
+    assert said["text"] not in _compose(drafter, message, lang, [], second).text
+
+
+@pytest.mark.parametrize(
+    ("lang", "message"),
+    [
+        ("en", "My BTC option settled at exactly the same price as the strike. Did I lose?"),
+        ("ja", "オプションの決済価格が行使価格と同じでした。負け扱いですか"),
+        ("zh", "期权结算价和行权价一样，算输吗？"),
+    ],
+)
+def test_an_option_settling_at_the_strike_is_answered(
+    drafter: OfflineDrafter, lang: str, message: str
+) -> None:
+    d = _compose(drafter, message, lang, ["faq/options-payout"])
+    assert d.text.split("\n\n")[2].startswith(_said(drafter, lang, "options_tie"))
+
+
 @pytest.mark.parametrize(
     ("value", "hours"),
     [
@@ -600,6 +658,7 @@ def test_offline_drafts_pass_the_guardrail(offline_copilot: Any) -> None:
         ("御社の求人ってまだ募集してますか？エンジニア職に興味があります", "ja"),
         ("可以帮我查一下明天台北到高雄的高铁班次吗？", "zh"),
         *((m, lang) for lang, _, _, m in SAID_CASES),
+        *((m, lang) for lang, _, m in ADVICE_CASES),
     ]
     for text, lang in messages:
         res = offline_copilot.draft(DraftRequest(text, language=lang))

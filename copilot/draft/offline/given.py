@@ -116,7 +116,8 @@ class FactSentence:
     case-insensitive pattern, if set: "wrong address", 銀行), every fact in ``needs``
     was given and the elapsed time is within ``over_hours`` .. ``under_hours`` (if set). It
     goes after the opening paragraph (``at: start``) or at the end of the body (``at: end``),
-    cited to ``cite`` (None: our own sentence)."""
+    cited to ``cite`` (None: our own sentence); with ``once`` it is left out when the draft
+    already cites ``cite`` (a second-topic section already answers from it)."""
 
     slot: str
     text: str
@@ -128,6 +129,7 @@ class FactSentence:
     at: str = "start"
     cite: str | None = None
     match: re.Pattern[str] | None = None
+    once: bool = False
 
     def fits(
         self,
@@ -143,6 +145,8 @@ class FactSentence:
         if self.cue is not None and self.cue not in cues:
             return False
         if self.match is not None and not self.match.search(message):
+            return False
+        if self.once and self.cite in cited:
             return False
         if any(k not in facts for k in self.needs):
             return False
@@ -274,6 +278,7 @@ def _load_said(table: object, path: object, lang: str) -> tuple[FactSentence, ..
                     at=at,
                     cite=str(v["cite"]) if v.get("cite") else None,
                     match=match,
+                    once=bool(v.get("once")),
                 )
             )
     return tuple(out)
