@@ -22,6 +22,8 @@ and per language it counts the drafts that still have:
   draft never says an on-chain transfer cannot be reversed;
 * ``bank_timeline_missing``: bank deposits / withdrawals whose draft gives no 1-3 business
   day timeline;
+* ``advice_fact_missing``: price-advice messages that also ask about copy trading, fees or
+  leverage whose draft gives no such figure (10%, 0.06%, 100x);
 * ``asks_given``: drafts that ask again for a labelled fact (scripts/facts_report.py);
 * ``blocked``: drafts the guardrail rejects.
 
@@ -95,6 +97,12 @@ IRREVERSIBLE = re.compile(
 )
 BANK = re.compile(r"\bbank\b|\bSEPA\b|銀行|振込|银行|銀行|汇款|匯款|台币|台幣", re.I)
 BANK_DAYS = re.compile(r"1-3 business days|1〜3営業日|1-3个工作日|1-3個工作天|1-3個工作日", re.I)
+# a factual question inside a price-advice message, and the figure that answers it
+ADVICE_FACTS = (
+    (re.compile(r"copy|lead trader|コピー|リードトレーダー|跟单|跟單|带单|帶單", re.I), "10%"),
+    (re.compile(r"\bfees?\b|手数料|手续费|手續費", re.I), "0.06%"),
+    (re.compile(r"leverage|レバレッジ|杠杆|槓桿", re.I), "100"),
+)
 CLAIM = re.compile(
     r"mark price|マーク価格|マークプライス|标记价格|\d(?:\.\d+)?\s?%|fee review|手数料の(?:確認|調査)|费用核查|费率"
 )
@@ -167,6 +175,11 @@ def main(argv: list[str] | None = None) -> int:
         bank = {"faq/withdrawal", "faq/deposit"} & set(topics) and BANK.search(row["message"])
         if bank and not BANK_DAYS.search(text):
             problems.append("bank_timeline_missing")
+        if "asks_for_prediction_or_advice" in flags:
+            for asked, figure in ADVICE_FACTS:
+                if asked.search(row["message"]) and figure not in text:
+                    problems.append("advice_fact_missing")
+                    break
         if asked_given(text, lang, facts):
             problems.append("asks_given")
         if res.blocked:

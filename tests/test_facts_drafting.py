@@ -218,19 +218,19 @@ def test_the_factual_part_of_an_advice_question_is_answered(
     assert said["text"] not in _compose(drafter, message, lang, [], second).text
 
 
-@pytest.mark.parametrize(
-    ("lang", "message"),
-    [
-        ("en", "My BTC option settled at exactly the same price as the strike. Did I lose?"),
-        ("ja", "オプションの決済価格が行使価格と同じでした。負け扱いですか"),
-        ("zh", "期权结算价和行权价一样，算输吗？"),
-    ],
-)
-def test_an_option_settling_at_the_strike_is_answered(
-    drafter: OfflineDrafter, lang: str, message: str
+def test_a_sentence_the_template_already_says_is_not_added(
+    kb: dict[tuple[str, str], Article], tmp_path: Path
 ) -> None:
-    d = _compose(drafter, message, lang, ["faq/options-payout"])
-    assert d.text.split("\n\n")[2].startswith(_said(drafter, lang, "options_tie"))
+    import yaml
+
+    data = yaml.safe_load(PHRASES.read_text(encoding="utf-8"))
+    line = "Please open Assets > History > Withdrawals and check its status:"
+    data["facts_said"]["en"] = {"dup": [{"when": "faq/withdrawal", "text": line}]}
+    path = tmp_path / "phrases.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    d = OfflineDrafter.from_file(path, lambda aid, lang: kb.get((aid, lang)))
+    text = _compose(d, "where is my withdrawal?", "en", ["faq/withdrawal"]).text
+    assert text.count(line) == 1
 
 
 @pytest.mark.parametrize(

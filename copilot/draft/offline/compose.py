@@ -436,7 +436,10 @@ class OfflineDrafter:
         articles = list(draft.articles)
         start: list[Block] = []
         end: list[Block] = []
+        already = "\n".join(b.text for b in blocks)
         for said in said_sentences(fp, facts, draft.scenario, draft.cited, cues or set(), message):
+            if said.render(facts) in already:
+                continue  # the template says it already
             source = None
             if said.cite:
                 art = self.lookup(said.cite, lang)
