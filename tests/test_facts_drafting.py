@@ -279,6 +279,46 @@ def test_a_partly_answered_request_asks_only_for_the_rest(
     assert ECHO[lang] not in text  # the given device and version are not read back
 
 
+@pytest.mark.parametrize(
+    ("lang", "message", "shown"),
+    [
+        (
+            "en",
+            "App crashes on the Futures tab. iPhone 14 Pro, iOS 18.1, app version 5.3.0. "
+            "Sometimes I see 'Unexpected token < at position 0' before it closes.",
+            ("os", "error_message"),
+        ),
+        (
+            "ja",
+            "アプリがネットワークエラー（コード：E1023）で落ちます。Xperia 10 V、5.1.9です",
+            ("error_message",),
+        ),
+        (
+            "zh",
+            "APP一打开合约页面就闪退，小米14，版本5.3.1，弹了一下“网络请求失败(-1001)”",
+            ("error_message",),
+        ),
+    ],
+)
+def test_an_os_or_error_shown_in_the_message_is_not_asked_for(
+    drafter: OfflineDrafter, lang: str, message: str, shown: tuple[str, ...]
+) -> None:
+    d = _compose(drafter, message, lang, ["playbook/technical-fault"], Route(None, None))
+    text = d.text
+    missing = drafter.phrases.data["ask_missing"][lang].split("{items}")[0]
+    assert missing in text
+    ask = text[text.index(missing) :].split("\n")[0]
+    labels = drafter.phrases.data["fact_labels"][lang]["ask"]
+    for item in shown:
+        assert labels[item] not in ask, item
+    assert labels["screenshot"] in ask  # what is not there is still asked for
+    # an apostrophe is not a quote: "can't ... don't" shows no error
+    plain = _compose(
+        drafter, "The app can't load and I don't know why", "en", ["playbook/technical-fault"]
+    )
+    assert drafter.phrases.data["fact_labels"]["en"]["ask"]["error_message"] in plain.text
+
+
 def test_nothing_given_leaves_the_template_as_it_was(drafter: OfflineDrafter) -> None:
     plain = _compose(drafter, "where is my withdrawal?", "en", ["faq/withdrawal"], facts=False)
     same = _compose(drafter, "where is my withdrawal?", "en", ["faq/withdrawal"])

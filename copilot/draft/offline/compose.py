@@ -427,10 +427,10 @@ class OfflineDrafter:
         cjk = lang in ("ja", "zh")
         blocks: list[Block] = []
         for b in draft.blocks:
-            if b.kind != "body" or not facts:
+            if b.kind != "body" or not (facts or message):
                 blocks.append(b)
                 continue
-            text = without_given(b.text, facts, fp, cjk)
+            text = without_given(b.text, facts, fp, cjk, message)
             if text.strip():
                 blocks.append(Block(text, b.source, b.kind))
         articles = list(draft.articles)

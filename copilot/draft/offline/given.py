@@ -17,8 +17,11 @@ The phrases file (``prompts/offline_phrases.yaml``) says how:
   whose items are partly given becomes ``ask_missing`` for the rest;
 * ``ask_missing``: "Could you also send me {items}?".
 
-Items that are not facts (``os``, ``screenshot``, ``what``, ``instrument``) are never given;
-``time`` counts as given when the customer said how long ago it happened.
+Items that are not facts (``screenshot``, ``what``, ``instrument``) are never given; ``time``
+counts as given when the customer said how long ago it happened, ``os`` when the message
+names an operating system with its version ("iOS 18.1"), and ``error_message`` also when
+the message quotes an error or gives its code ('Unexpected token <', 「…（コード：E1023）」,
+(-1001), HTTP 503) that the extractor did not take.
 """
 
 from __future__ import annotations
@@ -306,9 +309,27 @@ def _join(parts: Sequence[str], joiner: tuple[str, str]) -> str:
     return joiner[0].join(parts[:-1]) + joiner[1] + parts[-1]
 
 
-def _given(item: str, facts: Facts) -> bool:
+# what a message shows beside the extracted facts: an operating system with its version
+# ("iOS 18.1", Android 14), and an error the customer quoted or coded ('Unexpected token <',
+# 「ネットワークエラー（コード：E1023）」, 网络请求失败(-1001), HTTP 503)
+_OS = re.compile(
+    r"\b(?:iOS|iPadOS|Android|HarmonyOS|Windows|macOS|Mac\s?OS)\s?\d+(?:\.\d+)*", re.IGNORECASE
+)
+_ERROR_SHOWN = re.compile(
+    r"(?<![A-Za-z])'[^'\n]{4,80}'(?![A-Za-z])|\"[^\"\n]{4,80}\"|“[^”\n]{2,80}”|「[^」\n]{2,80}」"
+    r"|\((?:code|コード|代码|代碼)?[:：]?\s?-?[A-Z]{0,3}\d{3,5}\)|（(?:code|コード|代码|代碼)?[:：]?\s?-?[A-Z]{0,3}\d{3,5}）"
+    r"|\bHTTP\s?\d{3}\b",
+    re.IGNORECASE,
+)
+
+
+def _given(item: str, facts: Facts, message: str = "") -> bool:
     if item == "time":
         return "elapsed" in facts
+    if item == "os":
+        return bool(_OS.search(message))
+    if item == "error_message" and "error_message" not in facts:
+        return bool(_ERROR_SHOWN.search(message))
     return item in facts
 
 
@@ -333,14 +354,16 @@ def _sentences(line: str) -> list[str]:
     return [line[a:b] for a, b in pairwise(bounds) if line[a:b]]
 
 
-def _rewrite_sentence(sentence: str, facts: Facts, fp: FactPhrases, cjk: bool) -> str | None:
+def _rewrite_sentence(
+    sentence: str, facts: Facts, fp: FactPhrases, cjk: bool, message: str = ""
+) -> str | None:
     """None to keep ``sentence``; else its replacement ("" to drop it)."""
     for rule in fp.rules:
         if not rule.pattern.search(sentence):
             continue
-        if not any(_given(a, facts) for alt in rule.items for a in alt):
+        if not any(_given(a, facts, message) for alt in rule.items for a in alt):
             return None  # nothing it asks for was given: the template's own words stay
-        missing = [alt for alt in rule.items if not any(_given(a, facts) for a in alt)]
+        missing = [alt for alt in rule.items if not any(_given(a, facts, message) for a in alt)]
         if not missing:
             return ""
         names = [_join([fp.asks[a] for a in alt], (" / ", " / ")) for alt in missing]
@@ -349,10 +372,10 @@ def _rewrite_sentence(sentence: str, facts: Facts, fp: FactPhrases, cjk: bool) -
     return None
 
 
-def without_given(text: str, facts: Facts, fp: FactPhrases, cjk: bool) -> str:
+def without_given(text: str, facts: Facts, fp: FactPhrases, cjk: bool, message: str = "") -> str:
     """``text`` with every sentence asking only for given facts dropped, and every one asking
     partly for given facts narrowed to the missing ones."""
-    if not facts:
+    if not facts and not message:
         return text
     out_lines = []
     for line in text.split("\n"):
@@ -362,7 +385,7 @@ def without_given(text: str, facts: Facts, fp: FactPhrases, cjk: bool) -> str:
         changed = False
         kept = []
         for s in parts:
-            new = _rewrite_sentence(s, facts, fp, cjk)
+            new = _rewrite_sentence(s, facts, fp, cjk, message)
             if new is None:
                 kept.append(s)
             else:
