@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from copilot.understand.compromise import compromise_kind
+from copilot.understand.compromise import compromise_kind, compromise_situation
 from copilot.understand.facts import Facts, extract_facts, fact_scores
 from copilot.understand.messages import ThreadTurn, load_split
 
@@ -144,6 +144,62 @@ def test_fact_scores_on_the_labelled_dev_split() -> None:
 )
 def test_compromise_rules(text: str, kind: str | None) -> None:
     assert compromise_kind(text) == kind
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "situation"),
+    [
+        (
+            "I typed my 12 words into an airdrop site and my Trust Wallet was drained",
+            "phishing",
+            "wallet",
+        ),
+        ("エアドロップのサイトでシードフレーズを入力してしまいました", "phishing", "wallet"),
+        ("我在空投网站输入了助记词，冷钱包被清空了", "phishing", "wallet"),
+        (
+            "A telegram 'support' agent said move funds to a safe address, I sent 2 ETH",
+            "phishing",
+            "sent",
+        ),
+        (
+            "LINEでサポートを名乗る人に安全なアドレスに移すよう言われ、送ってしまいました",
+            "phishing",
+            "sent",
+        ),
+        ("自称客服让我把币转到安全账户，我就转了5000 USDT过去", "phishing", "sent"),
+        ("QQ上的客服让我把币转到“安全账户”，我转了，还把验证码发给他了", "phishing", "sent"),
+        (
+            "I pasted my API key and secret into a bot site, now trades I never made",
+            "phishing",
+            "api",
+        ),
+        ("知らないAPIキーがAPI管理に増えてました。勝手に取引されています", "access", "api"),
+        ("我在第三方网站填过API密钥，现在有几笔不是我下的单", "phishing", "api"),
+        (
+            "the support guy had me install AnyDesk and then BTC was withdrawn, not me",
+            "access",
+            "remote",
+        ),
+        ("サポートを名乗る電話でAnyDeskを入れたら、勝手に出金されていました", "access", "remote"),
+        ("客服让我装了远程控制软件，然后币被提走了，不是我操作的", "access", "remote"),
+        (
+            "my carrier moved my number to a new SIM, my password was changed, it was not me",
+            "access",
+            "sim",
+        ),
+        ("SIMが勝手に再発行され、不正ログインされました", "access", "sim"),
+        ("运营商说有人补卡了，我的账户密码也被人改了", "access", "sim"),
+        # no compromise, or none of the particular situations
+        ("How do I add Arbitrum in MetaMask?", None, "wallet"),
+        ("Is it safe to keep my coins on the exchange? It's a simple question", None, None),
+        ("That's on you, not me. I expect to be compensated for the outage.", None, None),
+        ("Someone logged in from Lagos, I did not log in", "access", None),
+    ],
+)
+def test_compromise_situations(text: str, kind: str | None, situation: str | None) -> None:
+    # the situation picks the first steps; any kind (phishing or access) routes to safety
+    assert (compromise_kind(text) is not None) == (kind is not None)
+    assert compromise_situation(text) == situation
 
 
 def _rule_hits(messages: list[Any]) -> tuple[float, float]:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from copilot.draft.offline.compose import OfflineDraft, OfflineDrafter
+from copilot.draft.offline.given import elapsed_hours
 from copilot.draft.offline.routing import Route, route_for, route_message
 from copilot.draft.types import DraftRequest, Turn
 from copilot.kb.articles import Article, load_kb
@@ -67,19 +68,194 @@ WITHDRAWAL = {
 ASKS_ID = {"en": "withdrawal ID and we will", "ja": "出金IDをご返信", "zh": "请回复提币ID"}
 
 
+ECHO = {"en": "You mentioned", "ja": "お知らせいただいた内容", "zh": "您提供的信息"}
+
+
+def _said(drafter: OfflineDrafter, lang: str, slot: str, i: int = 0) -> str:
+    return str(drafter.phrases.data["facts_said"][lang][slot][i]["text"])
+
+
 @pytest.mark.parametrize("lang", ["en", "ja", "zh"])
-def test_given_facts_are_acknowledged_and_never_asked_for(
+def test_given_facts_are_used_in_the_answer_and_never_asked_for(
     drafter: OfflineDrafter, lang: str
 ) -> None:
-    message = WITHDRAWAL[lang]
+    message = WITHDRAWAL[lang]  # an id and a wait past the 24 h review time
     before = _compose(drafter, message, lang, ["faq/withdrawal"], facts=False).text
     assert ASKS_ID[lang] in before  # the template asks for the id ...
     d = _compose(drafter, message, lang, ["faq/withdrawal"])
     assert ASKS_ID[lang] not in d.text  # ... not when the customer gave it
-    facts = extract_facts(message)
-    for key in ("withdrawal_id", "network", "elapsed"):
-        assert str(facts.get(key)) in d.text, key
+    # no list of the customer's own facts read back; the wait is answered in a sentence
+    assert ECHO[lang] not in d.text
+    said = _said(drafter, lang, "withdrawal_wait", 0)
+    paragraphs = d.text.split("\n\n")
+    assert paragraphs[2] == said  # right after the opening paragraph
     assert d.cited == ["faq/withdrawal"]
+
+
+@pytest.mark.parametrize(
+    ("lang", "message"),
+    [
+        ("en", "My withdrawal W2411300421 of 500 USDT on TRC20 has been processing for 3 hours."),
+        ("ja", "出金ID W2411011442 の出金が3時間たっても届きません。"),
+        ("zh", "我的提币等了3个小时还没到账，提币ID W2409110023"),
+    ],
+)
+def test_a_wait_within_the_review_time_says_so(
+    drafter: OfflineDrafter, lang: str, message: str
+) -> None:
+    text = _compose(drafter, message, lang, ["faq/withdrawal"]).text
+    assert _said(drafter, lang, "withdrawal_wait", 1) in text
+    assert _said(drafter, lang, "withdrawal_wait", 0) not in text
+
+
+@pytest.mark.parametrize(
+    ("lang", "message"),
+    [
+        ("en", "my withdrawal of 500 USDT has been stuck for 3 days"),  # no id
+        ("ja", "出金ID W2411011442 の出金はいつ届きますか"),  # no wait
+        ("zh", "提币ID W2409110023 两分钟前提的，还没到账"),  # 2 minutes: nothing to say
+    ],
+)
+def test_no_wait_sentence_without_an_id_and_a_long_wait(
+    drafter: OfflineDrafter, lang: str, message: str
+) -> None:
+    text = _compose(drafter, message, lang, ["faq/withdrawal"]).text
+    for i in (0, 1):
+        assert _said(drafter, lang, "withdrawal_wait", i) not in text
+    assert ECHO[lang] not in text
+
+
+TXID = "0x7c1e4b29aa03f5d8e61b2c9047de3a18f0b55c6e2d9a7f4413b8c0e92d6f1a57"
+SAID_CASES = [
+    (
+        "en",
+        "faq/withdrawal",
+        "wrong_destination",
+        "I sent 2,000 USDT to the wrong address, reverse it",
+    ),
+    (
+        "ja",
+        "faq/withdrawal",
+        "wrong_destination",
+        "間違ったアドレスに出金してしまいました。取り消せますか",
+    ),
+    ("zh", "faq/withdrawal", "wrong_destination", "我提币选错网络了，能撤回吗"),
+    (
+        "en",
+        "faq/withdrawal",
+        "bank_withdrawal",
+        "When does my withdrawal to my bank account arrive?",
+    ),
+    ("ja", "faq/withdrawal", "bank_withdrawal", "日本円を銀行に出金しました。いつ着金しますか"),
+    ("zh", "faq/withdrawal", "bank_withdrawal", "提现到银行卡要多久到账？"),
+    (
+        "en",
+        "faq/deposit",
+        "bank_deposit",
+        "My SEPA bank transfer of 1,500 EUR is not in my account",
+    ),
+    ("ja", "faq/deposit", "bank_deposit", "銀行振込で入金したのにまだ反映されません"),
+    ("zh", "faq/deposit", "bank_deposit", "我用银行转账充值，还没到账"),
+    ("en", "faq/deposit", "deposit_txid", f"My ETH deposit {TXID} is missing after 2 days"),
+    ("ja", "faq/deposit", "deposit_txid", f"ETHの入金が半日たっても反映されません。TxID {TXID}"),
+    ("zh", "faq/deposit", "deposit_txid", f"ETH充值已经一天了还没到账，TxID {TXID}"),
+]
+
+
+@pytest.mark.parametrize(("lang", "article", "slot", "message"), SAID_CASES)
+def test_the_situation_the_customer_described_is_answered(
+    drafter: OfflineDrafter, lang: str, article: str, slot: str, message: str
+) -> None:
+    d = _compose(drafter, message, lang, [article])
+    said = _said(drafter, lang, slot)
+    assert said in d.text.split("\n\n")[2]  # right after the opening paragraph
+    assert d.cited == [article]
+    # the same article for a message without that situation: the sentence is not added
+    plain = {"en": "where is my money?", "ja": "まだ届きません", "zh": "还没到账"}[lang]
+    assert said not in _compose(drafter, plain, lang, [article]).text
+
+
+ADVICE_CASES = [
+    ("en", "advice_copy_trading", "Which lead trader should I copy, and how much do they take?"),
+    (
+        "ja",
+        "advice_copy_trading",
+        "おすすめのリードトレーダーは？コピートレードの報酬はいくら取られますか",
+    ),
+    ("zh", "advice_copy_trading", "推荐一个带单员吧，跟单要给他分多少？"),
+    ("en", "advice_fees", "Should I buy ETH now? Also what is the futures taker fee?"),
+    ("ja", "advice_fees", "今BTCは買い時ですか？先物の手数料も教えてください"),
+    ("zh", "advice_fees", "现在该买SOL吗？合约手续费是多少？"),
+    ("en", "advice_leverage", "What leverage should I use to make money fast? Is 50x ok?"),
+    ("ja", "advice_leverage", "儲けるには何倍のレバレッジがおすすめですか"),
+    ("zh", "advice_leverage", "用多少倍杠杆最赚钱？"),
+]
+
+
+@pytest.mark.parametrize(("lang", "slot", "message"), ADVICE_CASES)
+def test_the_factual_part_of_an_advice_question_is_answered(
+    drafter: OfflineDrafter, lang: str, slot: str, message: str
+) -> None:
+    route = route_for(
+        _u(("faq/market-info-disclaimer", 0.9), flags=("asks_for_prediction_or_advice",))
+    )
+    assert route.override == "advice" and route.second is None
+    d = _compose(drafter, message, lang, [], route)
+    said = drafter.phrases.data["facts_said"][lang][slot][0]
+    assert said["text"] in d.text
+    assert d.cited == ["faq/market-info-disclaimer", said["cite"]]
+    # after the disclaimer, before the sign-off
+    assert d.text.index("[faq/market-info-disclaimer]") < d.text.index(said["text"])
+    # once: a second-topic section that already answers from that article gets no repeat
+    second = route_for(
+        _u(
+            ("faq/market-info-disclaimer", 0.9),
+            (said["cite"], 0.8),
+            flags=("asks_for_prediction_or_advice",),
+        )
+    )
+    assert second.second == said["cite"]
+    assert said["text"] not in _compose(drafter, message, lang, [], second).text
+
+
+def test_a_sentence_the_template_already_says_is_not_added(
+    kb: dict[tuple[str, str], Article], tmp_path: Path
+) -> None:
+    import yaml
+
+    data = yaml.safe_load(PHRASES.read_text(encoding="utf-8"))
+    line = "Please open Assets > History > Withdrawals and check its status:"
+    data["facts_said"]["en"] = {"dup": [{"when": "faq/withdrawal", "text": line}]}
+    path = tmp_path / "phrases.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    d = OfflineDrafter.from_file(path, lambda aid, lang: kb.get((aid, lang)))
+    text = _compose(d, "where is my withdrawal?", "en", ["faq/withdrawal"]).text
+    assert text.count(line) == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "hours"),
+    [
+        ("31 hours", 31),
+        ("2 days", 48),
+        ("a week", 168),
+        ("48h", 48),
+        ("5 min", 5 / 60),
+        ("26時間", 26),
+        ("丸2日", 48),
+        ("半日", 12),
+        ("10日", 240),
+        ("三十多个小时", 30),
+        ("兩天", 48),
+        ("整整两周", 336),
+        ("半小时", 0.5),
+        ("since MONDAY", None),
+        ("", None),
+    ],
+)
+def test_elapsed_hours(value: str, hours: float | None) -> None:
+    got = elapsed_hours(value)
+    assert got == pytest.approx(hours) if hours is not None else got is None
 
 
 @pytest.mark.parametrize("lang", ["en", "ja", "zh"])
@@ -100,7 +276,47 @@ def test_a_partly_answered_request_asks_only_for_the_rest(
     labels = drafter.phrases.data["fact_labels"][lang]["ask"]
     assert labels["os"] in ask and labels["screenshot"] in ask
     assert labels["device"] not in ask and labels["app_version"] not in ask
-    assert "iPhone 15" in text and "5.2.8" in text
+    assert ECHO[lang] not in text  # the given device and version are not read back
+
+
+@pytest.mark.parametrize(
+    ("lang", "message", "shown"),
+    [
+        (
+            "en",
+            "App crashes on the Futures tab. iPhone 14 Pro, iOS 18.1, app version 5.3.0. "
+            "Sometimes I see 'Unexpected token < at position 0' before it closes.",
+            ("os", "error_message"),
+        ),
+        (
+            "ja",
+            "アプリがネットワークエラー（コード：E1023）で落ちます。Xperia 10 V、5.1.9です",
+            ("error_message",),
+        ),
+        (
+            "zh",
+            "APP一打开合约页面就闪退，小米14，版本5.3.1，弹了一下“网络请求失败(-1001)”",
+            ("error_message",),
+        ),
+    ],
+)
+def test_an_os_or_error_shown_in_the_message_is_not_asked_for(
+    drafter: OfflineDrafter, lang: str, message: str, shown: tuple[str, ...]
+) -> None:
+    d = _compose(drafter, message, lang, ["playbook/technical-fault"], Route(None, None))
+    text = d.text
+    missing = drafter.phrases.data["ask_missing"][lang].split("{items}")[0]
+    assert missing in text
+    ask = text[text.index(missing) :].split("\n")[0]
+    labels = drafter.phrases.data["fact_labels"][lang]["ask"]
+    for item in shown:
+        assert labels[item] not in ask, item
+    assert labels["screenshot"] in ask  # what is not there is still asked for
+    # an apostrophe is not a quote: "can't ... don't" shows no error
+    plain = _compose(
+        drafter, "The app can't load and I don't know why", "en", ["playbook/technical-fault"]
+    )
+    assert drafter.phrases.data["fact_labels"]["en"]["ask"]["error_message"] in plain.text
 
 
 def test_nothing_given_leaves_the_template_as_it_was(drafter: OfflineDrafter) -> None:
@@ -174,6 +390,239 @@ def test_an_unknown_login_with_a_second_topic(drafter: OfflineDrafter) -> None:
     assert route_for(u2).second is None
 
 
+SITUATIONS = {
+    "wallet": {
+        "en": "someone in a discord airdrop channel told me to type my 12 words, now my Trust "
+        "Wallet is drained. can you get it back?",
+        "ja": "エアドロップのサイトでシードフレーズを入力してしまい、MetaMaskの資産が全部抜かれました。",
+        "zh": "我在一个空投网站输入了助记词，冷钱包里的币全被转走了，能追回吗？",
+    },
+    "sent": {
+        "en": "A guy from 'support' on telegram told me to move my USDT to a safe address and I "
+        "sent 3,000 USDT. Was that you?",
+        "ja": "LINEでサポートを名乗る人に安全なアドレスに移すよう言われ、1.2 ETHを送ってしまいました。",
+        "zh": "有个自称客服的人让我把币转到安全账户，我就转了5000 USDT过去，还把验证码发给他了。",
+    },
+    "api": {
+        "en": "I pasted my API key and secret into a profit booster site, now there are trades "
+        "I never made.",
+        "ja": "キャンペーンサイトにAPIキーを入力したら、身に覚えのない取引が入っています。",
+        "zh": "我在第三方网站填过API密钥，现在有几笔不是我下的合约单。",
+    },
+    "remote": {
+        "en": "I called a support number from an ad, the man had me install AnyDesk and then "
+        "0.35 BTC was withdrawn. I did not do this.",
+        "ja": "サポートを名乗る電話でAnyDeskを入れるよう言われ、その後勝手に出金されていました。",
+        "zh": "自称客服的人让我装了远程控制软件，然后我的币被提走了，不是我操作的。",
+    },
+    "sim": {
+        "en": "My phone lost signal and my carrier says my number was moved to a new SIM. My "
+        "password was changed, it was not me.",
+        "ja": "スマホが圏外になり、SIMが勝手に再発行されていました。パスワードも勝手に変えられて、不正ログインされたようです。",
+        "zh": "手机突然没信号，运营商说有人补卡了，我的账户密码也被人改了。",
+    },
+}
+FIRST_STEP = {  # what the situation's first step is about, per language
+    "wallet": {"en": "Stop using that wallet", "ja": "ウォレットの使用", "zh": "停止使用这个钱包"},
+    "sent": {"en": "Freeze your account", "ja": "凍結", "zh": "冻结账户"},
+    "api": {"en": "API Management", "ja": "API管理", "zh": "API管理"},
+    "remote": {"en": "remote-access app", "ja": "遠隔操作", "zh": "远程"},
+    "sim": {"en": "on a device you trust", "ja": "信頼できる端末", "zh": "信任的设备"},
+}
+
+
+@pytest.mark.parametrize("situation", sorted(SITUATIONS))
+@pytest.mark.parametrize("lang", ["en", "ja", "zh"])
+def test_each_compromise_situation_gets_its_own_first_steps(
+    drafter: OfflineDrafter, lang: str, situation: str
+) -> None:
+    message = SITUATIONS[situation][lang]
+    route = route_message(None, message)  # the rules alone see the compromise and its kind
+    assert route is not None and route.override == "account_compromised", message
+    assert route.situation == situation
+    d = _compose(drafter, message, lang, ["faq/password-reset"], route)
+    assert d.cited == ["faq/security"]
+    own = drafter.phrases.data["compromised"][lang]["situations"][situation]
+    paragraphs = d.text.split("\n\n")
+    assert paragraphs[1] == own["lead"]  # opens with the situation, no "if it was not you"
+    assert paragraphs[2] == own["steps"]
+    step1 = own["steps"].split("\n")[1]
+    assert step1.startswith("1.") and FIRST_STEP[situation][lang] in step1
+    generic = drafter.phrases.data["compromised"][lang]["steps"]
+    assert generic not in d.text
+    assert d.text.index(own["steps"]) < d.text.index(
+        drafter.phrases.optional("security_escalation", lang)
+    )
+
+
+def test_a_wallet_drain_says_we_cannot_freeze_or_reverse_it(drafter: OfflineDrafter) -> None:
+    lead = drafter.phrases.data["compromised"]
+    assert "cannot freeze it" in lead["en"]["situations"]["wallet"]["lead"]
+    assert "凍結することはできず" in lead["ja"]["situations"]["wallet"]["lead"]
+    assert "无法冻结" in lead["zh"]["situations"]["wallet"]["lead"]
+    for lang in ("en", "ja", "zh"):
+        assert "police" in lead[lang]["situations"]["wallet"]["steps"] or any(
+            w in lead[lang]["situations"]["wallet"]["steps"] for w in ("警察", "警方")
+        )
+
+
+def test_a_plain_phishing_victim_keeps_the_general_steps(drafter: OfflineDrafter) -> None:
+    message = "I clicked a link in an email and typed my password and 2FA code on the site."
+    route = route_message(None, message)
+    assert route is not None and route.situation is None
+    d = _compose(drafter, message, "en", [], route)
+    assert drafter.phrases.data["compromised"]["en"]["steps"] in d.text
+
+
+CLAIMS = {
+    "en": "You liquidated my ETH long, every other exchange never went that low. I want the "
+    "4,800 USDT back or I go to the regulator and my lawyer.",
+    "ja": "マーク価格とかいう価格で強制ロスカットされた。損失32万円を返せ。返さないなら金融庁に通報する",
+    "zh": "你们故意插针爆我仓！亏了8000U，必须全额赔偿，不然我去监管部门投诉！",
+}
+AMOUNT = {"en": "4,800 USDT", "ja": "32万円", "zh": "8000U"}
+
+
+@pytest.mark.parametrize("lang", ["en", "ja", "zh"])
+def test_an_escalated_liquidation_claim_is_answered(drafter: OfflineDrafter, lang: str) -> None:
+    message = CLAIMS[lang]
+    d = drafter.compose(
+        message=message,
+        language=lang,
+        name=None,
+        hits=[H("playbook/escalation", 0.8, "playbook")],  # type: ignore[list-item]
+        abstain=False,
+        emotion=3,
+        escalation=True,
+        facts=extract_facts(message),
+    )
+    assert d.scenario == "playbook/escalation"
+    assert d.cited == ["playbook/escalation", "playbook/liquidation"]
+    said = _said(drafter, lang, "liquidation_claim", 0).replace("{amount}", AMOUNT[lang])
+    paragraphs = d.text.split("\n\n")
+    assert paragraphs[-2] == said + ("" if lang != "en" else " ") + "[playbook/liquidation]"
+    mark = {"en": "mark price", "ja": "マークプライス", "zh": "标记价格"}[lang]
+    assert mark in paragraphs[-2]
+    assert ECHO[lang] not in d.text
+
+
+@pytest.mark.parametrize("lang", ["en", "ja", "zh"])
+def test_a_liquidation_during_an_outage_is_explained(drafter: OfflineDrafter, lang: str) -> None:
+    message = {
+        "en": "The app kept spinning during your outage and I got liquidated, 0.5 BTC position.",
+        "ja": "アプリの障害で決済できず、その間にロスカットされました。0.5 BTCのポジションです。",
+        "zh": "App卡死打不开，结果我被强平了，0.5 BTC的仓位。",
+    }[lang]
+    d = drafter.compose(
+        message=message,
+        language=lang,
+        name=None,
+        hits=[H("playbook/technical-fault", 0.8, "playbook")],  # type: ignore[list-item]
+        abstain=False,
+        route=Route(None, "playbook/technical-fault"),
+        facts=extract_facts(message),
+    )
+    assert d.scenario == "playbook/technical-fault"
+    assert d.cited == ["playbook/technical-fault", "playbook/liquidation"]
+    # the position size is not a claimed amount: the variant without {amount}
+    assert _said(drafter, lang, "liquidation_claim", 1) in d.text
+    assert "0.5 BTC" not in d.text
+
+
+@pytest.mark.parametrize("lang", ["en", "ja", "zh"])
+def test_an_escalated_fee_claim_is_answered_and_a_given_order_opens_the_review(
+    drafter: OfflineDrafter, lang: str
+) -> None:
+    message = {
+        "en": "You overcharged me on order SP-5520194, refund it or I file a formal complaint.",
+        "ja": "注文ID FT-20261204-5581 の手数料が高すぎます。返金してください。正式に苦情を申し立てます。",
+        "zh": "订单号 S8830021957 多扣了手续费，退还给我，否则我要正式投诉。",
+    }[lang]
+    facts = extract_facts(message)
+    assert "order_id" in facts
+    d = drafter.compose(
+        message=message,
+        language=lang,
+        name=None,
+        hits=[H("playbook/escalation", 0.8, "playbook")],  # type: ignore[list-item]
+        abstain=False,
+        emotion=2,
+        escalation=True,
+        facts=facts,
+    )
+    assert "playbook/fee-dispute" in d.cited
+    assert _said(drafter, lang, "fee_claim", 0) in d.text
+    # the plain fee-dispute playbook with a given order id: the review is opened, not offered
+    d2 = drafter.compose(
+        message=message,
+        language=lang,
+        name=None,
+        hits=[H("playbook/fee-dispute", 0.8, "playbook"), H("faq/fees")],  # type: ignore[list-item]
+        abstain=False,
+        emotion=2,
+        facts=facts,
+    )
+    assert d2.scenario == "playbook/fee-dispute"
+    assert _said(drafter, lang, "fee_review", 0) in d2.text
+    d3 = drafter.compose(
+        message=message,
+        language=lang,
+        name=None,
+        hits=[H("playbook/fee-dispute", 0.8, "playbook"), H("faq/fees")],  # type: ignore[list-item]
+        abstain=False,
+        emotion=2,
+        facts=None,
+    )
+    assert _said(drafter, lang, "fee_review", 0) not in d3.text  # no order id, no claim
+
+
+@pytest.mark.parametrize(
+    ("variant", "error"),
+    [
+        ({"when": "faq/withdrawal", "needs": ["colour"], "text": "x"}, "unknown fact 'colour'"),
+        ({"when": "faq/withdrawal", "text": "id {withdrawal_id}"}, "is not in needs"),
+        ({"when": "faq/withdrawal", "text": "x", "at": "middle"}, "at: must be start or end"),
+        ({"text": "x"}, "needs when:"),
+        ({"when": "faq/withdrawal", "text": "x", "over_hours": "a day"}, "must be numbers"),
+        ({"when": "faq/withdrawal"}, "needs text:"),
+    ],
+)
+def test_a_bad_facts_said_variant_is_named(
+    tmp_path: Path, variant: dict[str, Any], error: str
+) -> None:
+    import yaml
+
+    from copilot.draft.offline.given import load_fact_phrases
+    from copilot.errors import CopilotError
+
+    data = yaml.safe_load(PHRASES.read_text(encoding="utf-8"))
+    data["facts_said"]["en"] = {"slot": [variant]}
+    with pytest.raises(CopilotError) as exc:
+        load_fact_phrases(data, "phrases.yaml", "en")
+    assert "facts_said.en.slot[0]" in str(exc.value) and error in str(exc.value)
+
+
+@pytest.mark.parametrize("lang", ["en", "ja", "zh"])
+def test_an_out_of_scope_message_gets_a_polite_decline(drafter: OfflineDrafter, lang: str) -> None:
+    route = route_for(_u(("out_of_scope", 0.6)))
+    assert route.override == "out_of_scope"
+    message = {
+        "en": "could you write a haiku about bitcoin for my sister's birthday card?",
+        "ja": "御社の求人ってまだ募集してますか？",
+        "zh": "可以帮我查一下明天台北到高雄的高铁班次吗？",
+    }[lang]
+    d = _compose(drafter, message, lang, ["faq/security"], route)
+    assert d.scenario == "out_of_scope" and d.cited == []
+    decline = drafter.phrases.optional("out_of_scope_reply", lang)
+    paragraphs = d.text.split("\n\n")
+    assert paragraphs[1] == decline and len(paragraphs) == 3  # greeting, decline, sign-off
+    questionnaire = drafter.phrases.data["abstain"][lang].split("\n\n")[1][:12]
+    assert questionnaire not in d.text  # never "tell me the error message"
+    # a flag beats it: an out-of-scope reading with a compromise is answered for safety
+    flagged = route_for(_u(("out_of_scope", 0.6), flags=("account_compromised",)))
+    assert flagged.override == "account_compromised"
+
+
 # ---- the LLM path: the prompt carries topics, flags and facts -----------------------------
 def test_the_llm_prompt_carries_the_facts_and_the_safety_instruction(
     kb: dict[tuple[str, str], Article],
@@ -225,8 +674,9 @@ def test_the_llm_prompt_shows_the_models_topics(kb: dict[tuple[str, str], Articl
 
 
 def test_offline_drafts_pass_the_guardrail(offline_copilot: Any) -> None:
-    """The shipped stack (model, retrieval, guardrail): acknowledgements, narrowed requests,
-    second sections and the safety-first reply pass the reply policy in every language."""
+    """The shipped stack (model, retrieval, guardrail): facts used in the answer, narrowed
+    requests, second sections, the safety-first reply of every situation and the answered
+    claims pass the reply policy in every language, at the first attempt."""
     messages = [
         (WITHDRAWAL["en"], "en"),
         (WITHDRAWAL["ja"], "ja"),
@@ -242,9 +692,18 @@ def test_offline_drafts_pass_the_guardrail(offline_copilot: Any) -> None:
         ),
         ("偽サイトにパスワードと認証コードを入れてしまいました。3万円入っています", "ja"),
         ("我把验证码给了一个说是你们客服的人 现在账户里少了120 SOL", "zh"),
+        *((m, lang) for by_lang in SITUATIONS.values() for lang, m in by_lang.items()),
+        *((m, lang) for lang, m in CLAIMS.items()),
+        ("could you write a short haiku about bitcoin for my sister's birthday card?", "en"),
+        ("御社の求人ってまだ募集してますか？エンジニア職に興味があります", "ja"),
+        ("可以帮我查一下明天台北到高雄的高铁班次吗？", "zh"),
+        *((m, lang) for lang, _, _, m in SAID_CASES),
+        *((m, lang) for lang, _, m in ADVICE_CASES),
     ]
     for text, lang in messages:
         res = offline_copilot.draft(DraftRequest(text, language=lang))
         assert res.verdict == "pass" and not res.blocked, (text, res.violations, res.draft)
-        if "W24" in text:
-            assert "W24" in res.draft
+        assert res.attempts == 1, (text, res.draft)  # nothing of ours had to be taken out
+        if text in WITHDRAWAL.values():  # the wait past the review time is answered
+            said = offline_copilot.drafter.phrases.data["facts_said"][lang]["withdrawal_wait"]
+            assert said[0]["text"] in res.draft

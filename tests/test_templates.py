@@ -326,6 +326,21 @@ def phrases(lang: str) -> Iterator[tuple[str, str]]:
     for section in ("greeting", "sign_off", "empathy", "handover", "abstain", "facts_lead_in"):
         for i, text in enumerate(_strings(loaded.get(section, lang))):
             yield f"offline_phrases {section}.{lang}[{i}]", text
+    # the understanding-driven phrases: safety-first replies (every situation), the facts
+    # used inside an answer, the vague question, the second-topic connector
+    for section in (
+        "vague_question",
+        "out_of_scope_reply",
+        "security_escalation",
+        "second_topic",
+        "ask_missing",
+        "compromised",
+    ):
+        for i, text in enumerate(_strings(loaded.data[section][lang])):
+            yield f"offline_phrases {section}.{lang}[{i}]", text
+    for slot, variants in loaded.data["facts_said"][lang].items():
+        for i, variant in enumerate(variants):
+            yield f"offline_phrases facts_said.{lang}.{slot}[{i}]", variant["text"]
 
 
 def everything(lang: str) -> list[tuple[str, str]]:
@@ -338,6 +353,12 @@ def test_every_language_has_its_templates_and_phrases() -> None:
         assert sum(1 for where, _ in items if "[level-3]" in where) == 5, lang
         assert sum(1 for where, _ in items if "[reply-template]" in where) == 15, lang
         assert any("sign_off" in where for where, _ in items), lang
+        # the understanding-driven phrases are checked too: every compromise situation,
+        # every facts_said variant, the out-of-scope decline
+        # phishing, access, steps, official + lead and steps of 5 situations
+        assert sum(1 for where, _ in items if "compromised" in where) == 4 + 5 * 2, lang
+        assert sum(1 for where, _ in items if "facts_said" in where) >= 7, lang
+        assert any("out_of_scope_reply" in where for where, _ in items), lang
 
 
 @pytest.mark.parametrize("lang", LANGS)

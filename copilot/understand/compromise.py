@@ -3,9 +3,16 @@
 password-reset steps).
 
 :func:`compromise_kind` says ``"phishing"`` when the customer gave a password, a code, a seed
-phrase or a key to a message, site or person (or typed it into one), ``"access"`` for an
+phrase or a key to a message, site or person (or typed it into one) or moved funds to a
+"safe" address on their word, ``"access"`` for an
 unknown login, a change or a withdrawal the customer did not make, and None otherwise. A
 question about a suspicious e-mail that the customer did not act on is not a compromise.
+
+:func:`compromise_situation` names the particular situation of such a message, which needs
+its own first steps: ``"wallet"`` (a self-custody wallet drained: the platform cannot freeze
+or reverse it), ``"api"`` (an API key leaked or misused: delete it first), ``"remote"`` (a
+remote-access "support" session: AnyDesk, TeamViewer), ``"sim"`` (a SIM swap: the phone
+number taken over), ``"sent"`` (funds moved to a scammer's "safe" address), else None.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ GAVE_SECRET = _rx(
             (?:入力し(?:て|た|ちゃ|ちゃっ|まし)|入れ(?:て|た|ちゃ|まし)|教え(?:て|た|ちゃ)し?|伝え(?:て|た|ちゃ)|送っ(?:て|た|ちゃ)|渡し(?:て|た)|返信し(?:て|た)|上げちゃ
               |输入了|輸入了|输了|填了|给了|給了|发给|發給|发了|發了|告诉了|告訴了|念给|念給|读给|讀咗|俾咗|俾佢|畀佢|提供给|提供給|填进|填入|输进|入咗|打咗|放在)
        | (?:入れ|入力し|教え|伝え|送っ|渡し)(?:て|ちゃ)(?:しまい|しまっ|い|った)?[^。\n]{{0,3}}$
+       | (?:输入了|輸入了|填了|填过|填過|给了|給了|告诉了|告訴了|发给了|發給了|入力し(?:た|て))[^。\n！？]{{0,10}}?{_SECRET_CJK}
        | (?:把|將|将|叫我俾佢)[^。\n]{{0,12}}?{_SECRET_CJK}[^。\n]{{0,8}}?(?:给|給|发|發|告诉|告訴|输入|輸入|填|放|念|俾)
        | 偽(?:サイト|物のサイト|アプリ|物)|偽物|画面(?:を)?見せ|AnyDesk|署名(?:した|して)|假(?:网址|網址|网站|網站|APP|app)"""
 )
@@ -39,7 +47,7 @@ GAVE_SECRET = _rx(
 UNKNOWN_ACCESS = _rx(
     r"""\b(?:hacked|compromised|hijacked|account\s+(?:was\s+)?taken\s+over|someone\s+(?:logged|got)\s+in(?:to)?|someone\s+used\s+my|(?:still|is)\s+in\s+my\s+account)\b
       | \b(?:i\s+)?(?:did(?:n'?t|\s+not)|never)\s+(?:log(?:ged)?\s+in\b|(?:make|made|authori[sz]e|request(?:ed)?|approve|place|placed|create|created|set\s+up|asked\s+for)\b[^.!?\n]{0,25}?\b(?:withdrawal|login|trade|order|api|transfer|bot|address|this|these|that|either|it)\b)
-      | \b(?:wasn'?t|was\s+not|it\s+was\s+not|not)\s+me\b | \bhave\s+never\s+seen\b | \bnever\s+said\s+yes\b
+      | \b(?:wasn'?t|was\s+not|it\s+was\s+not|it'?s\s+not|that\s+(?:was|is)\s+not)\s+me\b | \bhave\s+never\s+seen\b | \bnever\s+said\s+yes\b
       | \b(?:unknown|unrecogni[sz]ed|strange|suspicious)\s+(?:login|log-?in|device|withdrawal|api\s+key|address)s?\b
       | \bmy\s+(?:balance|funds|usdt|btc|eth|coins?|savings|money|account)\b[^.!?\n]{0,30}\b(?:gone|drained|emptied|stolen)\b | \b(?:they|he|she|someone)\s+(?:already\s+)?took\b
       | 乗っ取|不正(?:ログイン|アクセス|出金|利用)|身に覚えのない|知らない(?:うちに|端末|アドレス|ログイン|取引|APIキー)|勝手に(?:出金|送金|ログイン|取引|売|買|注文|[^。\n]{0,12}出金)|盗まれ|自分じゃない|出金していません|ログインしていません|新しい端末からのログイン[^。\n]{0,40}(?:行ったこと|自分じゃない|心当たり)|凍結した(?!い)|許可していません
@@ -51,8 +59,19 @@ _PHISHING_SOURCE = _rx(
       | リンク|サイト|ページ|メール|SMS|DM|LINE|電話|サポート|名乗る|広告|偽|エアドロ|GitHub|アプリ
       | 链接|鏈接|連結|网站|網站|网页|網頁|网址|網址|邮件|郵件|短信|短訊|簡訊|客服|电话|電話|自称|自稱|冒充|假|群|微信|LINE|Telegram|GitHub|APP|app|廣告|广告|空投"""
 )
+_SAFE_ADDRESS = _rx(
+    r"""\bsafe\s+(?:address|account|wallet)\b|安全な(?:アドレス|口座|ウォレット)|安全(?:账户|帳戶|地址|钱包|錢包)"""
+)
 # pasted messages in quotes are the sender's words, not the customer's ("... 如非本人操作 ...")
 _QUOTED = re.compile(r"“[^”]*”|「[^」]*」|\"[^\"\n]*\"|『[^』]*』")
+
+
+# the customer moved funds as told ("I sent 3,000 USDT to the safe address", 转了5000 USDT过去)
+_MOVED_FUNDS = _rx(
+    r"""\b(?:sent|moved|transferred|withdrew)\b
+      | 送って(?:しまい|しまっ)|送金して(?:しまい|しまっ)|送りました|移しました|移して(?:しまい|しまっ)
+      | 转了|轉了|转过去|轉過去|转到了|轉到了|提了|打了"""
+)
 
 
 def compromise_kind(text: str) -> str | None:
@@ -60,6 +79,55 @@ def compromise_kind(text: str) -> str | None:
     norm = _QUOTED.sub(" ", to_halfwidth(text or ""))
     if GAVE_SECRET.search(norm) and _PHISHING_SOURCE.search(norm):
         return "phishing"
+    if _SAFE_ADDRESS.search(norm) and _MOVED_FUNDS.search(norm) and _PHISHING_SOURCE.search(norm):
+        return "phishing"  # funds moved to a "safe" address on someone's word
     if UNKNOWN_ACCESS.search(norm):
         return "access"
+    return None
+
+
+# the situation of a compromised account (checked in this order: the first that matches)
+SITUATIONS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "wallet",
+        _rx(
+            r"""\b(?:seed\s+phrase|recovery\s+phrase|(?:12|24|twelve)[- ]words?|self[- ]custody|trust\s?wallet
+                |meta\s?mask|phantom|ledger|my\s+(?:own\s+|cold\s+|hardware\s+)?wallet\s+(?:was|got|is|has\s+been)\s+(?:drained|emptied|hacked))\b
+              | シードフレーズ|リカバリーフレーズ|秘密鍵|(?:自分|個人|外部)の?ウォレット|メタマスク|MetaMask
+              | 助记词|助記詞|私钥|私鑰|(?:冷|个人|個人|自己的|去中心化)(?:钱包|錢包)|小狐狸|TP钱包|imToken"""
+        ),
+    ),
+    ("sent", _SAFE_ADDRESS),
+    (
+        "api",
+        _rx(
+            r"""\bapi\b[^.!?\n]{0,40}\b(?:key|secret)s?\b|\bapi[- ]?keys?\b
+              | API\s?(?:キー|鍵|key|密钥|密鑰|金鑰)"""
+        ),
+    ),
+    (
+        "remote",
+        _rx(
+            r"""(?<![A-Za-z])(?:any\s?desk|team\s?viewer|rustdesk|remote[- ](?:access|desktop|control)|screen[- ]shar(?:e|ing))(?![A-Za-z])
+              | 遠隔操作|リモート(?:操作|アクセス|接続)|画面共有|远程(?:控制|协助|桌面|操作)|遠端|遠程|屏幕共享|螢幕分享"""
+        ),
+    ),
+    (
+        "sim",
+        _rx(
+            r"""\bsim[- ]?(?:swap|swapp?ed|card)?\b|\bport(?:ed)?[- ]out\b|\bno\s+(?:signal|service)\b
+              | (?-i:SIM)|携帯(?:電話)?の?番号が(?:乗っ取|使え)|圏外|补卡|補卡|手机号被|手機號被|(?:手机|手機)(?:没有|沒有|没|沒)(?:信号|訊號)"""
+        ),
+    ),
+)
+
+
+def compromise_situation(text: str) -> str | None:
+    """``"wallet"``, ``"sent"``, ``"api"``, ``"remote"``, ``"sim"`` or None (see the module
+    docstring). Quoted words count here (the scammer's “安全账户”): the message is already
+    known to be about a compromise."""
+    norm = to_halfwidth(text or "")
+    for name, pattern in SITUATIONS:
+        if pattern.search(norm):
+            return name
     return None

@@ -42,7 +42,13 @@ them after the opening paragraph, and a template sentence asking for them is lef
 narrowed to what is missing). A confident second topic (``Route.second``) gets a section of
 its own after the first (``second_topic`` opens it; its template's opening thanks is left
 out), with its own citation. A compromised account (``Route.compromise``) gets the
-safety-first reply of the phrases file (``compromised``), cited to ``faq/security``.
+safety-first reply of the phrases file (``compromised``), cited to ``faq/security``. A
+message outside what support handles (``Route.override == "out_of_scope"``) gets the short
+decline of the phrases file (``out_of_scope_reply``), scenario ``out_of_scope``; a
+particular situation (``Route.situation``: wallet, sent, api, remote, sim) has its own opening
+and steps there (``situations``). Given facts that matter are used inside the answer
+(``facts_said``: a withdrawal waiting past the review time, a disputed fee or liquidation
+answered under an escalation) instead of being listed back to the customer.
 
 The output is deterministic.
 """
@@ -60,6 +66,7 @@ from copilot.draft.offline.given import (
     FactPhrases,
     acknowledgement,
     load_fact_phrases,
+    said_sentences,
     without_given,
 )
 from copilot.draft.offline.phrases import Phrases, greeting
@@ -150,6 +157,8 @@ def _cite(paragraph: str, source: str) -> str:
     return f"{head}{sep}{_attach(last, mark)}"
 
 
+# whole replies of our own (no KB template): nothing is added to them
+OWN_REPLIES = ("vague", "out_of_scope")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])")
 _ANNOUNCES_LIST = re.compile(r"[:：]\s*$|以下|如下|次の(?:とおり|点|手順|方法|いずれか)|下記|下列")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+")
@@ -255,10 +264,13 @@ class OfflineDrafter:
             escalation=escalation,
             route=route or Route(),
         )
-        if route is not None and route.second and draft.scenario != "vague":
+        if route is not None and route.second and draft.scenario not in OWN_REPLIES:
             draft = self._with_second(draft, route.second, lang)
-        if facts and draft.scenario != "vague":
-            draft = self._with_facts(draft, facts, lang)
+        if draft.scenario not in OWN_REPLIES:
+            cues = self.phrases.evidence(message, lang)
+            if route is not None and route.article in TOPICAL_PLAYBOOKS:
+                cues.add(route.article)
+            draft = self._with_facts(draft, facts or Facts(), lang, cues, message)
         return draft
 
     def _compose(
@@ -280,6 +292,10 @@ class OfflineDrafter:
             question = self.phrases.optional("vague_question", lang)
             if question:
                 return OfflineDraft((head, Block(question)), "vague", level)
+        if route.override == "out_of_scope":
+            decline = self.phrases.optional("out_of_scope_reply", lang)
+            if decline:
+                return OfflineDraft((head, Block(decline), tail), "out_of_scope", level)
         if route.override in ("account_compromised", "advice") and route.article:
             art = self.lookup(route.article, lang)
             if art is not None:
@@ -333,7 +349,12 @@ class OfflineDrafter:
         if route.override != "account_compromised" or not isinstance(parts, dict):
             return []
         lead = str(parts.get(route.compromise or "access") or parts.get("access") or "")
-        texts = [lead, str(parts.get("steps") or ""), str(parts.get("official") or "")]
+        steps = str(parts.get("steps") or "")
+        own = parts.get("situations", {}).get(route.situation or "")
+        if isinstance(own, dict):  # a particular situation: its own opening and first steps
+            lead = str(own.get("lead") or lead)
+            steps = str(own.get("steps") or steps)
+        texts = [lead, steps, str(parts.get("official") or "")]
         return [Block(t.strip(), security.id) for t in texts if t.strip()]
 
     def _with_second(self, draft: OfflineDraft, article_id: str, lang: str) -> OfflineDraft:
@@ -389,39 +410,72 @@ class OfflineDrafter:
                 lines.append(head + body)
         return "\n".join(lines).strip()
 
-    def _with_facts(self, draft: OfflineDraft, facts: Facts, lang: str) -> OfflineDraft:
-        """``draft`` acknowledging ``facts`` after its opening paragraph, and asking for none."""
+    def _with_facts(
+        self,
+        draft: OfflineDraft,
+        facts: Facts,
+        lang: str,
+        cues: set[str] | None = None,
+        message: str = "",
+    ) -> OfflineDraft:
+        """``draft`` asking for none of ``facts``, with the ``facts_said`` sentences that fit
+        (a given fact used inside the answer, the customer's claim answered) and, when the
+        phrases file has one, the acknowledgement after its opening paragraph."""
         fp = self.fact_phrases.get(lang)
         if fp is None:
             return draft
         cjk = lang in ("ja", "zh")
         blocks: list[Block] = []
         for b in draft.blocks:
-            if b.kind != "body":
+            if b.kind != "body" or not (facts or message):
                 blocks.append(b)
                 continue
-            text = without_given(b.text, facts, fp, cjk)
+            text = without_given(b.text, facts, fp, cjk, message)
             if text.strip():
                 blocks.append(Block(text, b.source, b.kind))
-        ack = acknowledgement(facts, fp)
+        articles = list(draft.articles)
+        start: list[Block] = []
+        end: list[Block] = []
+        already = "\n".join(b.text for b in blocks)
+        for said in said_sentences(fp, facts, draft.scenario, draft.cited, cues or set(), message):
+            if said.render(facts) in already:
+                continue  # the template says it already
+            source = None
+            if said.cite:
+                art = self.lookup(said.cite, lang)
+                if art is None:
+                    continue
+                source = art.id
+                if all(a.id != art.id for a in articles):
+                    articles.append(art)
+            (start if said.at == "start" else end).append(Block(said.render(facts), source))
+        if end:
+            at = max((i for i, b in enumerate(blocks) if b.kind != "sign_off"), default=0) + 1
+            blocks[at:at] = end
+        ack = " ".join(b.text for b in start) if start else acknowledgement(facts, fp)
+        if not ack:
+            return OfflineDraft(tuple(blocks), draft.scenario, draft.level, tuple(articles))
+        lead_blocks = start or [Block(ack)]
         first = next((i for i, b in enumerate(blocks) if b.kind == "body"), None)
-        if ack and first is None:
-            blocks.append(Block(ack))
-        elif ack and first is not None:
+        if first is None:
+            blocks.extend(lead_blocks)
+        else:
             opening = blocks[first]
             lead = _drop_lead_in(opening.text)
             if _LIST_ITEM.match(opening.text) or not lead:
-                blocks.insert(first, Block(ack))  # nothing before the list: the ack leads
+                blocks[first:first] = lead_blocks  # nothing before the list: the ack leads
             elif lead != opening.text.rstrip():  # the opening announces a list: ack before that
                 announce = opening.text.rstrip()[len(lead) :].strip()
                 space = "" if lang in ("ja", "zh") else " "
+                *init, last = lead_blocks
                 blocks[first : first + 1] = [
                     Block(lead, opening.source, opening.kind),
-                    Block(ack + space + announce),  # the lead-in stays right before its list
+                    *init,
+                    Block(last.text + space + announce, last.source),  # lead-in before its list
                 ]
             else:
-                blocks.insert(first + 1, Block(ack))
-        return OfflineDraft(tuple(blocks), draft.scenario, draft.level, draft.articles)
+                blocks[first + 1 : first + 1] = lead_blocks
+        return OfflineDraft(tuple(blocks), draft.scenario, draft.level, tuple(articles))
 
     def _best_faq(self, hits: Sequence[Hit], lang: str) -> Article | None:
         """The best FAQ scoring at least MIN_FAQ_SCORE, in ``lang``."""

@@ -6,15 +6,22 @@ The phrases file (``prompts/offline_phrases.yaml``) says how:
 * ``fact_labels``: per language, how each fact is named in an acknowledgement (``{v}`` is
   the value as the customer wrote it) and, under ``ask``, in a request for it;
 * ``facts_ack``: the acknowledgement sentence (``{items}``), put after the reply's opening
-  paragraph;
+  paragraph; empty (the default since phrases version 5) for none: a list of the customer's
+  own facts read as robotic, so facts are used inside the answer instead (``facts_said``);
+* ``facts_said``: per language, named slots of sentences that use a given fact inside the
+  answer ("You have been waiting 31 hours for your withdrawal W88..., longer than ...");
+  each slot lists variants, the first that fits is used (:class:`FactSentence`);
 * ``fact_asks``: per language, the sentences of the KB reply templates (and of our own
   abstention text) that ask the customer for something: a pattern and the items it asks
   for (``a|b``: either one will do). A sentence whose items are all given is dropped; one
   whose items are partly given becomes ``ask_missing`` for the rest;
 * ``ask_missing``: "Could you also send me {items}?".
 
-Items that are not facts (``os``, ``screenshot``, ``what``, ``instrument``) are never given;
-``time`` counts as given when the customer said how long ago it happened.
+Items that are not facts (``screenshot``, ``what``, ``instrument``) are never given; ``time``
+counts as given when the customer said how long ago it happened, ``os`` when the message
+names an operating system with its version ("iOS 18.1"), and ``error_message`` also when
+the message quotes an error or gives its code ('Unexpected token <', 「…（コード：E1023）」,
+(-1001), HTTP 503) that the extractor did not take.
 """
 
 from __future__ import annotations
@@ -52,6 +59,118 @@ class AskRule:
     items: tuple[tuple[str, ...], ...]
 
 
+_NUMBERS = {
+    "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
+    "seven": 7, "eight": 8, "nine": 9, "ten": 10, "twelve": 12, "fifteen": 15,
+    "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "a couple of": 2, "a few": 3,
+    "several": 3, "半": 0.5,
+}  # fmt: skip
+_CJK_DIGITS = {"一": 1, "二": 2, "两": 2, "兩": 2, "三": 3, "四": 4, "五": 5, "六": 6,
+               "七": 7, "八": 8, "九": 9}  # fmt: skip
+_UNITS = (
+    (re.compile(r"min|分"), 1 / 60),
+    (re.compile(r"h(?:ou)?rs?\b|hours?|\bh\b|時間|小时|小時|钟|鐘"), 1.0),
+    (re.compile(r"days?|日|天"), 24.0),
+    (re.compile(r"w(?:ee)?ks?|週|周|星期|禮拜|礼拜"), 168.0),
+    (re.compile(r"months?|ヶ月|か月|カ月|个月|個月"), 720.0),
+)
+_LEAD_NUMBER = re.compile(
+    r"(\d+(?:\.\d+)?)|([一二两兩三四五六七八九]?十[一二三四五六七八九]?|[一二两兩三四五六七八九半])"
+    r"|\b(a couple of|a few|several|an?|one|two|three|four|five|six|seven|eight|nine|ten"
+    r"|twelve|fifteen|twenty|thirty|forty|fifty)\b",
+    re.IGNORECASE,
+)
+
+
+def _cjk_number(text: str) -> float:
+    if text == "半":
+        return 0.5
+    if "十" in text:
+        tens, _, ones = text.partition("十")
+        return float(_CJK_DIGITS.get(tens, 1) * 10 + _CJK_DIGITS.get(ones, 0))
+    return float(_CJK_DIGITS[text])
+
+
+def elapsed_hours(value: str) -> float | None:
+    """A duration the customer wrote ("31 hours", 「26時間」, 三十多个小时, 兩天, 半日) in hours,
+    or None when it is not a plain number of minutes, hours, days, weeks or months."""
+    text = value.strip().lower()
+    m = _LEAD_NUMBER.search(text)
+    if m is None:
+        return None
+    if m.group(1):
+        number = float(m.group(1))
+    elif m.group(2):
+        number = _cjk_number(m.group(2))
+    else:
+        number = float(_NUMBERS[m.group(3).lower()])
+    rest = text[m.end() :]
+    for unit, hours in _UNITS:
+        if unit.search(rest):
+            return number * hours
+    return None
+
+
+@dataclass(frozen=True)
+class FactSentence:
+    """One variant of a ``facts_said`` slot: ``text`` with ``{key}`` placeholders for the
+    facts in ``needs``, used when the draft's scenario or a cited article is one of ``when``,
+    the message shows the situation of the playbook ``cue`` (if set) and matches ``match`` (a
+    case-insensitive pattern, if set: "wrong address", 銀行), every fact in ``needs``
+    was given and the elapsed time is within ``over_hours`` .. ``under_hours`` (if set). It
+    goes after the opening paragraph (``at: start``) or at the end of the body (``at: end``),
+    cited to ``cite`` (None: our own sentence); with ``once`` it is left out when the draft
+    already cites ``cite`` (a second-topic section already answers from it)."""
+
+    slot: str
+    text: str
+    when: tuple[str, ...]
+    needs: tuple[str, ...] = ()
+    cue: str | None = None
+    over_hours: float | None = None
+    under_hours: float | None = None
+    at: str = "start"
+    cite: str | None = None
+    match: re.Pattern[str] | None = None
+    once: bool = False
+
+    def fits(
+        self,
+        facts: Facts,
+        scenario: str,
+        cited: Sequence[str],
+        cues: set[str],
+        message: str = "",
+    ) -> bool:
+        """True when this variant applies to a draft (see the class docstring)."""
+        if scenario not in self.when and not set(cited) & set(self.when):
+            return False
+        if self.cue is not None and self.cue not in cues:
+            return False
+        if self.match is not None and not self.match.search(message):
+            return False
+        if self.once and self.cite in cited:
+            return False
+        if any(k not in facts for k in self.needs):
+            return False
+        if self.over_hours is not None or self.under_hours is not None:
+            hours = elapsed_hours(str(facts.get("elapsed") or ""))
+            if hours is None:
+                return False
+            if self.over_hours is not None and hours <= self.over_hours:
+                return False
+            if self.under_hours is not None and hours > self.under_hours:
+                return False
+        return True
+
+    def render(self, facts: Facts) -> str:
+        """The sentence with the customer's own values."""
+        text = self.text
+        for k in self.needs:
+            text = text.replace("{" + k + "}", str(facts.get(k)))
+        return text
+
+
 @dataclass(frozen=True)
 class FactPhrases:
     """The validated fact sections of the phrases file for one language."""
@@ -62,6 +181,7 @@ class FactPhrases:
     asks: Mapping[str, str]  # item -> "the withdrawal ID"
     rules: tuple[AskRule, ...]
     joiner: tuple[str, str]  # (", ", " and ")
+    said: tuple[FactSentence, ...] = ()
 
 
 def load_fact_phrases(data: Mapping[str, Any], path: object, lang: str) -> FactPhrases | None:
@@ -78,7 +198,7 @@ def load_fact_phrases(data: Mapping[str, Any], path: object, lang: str) -> FactP
         raw_rules = data["fact_asks"][lang]
     except (KeyError, TypeError, IndexError) as exc:
         raise CopilotError(f"{path}: fact phrases for '{lang}' are incomplete: {exc}") from None
-    if "{items}" not in ack or "{items}" not in missing:
+    if (ack and "{items}" not in ack) or "{items}" not in missing:
         raise CopilotError(f"{path}: facts_ack.{lang} and ask_missing.{lang} need {{items}}")
     rules = []
     for i, rule in enumerate(raw_rules or []):
@@ -97,7 +217,90 @@ def load_fact_phrases(data: Mapping[str, Any], path: object, lang: str) -> FactP
         except re.error as exc:
             raise CopilotError(f"{where}: match is not a valid regular expression: {exc}") from None
         rules.append(AskRule(pattern, parsed))
-    return FactPhrases(ack, missing, labels, asks, tuple(rules), joiner)
+    said = _load_said(data.get("facts_said"), path, lang)
+    return FactPhrases(ack, missing, labels, asks, tuple(rules), joiner, said)
+
+
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+
+
+def _hours(value: object, where: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise CopilotError(f"{where}: over_hours / under_hours must be numbers")
+    return float(value)
+
+
+def _load_said(table: object, path: object, lang: str) -> tuple[FactSentence, ...]:
+    """The ``facts_said`` variants for ``lang`` (none without the section)."""
+    if table is None:
+        return ()
+    slots = table.get(lang) if isinstance(table, dict) else None
+    if not isinstance(slots, dict):
+        raise CopilotError(f"{path}: facts_said.{lang} must map slot names to lists of variants")
+    out = []
+    for slot, variants in slots.items():
+        if not isinstance(variants, list) or not variants:
+            raise CopilotError(f"{path}: facts_said.{lang}.{slot} must list variants")
+        for i, v in enumerate(variants):
+            where = f"{path}: facts_said.{lang}.{slot}[{i}]"
+            if not isinstance(v, dict) or not isinstance(v.get("text"), str) or not v["text"]:
+                raise CopilotError(f"{where}: needs text:")
+            when = v.get("when")
+            when_list = [when] if isinstance(when, str) else when
+            if not isinstance(when_list, list) or not when_list:
+                raise CopilotError(f"{where}: needs when: (article ids)")
+            needs = tuple(str(k) for k in v.get("needs") or ())
+            unknown = sorted(set(needs) - set(FACT_KEYS))
+            if unknown:
+                raise CopilotError(f"{where}: unknown fact '{unknown[0]}'")
+            extra = sorted(set(_PLACEHOLDER.findall(v["text"])) - set(needs))
+            if extra:
+                raise CopilotError(f"{where}: {{{extra[0]}}} is not in needs:")
+            at = str(v.get("at") or "start")
+            if at not in ("start", "end"):
+                raise CopilotError(f"{where}: at: must be start or end")
+            match = None
+            if v.get("match") is not None:
+                try:
+                    match = re.compile(str(v["match"]), re.IGNORECASE)
+                except re.error as exc:
+                    raise CopilotError(
+                        f"{where}: match is not a valid regular expression: {exc}"
+                    ) from None
+            out.append(
+                FactSentence(
+                    slot=str(slot),
+                    text=v["text"].strip(),
+                    when=tuple(str(w) for w in when_list),
+                    needs=needs,
+                    cue=str(v["cue"]) if v.get("cue") else None,
+                    over_hours=_hours(v.get("over_hours"), where),
+                    under_hours=_hours(v.get("under_hours"), where),
+                    at=at,
+                    cite=str(v["cite"]) if v.get("cite") else None,
+                    match=match,
+                    once=bool(v.get("once")),
+                )
+            )
+    return tuple(out)
+
+
+def said_sentences(
+    fp: FactPhrases,
+    facts: Facts,
+    scenario: str,
+    cited: Sequence[str],
+    cues: set[str],
+    message: str = "",
+) -> list[FactSentence]:
+    """The first fitting variant of each ``facts_said`` slot, in file order."""
+    chosen: dict[str, FactSentence] = {}
+    for s in fp.said:
+        if s.slot not in chosen and s.fits(facts, scenario, cited, cues, message):
+            chosen[s.slot] = s
+    return list(chosen.values())
 
 
 def _join(parts: Sequence[str], joiner: tuple[str, str]) -> str:
@@ -106,14 +309,35 @@ def _join(parts: Sequence[str], joiner: tuple[str, str]) -> str:
     return joiner[0].join(parts[:-1]) + joiner[1] + parts[-1]
 
 
-def _given(item: str, facts: Facts) -> bool:
+# what a message shows beside the extracted facts: an operating system with its version
+# ("iOS 18.1", Android 14), and an error the customer quoted or coded ('Unexpected token <',
+# 「ネットワークエラー（コード：E1023）」, 网络请求失败(-1001), HTTP 503)
+_OS = re.compile(
+    r"\b(?:iOS|iPadOS|Android|HarmonyOS|Windows|macOS|Mac\s?OS)\s?\d+(?:\.\d+)*", re.IGNORECASE
+)
+_ERROR_SHOWN = re.compile(
+    r"(?<![A-Za-z])'[^'\n]{4,80}'(?![A-Za-z])|\"[^\"\n]{4,80}\"|“[^”\n]{2,80}”|「[^」\n]{2,80}」"
+    r"|\((?:code|コード|代码|代碼)?[:：]?\s?-?[A-Z]{0,3}\d{3,5}\)|（(?:code|コード|代码|代碼)?[:：]?\s?-?[A-Z]{0,3}\d{3,5}）"
+    r"|\bHTTP\s?\d{3}\b",
+    re.IGNORECASE,
+)
+
+
+def _given(item: str, facts: Facts, message: str = "") -> bool:
     if item == "time":
         return "elapsed" in facts
+    if item == "os":
+        return bool(_OS.search(message))
+    if item == "error_message" and "error_message" not in facts:
+        return bool(_ERROR_SHOWN.search(message))
     return item in facts
 
 
 def acknowledgement(facts: Facts, fp: FactPhrases) -> str:
-    """The sentence naming the facts the customer gave ("" when none is worth naming)."""
+    """The sentence naming the facts the customer gave ("" when none is worth naming, or
+    when the phrases file has no acknowledgement sentence)."""
+    if not fp.ack:
+        return ""
     keys = [k for k in ACKNOWLEDGED if k in facts]
     amount = facts.get("amount") or ""
     if "asset" in keys and (amount and (facts.get("asset") or "").lower() in amount.lower()):
@@ -130,14 +354,16 @@ def _sentences(line: str) -> list[str]:
     return [line[a:b] for a, b in pairwise(bounds) if line[a:b]]
 
 
-def _rewrite_sentence(sentence: str, facts: Facts, fp: FactPhrases, cjk: bool) -> str | None:
+def _rewrite_sentence(
+    sentence: str, facts: Facts, fp: FactPhrases, cjk: bool, message: str = ""
+) -> str | None:
     """None to keep ``sentence``; else its replacement ("" to drop it)."""
     for rule in fp.rules:
         if not rule.pattern.search(sentence):
             continue
-        if not any(_given(a, facts) for alt in rule.items for a in alt):
+        if not any(_given(a, facts, message) for alt in rule.items for a in alt):
             return None  # nothing it asks for was given: the template's own words stay
-        missing = [alt for alt in rule.items if not any(_given(a, facts) for a in alt)]
+        missing = [alt for alt in rule.items if not any(_given(a, facts, message) for a in alt)]
         if not missing:
             return ""
         names = [_join([fp.asks[a] for a in alt], (" / ", " / ")) for alt in missing]
@@ -146,10 +372,10 @@ def _rewrite_sentence(sentence: str, facts: Facts, fp: FactPhrases, cjk: bool) -
     return None
 
 
-def without_given(text: str, facts: Facts, fp: FactPhrases, cjk: bool) -> str:
+def without_given(text: str, facts: Facts, fp: FactPhrases, cjk: bool, message: str = "") -> str:
     """``text`` with every sentence asking only for given facts dropped, and every one asking
     partly for given facts narrowed to the missing ones."""
-    if not facts:
+    if not facts and not message:
         return text
     out_lines = []
     for line in text.split("\n"):
@@ -159,7 +385,7 @@ def without_given(text: str, facts: Facts, fp: FactPhrases, cjk: bool) -> str:
         changed = False
         kept = []
         for s in parts:
-            new = _rewrite_sentence(s, facts, fp, cjk)
+            new = _rewrite_sentence(s, facts, fp, cjk, message)
             if new is None:
                 kept.append(s)
             else:

@@ -5,6 +5,8 @@ the confident primary topic.
   ``faq/security`` (freeze the account first) and escalation;
 * ``asks_for_prediction_or_advice`` -> ``faq/market-info-disclaimer``;
 * ``greeting_or_vague`` as the primary topic -> one short, friendly question;
+* ``out_of_scope`` as the primary topic (no flag) -> a short, polite decline that says what
+  support can help with (never the "tell me the error message" questionnaire);
 * ``accusation`` or ``refund_or_compensation_demand`` -> a playbook at level 2 or more
   (the topical playbook of the primary topic, else ``playbook/angry-customer``), never a
   level-1 template;
@@ -14,7 +16,9 @@ the confident primary topic.
 
 Beside the model, the rules of :mod:`copilot.understand.compromise` see a phishing victim or
 an unknown login (they route also when the model is off or misses the flag): the reply
-leads with safety (``compromised`` in the phrases file), never with plain reset steps.
+leads with safety (``compromised`` in the phrases file), never with plain reset steps; a
+particular situation (a drained self-custody wallet, funds sent to a "safe" address, a leaked
+API key, a remote-access session, a SIM swap) gets its own first steps (``Route.situation``).
 A confident second topic (an FAQ with P >= ``SECOND``, not the primary) is answered in a
 section of its own after the first (``Route.second``).
 """
@@ -23,8 +27,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from copilot.understand.compromise import compromise_kind
-from copilot.understand.messages import VAGUE
+from copilot.understand.compromise import compromise_kind, compromise_situation
+from copilot.understand.messages import OUT_OF_SCOPE, VAGUE
 from copilot.understand.model import Understanding
 
 CONFIDENT = 0.7  # P(primary topic) from which the learned topic picks the article
@@ -43,12 +47,13 @@ NOT_AFTER_SECURITY = ("faq/password-reset", "faq/login-locked", SECURITY)
 class Route:
     """What understanding decided before retrieval's ranking is read."""
 
-    override: str | None = None  # account_compromised | advice | vague | accusation
+    override: str | None = None  # account_compromised | advice | vague | out_of_scope | accusation
     article: str | None = None  # the article to answer from
     min_level: int = 0  # the lowest template level allowed
     escalate: bool = False
     second: str | None = None  # a second topic's FAQ, answered in its own section
     compromise: str | None = None  # phishing | access: how the safety-first reply opens
+    situation: str | None = None  # wallet | sent | api | remote | sim: its own first steps
 
 
 def _second(u: Understanding, first: str | None, banned: tuple[str, ...] = ()) -> str | None:
@@ -63,16 +68,27 @@ def route_message(u: Understanding | None, message: str) -> Route | None:
     """The route for a message: the model's reading (``u``, None when the model is off) plus
     the compromise rules; None leaves the choice to retrieval."""
     kind = compromise_kind(message)
+    situation = compromise_situation(message)
     if u is None:
         if kind is None:
             return None
-        return Route("account_compromised", SECURITY, 1, escalate=True, compromise=kind)
-    return route_for(u, kind)
+        return Route(
+            "account_compromised",
+            SECURITY,
+            1,
+            escalate=True,
+            compromise=kind,
+            situation=situation,
+        )
+    return route_for(u, kind, situation)
 
 
-def route_for(u: Understanding, compromise: str | None = None) -> Route:
-    """The route for one reading (see the module docstring); ``compromise`` is what the
-    rules saw (:func:`~copilot.understand.compromise.compromise_kind`)."""
+def route_for(
+    u: Understanding, compromise: str | None = None, situation: str | None = None
+) -> Route:
+    """The route for one reading (see the module docstring); ``compromise`` and
+    ``situation`` are what the rules saw (:func:`~copilot.understand.compromise.compromise_kind`,
+    :func:`~copilot.understand.compromise.compromise_situation`)."""
     compromised = dict(u.flags).get("account_compromised")
     if compromise is not None or (
         compromised is not None and (compromised >= SURE or u.primary == SECURITY)
@@ -84,11 +100,14 @@ def route_for(u: Understanding, compromise: str | None = None) -> Route:
             escalate=True,
             second=_second(u, SECURITY, NOT_AFTER_SECURITY),
             compromise=compromise or "access",
+            situation=situation,
         )
     if u.has("asks_for_prediction_or_advice"):
         return Route("advice", DISCLAIMER, second=_second(u, DISCLAIMER))
     if u.primary == VAGUE and not u.flags:
         return Route("vague")
+    if u.primary == OUT_OF_SCOPE and not u.flags:
+        return Route("out_of_scope")
     if u.has("accusation") or u.has("refund_or_compensation_demand"):
         return Route("accusation", u.primary if "/" in u.primary else None, 2)
     if "/" in u.primary and u.confidence >= CONFIDENT:
