@@ -1,5 +1,5 @@
 """Offline drafts of the blind-review development file, counted for the problems the review
-found (``/work/data/dev/review_v2_feedback.jsonl`` or any file of the same shape: ``id``,
+found (``evals/reviews/blind_review_v2.jsonl`` or any file of the same shape: ``id``,
 ``language``, ``message``, ``thread``, ``agent_note``, ``labels``).
 
     python scripts/review_report.py [FILE] [--store DIR] [--json OUT]
@@ -45,7 +45,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]  # this tree's copilot, not th
 
 from facts_report import asked_given  # noqa: E402
 
-DEFAULT = Path("/work/data/dev/review_v2_feedback.jsonl")
+DEFAULT = Path(__file__).resolve().parent.parent / "evals" / "reviews" / "blind_review_v2.jsonl"
 
 ECHO = re.compile(
     r"You mentioned (?:amount|coin|network|time since|withdrawal ID|TxID|order ID|device|app "
