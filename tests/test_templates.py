@@ -441,3 +441,24 @@ def test_japanese_kyc_document_lists_name_the_my_number_card() -> None:
     assert lists, "no Japanese sentence lists the KYC documents"
     missing = [(aid, s) for aid, s in lists if "マイナンバーカード" not in s]
     assert missing == []
+
+
+_BUTTONS = {
+    "ja": ("「アカウントを無効化」", "「2FAをリセット」", "「データをダウンロード」"),
+    "zh": ("“禁用账户”", "“重置2FA”", "“下载我的数据”"),
+}
+
+
+@pytest.mark.parametrize("lang", ["ja", "zh"])
+def test_local_button_names_carry_the_on_screen_english(lang: str) -> None:
+    """A ja/zh path to a button is followed by the English path on screen (platform facts:
+    the app's labels are English), e.g. 「アカウントを無効化」（Account > Security > Disable
+    account）: support leads marked safety replies without it as needing edits."""
+    missing = {
+        where: button
+        for where, text in [*templates(lang), *phrases(lang)]
+        for button in _BUTTONS[lang]
+        for m in re.finditer(re.escape(button), text)
+        if not re.match(r"[（(][A-Za-z]", text[m.end() :])
+    }
+    assert not missing, missing
