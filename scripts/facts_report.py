@@ -27,6 +27,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,6 +91,28 @@ def asked_given(draft: str, language: str, facts: dict[str, str]) -> list[str]:
     return out
 
 
+def offline_copilot(store: Path) -> Any:
+    """The offline copilot of this tree over a private data folder ``store`` (the shipped
+    knowledge base ingested there on first use)."""
+    from copilot.draft.factory import build_copilot
+    from copilot.settings import Settings
+
+    env = {
+        "COPILOT_DATA_DIR": str(store),
+        "COPILOT_KNOWLEDGE_DIR": str(ROOT / "knowledge"),
+        "COPILOT_PROMPTS_DIR": str(ROOT / "prompts"),
+        "COPILOT_POLICY_FILE": str(ROOT / "prompts" / "policy.yaml"),
+    }
+    settings = Settings.load(env=env)
+    if not (store / "chroma").exists():
+        from copilot.kb.articles import load_kb
+        from copilot.kb.ingest import docs_from_articles
+        from copilot.retrieval.index import ingest_into
+
+        ingest_into(settings, settings.collection, docs_from_articles(load_kb(ROOT / "knowledge")))
+    return build_copilot(settings, "offline")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--part", choices=["dev", "train"], default=None)
@@ -97,9 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None, help="write per-message rows here")
     args = ap.parse_args(argv)
 
-    from copilot.draft.factory import build_copilot
     from copilot.draft.types import DraftRequest, Turn
-    from copilot.settings import Settings
     from copilot.understand.messages import load_split
 
     messages = load_split(ROOT / "evals/understanding/train_v1", args.part)
@@ -114,20 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"  {key:14s} labelled {int(v['labelled']):4d} found {int(v['found']):4d} "
                 f"right {int(v['right']):4d}  P {v['precision']:.2f}  R {v['recall']:.2f}"
             )
-    env = {
-        "COPILOT_DATA_DIR": str(args.store),
-        "COPILOT_KNOWLEDGE_DIR": str(ROOT / "knowledge"),
-        "COPILOT_PROMPTS_DIR": str(ROOT / "prompts"),
-        "COPILOT_POLICY_FILE": str(ROOT / "prompts" / "policy.yaml"),
-    }
-    settings = Settings.load(env=env)
-    if not (args.store / "chroma").exists():
-        from copilot.kb.articles import load_kb
-        from copilot.kb.ingest import docs_from_articles
-        from copilot.retrieval.index import ingest_into
-
-        ingest_into(settings, settings.collection, docs_from_articles(load_kb(ROOT / "knowledge")))
-    copilot = build_copilot(settings, "offline")
+    copilot = offline_copilot(args.store)
     n = {"drafts": 0, "with_facts": 0, "asks_given": 0, "ackable": 0, "acknowledged": 0}
     n |= {"two_topic": 0, "both_topics": 0, "compromised": 0, "safety_first": 0, "blocked": 0}
     per_key: dict[str, int] = {}

@@ -43,7 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]  # this tree's copilot, not the venv's
 
-from facts_report import asked_given  # noqa: E402
+from facts_report import asked_given, offline_copilot  # noqa: E402
 
 DEFAULT = Path(__file__).resolve().parent.parent / "evals" / "reviews" / "blind_review_v2.jsonl"
 
@@ -115,24 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None, help="write per-message rows here")
     args = ap.parse_args(argv)
 
-    from copilot.draft.factory import build_copilot
     from copilot.draft.types import DraftRequest, Turn
-    from copilot.settings import Settings
 
-    env = {
-        "COPILOT_DATA_DIR": str(args.store),
-        "COPILOT_KNOWLEDGE_DIR": str(ROOT / "knowledge"),
-        "COPILOT_PROMPTS_DIR": str(ROOT / "prompts"),
-        "COPILOT_POLICY_FILE": str(ROOT / "prompts" / "policy.yaml"),
-    }
-    settings = Settings.load(env=env)
-    if not (args.store / "chroma").exists():
-        from copilot.kb.articles import load_kb
-        from copilot.kb.ingest import docs_from_articles
-        from copilot.retrieval.index import ingest_into
-
-        ingest_into(settings, settings.collection, docs_from_articles(load_kb(ROOT / "knowledge")))
-    copilot = build_copilot(settings, "offline")
+    copilot = offline_copilot(args.store)
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     out = []
     for line_no, line in enumerate(args.file.read_text(encoding="utf-8").splitlines(), 1):
