@@ -100,6 +100,37 @@ FOCUS_JS = """<script>
 </script>"""
 
 
+#: Streamlit's button shortcuts fire a click without leaving the text box, so an edit typed
+#: just before Ctrl+Shift+K (or Ctrl+Shift+Enter) could reach the app after the click, and the
+#: click would act on the text as it was. This listener runs first (capture phase, on the
+#: page's window) and leaves the box for a moment, which commits the edit before the click;
+#: the focus comes back right after. It is installed once per page, in the page's own realm.
+SHORTCUT_COMMIT_JS = """<script>
+(function () {
+  const page = window.parent;
+  if (page.__scShortcutCommit) return;
+  page.__scShortcutCommit = true;
+  const code = `window.addEventListener("keydown", function (e) {
+    if (!(e.ctrlKey || e.metaKey) || !e.shiftKey) return;
+    if (["KeyK", "Enter", "ArrowUp", "ArrowDown"].indexOf(e.code) < 0) return;
+    const el = document.activeElement;
+    if (!el || (el.tagName !== "TEXTAREA" && el.tagName !== "INPUT")) return;
+    el.blur();
+    setTimeout(function () { el.focus(); }, 0);
+  }, true);`;
+  const s = page.document.createElement("script");
+  s.textContent = code;
+  page.document.head.appendChild(s);
+})();
+</script>"""
+
+
+def commit_edits_before_shortcuts() -> None:
+    """Make the draft panel's keyboard shortcuts act on the text as typed (see
+    ``SHORTCUT_COMMIT_JS``)."""
+    component_html(SHORTCUT_COMMIT_JS, height=0)
+
+
 def focus_widget(key: str) -> None:
     """Put the keyboard focus in the text area with widget ``key`` (Streamlit marks each
     keyed element's container with the class ``st-key-<key>``)."""

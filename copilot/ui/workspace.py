@@ -139,6 +139,7 @@ def draft_panel(svc: Services) -> None:
     if state["focus_draft"]:  # once per new draft: later reruns leave the focus alone
         state["focus_draft"] = False
         widgets.focus_widget("draft_text")
+    widgets.commit_edits_before_shortcuts()
     widgets.render_recheck(state)
 
     # a tone rewrite needs a language model: hidden, with the reason, on the offline backend
