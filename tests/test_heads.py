@@ -141,3 +141,68 @@ def test_an_ablated_feature_gets_no_weight_in_the_stacking_head() -> None:
         "probe", ["credential"], [], _data(), TinyEmbedder(), Hyper(folds=3, features=("emb",))
     )
     assert emb_only.w_stack[0, 1] == 0 and emb_only.w_stack[0, 0] != 0
+
+
+def _xor_data(n: int = 600) -> TrainSet:
+    """A label no linear head can read: positive when exactly one of two cues is present
+    ("refund" xor "tomorrow"), so only the network separates it."""
+    rng = np.random.default_rng(0)
+    texts, y = [], []
+    for i in range(n):
+        a, b = bool(rng.integers(2)), bool(rng.integers(2))
+        words = ["refund" if a else "status", "tomorrow" if b else "history", f"case {i}"]
+        texts.append(" ".join(words))
+        y.append([float(a != b)])
+    return TrainSet(texts, np.asarray(y, np.float32), ["en"] * n, [f"g{i % 12}" for i in range(n)])
+
+
+class CueEmbedder(TinyEmbedder):
+    """Two directions: whether "refund" and whether "tomorrow" is in the text."""
+
+    name = "cue"
+    dim = 4
+
+    def passages(self, texts: list[str], *, use_cache: bool = True) -> np.ndarray:
+        return np.asarray(
+            [[float("refund" in t), float("tomorrow" in t), 1.0, 0.0] for t in texts], np.float32
+        )
+
+
+def test_the_network_reads_what_a_linear_head_cannot_and_round_trips(tmp_path: Path) -> None:
+    data = _xor_data()
+    hyper = Hyper(folds=3, mlp_hidden=16, mlp_epochs=300, features=("emb", "mlp"))
+    with_net, held = train_heads("probe", ["promise"], [], data, CueEmbedder(), hyper)
+    linear, held_linear = train_heads(
+        "probe", ["promise"], [], data, CueEmbedder(), Hyper(folds=3, features=("emb",))
+    )
+    y = data.labels[:, 0]
+    accuracy = float(((held[:, 0] > 0.5) == (y > 0.5)).mean())
+    accuracy_linear = float(((held_linear[:, 0] > 0.5) == (y > 0.5)).mean())
+    assert accuracy > 0.95 > 0.8 > accuracy_linear  # out of fold: the network learned xor
+    assert with_net.has_mlp and not linear.has_mlp
+    assert with_net.w_stack.shape == (1, 3) and with_net.w_mlp1.shape == (4, 16)
+    again, _ = train_heads("probe", ["promise"], [], data, CueEmbedder(), hyper)
+    assert npz_bytes(again.arrays()) == npz_bytes(with_net.arrays())  # seeded: same bytes
+    with_net.save(tmp_path, {})
+    loaded = HeadSet.load(tmp_path, "probe", embedder="cue")
+    texts = ["refund history", "refund tomorrow", "status tomorrow", "status history"]
+    emb, folded = CueEmbedder().passages(texts), [fold(t) for t in texts]
+    p = loaded.probabilities(emb, folded)[:, 0]
+    assert np.allclose(p, with_net.probabilities(emb, folded)[:, 0])
+    assert p[0] > 0.5 and p[2] > 0.5 and p[1] < 0.5 and p[3] < 0.5
+
+
+def test_a_format_1_file_without_a_network_still_loads(tmp_path: Path) -> None:
+    heads = _train()
+    arrays = {k: v for k, v in heads.arrays().items() if not k.startswith(("w_mlp", "b_mlp"))}
+    npz, meta = heads.save(tmp_path, {})
+    blob = npz_bytes(arrays)
+    npz.write_bytes(blob)
+    manifest = json.loads(meta.read_text(encoding="utf-8"))
+    manifest.update(format=1, weights_sha256=hashlib.sha256(blob).hexdigest())
+    meta.write_text(json.dumps(manifest), encoding="utf-8")
+    loaded = HeadSet.load(tmp_path, "probe")
+    assert not loaded.has_mlp
+    emb = TinyEmbedder().passages(["send me your password"])
+    assert np.allclose(loaded.probabilities(emb, ["send me your password"]),
+                       heads.probabilities(emb, ["send me your password"]))  # fmt: skip

@@ -5,7 +5,10 @@ probability stacks two logistic regressions, one over the sentence embedding and
 over character n-grams, with a few extra features named by the set (for example whether
 a rule's pattern fired on the same sentence)::
 
-    p = sigmoid(w . [logit_emb, logit_ngrams, extra_1, ...] + b)
+    p = sigmoid(w . [logit_emb, logit_ngrams, (logit_mlp,) extra_1, ...] + b)
+
+where ``logit_mlp`` is the optional small network over the embeddings (format 2; a set
+without one has zero-sized network arrays).
 
 ``<name>.npz`` holds the arrays (written byte-for-byte reproducibly, read with
 ``allow_pickle=False``); ``<name>.json`` is the manifest: format version, labels, the
@@ -30,7 +33,9 @@ import numpy as np
 from copilot.errors import CopilotError
 from copilot.heads.features import NgramVocab, sparse_scores
 
-FORMAT = 1
+FORMAT = 2
+READABLE_FORMATS = (1, 2)  # format 1: no network arrays
+MLP_ARRAYS = ("w_mlp1", "b_mlp1", "w_mlp2", "b_mlp2")
 ARRAYS = (
     "grams",
     "idf",
@@ -77,6 +82,17 @@ class HeadSet:
     ex_text: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.str_))
     ex_label: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int16))
     ex_emb: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float16))
+    # the optional network over the embeddings: (dim, hidden), (hidden,), (labels, hidden),
+    # (labels,); zero-sized when the set has none
+    w_mlp1: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
+    b_mlp1: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    w_mlp2: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
+    b_mlp2: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+
+    @property
+    def has_mlp(self) -> bool:
+        """Whether the set stacks a network's score (see the module docstring)."""
+        return bool(self.w_mlp1.size)
 
     def nearest(self, embedding: np.ndarray, label: str) -> tuple[str, float] | None:
         """The labelled example of ``label`` closest to ``embedding`` and its cosine."""
@@ -106,7 +122,13 @@ class HeadSet:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         z_emb = embeddings.astype(np.float32) @ self.w_emb.T + self.b_emb
         z_ngr = sparse_scores(self.vocab.rows(folded), self.w_ngr, self.b_ngr)
-        stack = np.stack([z_emb, z_ngr], axis=2)  # (rows, labels, 2)
+        bases = [z_emb, z_ngr]
+        if self.has_mlp:
+            hidden = np.maximum(
+                embeddings.astype(np.float32) @ self.w_mlp1.astype(np.float32) + self.b_mlp1, 0.0
+            )
+            bases.append(hidden @ self.w_mlp2.astype(np.float32).T + self.b_mlp2)
+        stack = np.stack(bases, axis=2)  # (rows, labels, 2 or 3)
         if self.extras:
             more = (
                 extras
@@ -137,6 +159,11 @@ class HeadSet:
             "ex_text": np.asarray(self.ex_text, dtype=np.str_),
             "ex_label": self.ex_label.astype(np.int16),
             "ex_emb": self.ex_emb.astype(np.float16),
+            # the network's first layer is most of its size: half precision, like ex_emb
+            "w_mlp1": self.w_mlp1.astype(np.float16),
+            "b_mlp1": self.b_mlp1.astype(np.float32),
+            "w_mlp2": self.w_mlp2.astype(np.float32),
+            "b_mlp2": self.b_mlp2.astype(np.float32),
         }
 
     def save(self, folder: Path, manifest: Mapping[str, Any]) -> tuple[Path, Path]:
@@ -179,7 +206,7 @@ class HeadSet:
             ) from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise WeightsError(f"{meta}: cannot read the manifest: {exc}") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        if not isinstance(manifest, dict) or manifest.get("format") not in READABLE_FORMATS:
             raise WeightsError(
                 f"{meta}: weights format {manifest.get('format') if isinstance(manifest, dict) else '?'}"
                 f" is not {FORMAT}: retrain with `python -m copilot {_train_verb(name)} train`"
@@ -199,6 +226,8 @@ class HeadSet:
         try:
             with np.load(io.BytesIO(blob), allow_pickle=False) as data:
                 arrays = {k: data[k] for k in ARRAYS}
+                if manifest["format"] >= 2:
+                    arrays.update({k: data[k] for k in MLP_ARRAYS})
         except (ValueError, KeyError, OSError, zipfile.BadZipFile) as exc:
             raise WeightsError(f"{npz}: not a valid weights file: {exc}") from None
         labels = tuple(str(x) for x in manifest["labels"])
@@ -210,10 +239,20 @@ class HeadSet:
             int(ngrams["n_min"]),
             int(ngrams["n_max"]),
         )
+        mlp = {k: arrays[k] for k in MLP_ARRAYS if k in arrays}
+        bases = 3 if mlp and mlp["w_mlp1"].size else 2
         shapes_ok = (
             arrays["w_emb"].shape[0] == len(labels)
             and arrays["w_ngr"].shape == (len(labels), len(vocab))
-            and arrays["w_stack"].shape == (len(labels), 2 + len(extras))
+            and arrays["w_stack"].shape == (len(labels), bases + len(extras))
+            and (
+                bases == 2
+                or (
+                    mlp["w_mlp1"].shape == (arrays["w_emb"].shape[1], mlp["b_mlp1"].shape[0])
+                    and mlp["w_mlp2"].shape == (len(labels), mlp["b_mlp1"].shape[0])
+                    and mlp["b_mlp2"].shape == (len(labels),)
+                )
+            )
         )
         if not shapes_ok:
             raise WeightsError(f"{npz}: array shapes do not match the manifest's labels")
@@ -238,6 +277,7 @@ class HeadSet:
             ex_text=arrays["ex_text"],
             ex_label=arrays["ex_label"],
             ex_emb=arrays["ex_emb"],
+            **mlp,
         )
 
 

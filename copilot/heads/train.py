@@ -4,9 +4,16 @@ For every label: a logistic regression over the embeddings and one over the char
 n-grams, trained K times (grouped K-fold, so sentences of one draft never sit on both
 sides); their out-of-fold logits and the set's extra features train a small stacking
 regression. Each final base model is the mean of its K fold models, so its scores on new
-text follow the out-of-fold scores that thresholds are calibrated on. Everything is
-deterministic: fixed folds, lbfgs, no shuffling; the same data gives the same weights file,
-byte for byte.
+text follow the out-of-fold scores that thresholds are calibrated on.
+
+Optionally (``Hyper.mlp_hidden``) a third base model: one small multi-label network over the
+embeddings (one hidden ReLU layer shared by every label), which can read combinations of
+directions a linear head cannot ("reassures" and "the future" together make a promise). Its
+out-of-fold logits come from K fold networks like the others; the network that ships is
+refitted on all rows (the mean of networks is not a network).
+
+Everything is deterministic: fixed folds, lbfgs, a seeded network, no other randomness; the
+same data gives the same weights file, byte for byte.
 """
 
 from __future__ import annotations
@@ -51,8 +58,13 @@ class Hyper:
     min_df: int = 2
     max_features: int = 60000
     #: which evidence the stacking head sees: "emb" (the embedding head's score), "ngr" (the
-    #: n-gram head's score), "extras" (the rules' signals); fewer only for the ablation table
-    features: tuple[str, ...] = ("emb", "ngr", "extras")
+    #: n-gram head's score), "mlp" (the network's, when it is trained), "extras" (the rules'
+    #: signals); fewer only for the ablation table
+    features: tuple[str, ...] = ("emb", "ngr", "mlp", "extras")
+    #: hidden units of the multi-label network over the embeddings; 0: no network
+    mlp_hidden: int = 0
+    mlp_alpha: float = 1e-3
+    mlp_epochs: int = 40
 
 
 def _fit(x: Any, y: np.ndarray, c: float, weight: np.ndarray | None = None) -> Any:
@@ -63,6 +75,46 @@ def _fit(x: Any, y: np.ndarray, c: float, weight: np.ndarray | None = None) -> A
     )
     model.fit(x, y, sample_weight=weight)
     return model
+
+
+def _fit_mlp(x: np.ndarray, y: np.ndarray, hyper: Hyper) -> Any:
+    """One network, every label an output (``y`` is ``(rows, labels)``); seeded."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    model = MLPClassifier(
+        hidden_layer_sizes=(hyper.mlp_hidden,),
+        alpha=hyper.mlp_alpha,
+        batch_size=min(256, len(x)),
+        learning_rate_init=1e-3,
+        max_iter=hyper.mlp_epochs,
+        random_state=SEED,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # a fixed number of epochs
+        model.fit(x, y[:, 0] if y.shape[1] == 1 else y)  # one label: a plain binary fit
+    return model
+
+
+def mlp_logits(
+    x: np.ndarray, w1: np.ndarray, b1: np.ndarray, w2: np.ndarray, b2: np.ndarray
+) -> np.ndarray:
+    """The network's logits ``(rows, labels)``: ``relu(x w1 + b1) w2^T + b2``."""
+    hidden = np.maximum(x.astype(np.float32) @ w1.astype(np.float32) + b1, 0.0)
+    out: np.ndarray = hidden @ w2.astype(np.float32).T + b2
+    return out
+
+
+def _mlp_arrays(model: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    (w1, w2), (b1, b2) = model.coefs_, model.intercepts_
+    return (
+        w1.astype(np.float32),
+        b1.astype(np.float32),
+        w2.T.astype(np.float32).reshape(-1, w1.shape[1]),
+        b2.astype(np.float32).reshape(-1),
+    )
 
 
 def _folds(groups: Sequence[str], k: int) -> list[np.ndarray]:
@@ -111,11 +163,34 @@ def train_heads(
     use = data.use if data.use is not None else np.ones((n, n_labels), dtype=bool)
     folds = _folds(data.groups, hyper.folds)
     held_out = np.full((n, n_labels), np.nan, np.float32)
+    with_mlp = hyper.mlp_hidden > 0
+    mlp_oof = np.zeros((n, n_labels), np.float32)
+    mlp: tuple[np.ndarray, ...] = (
+        np.zeros((0, 0), np.float32),
+        np.zeros(0, np.float32),
+        np.zeros((0, 0), np.float32),
+        np.zeros(0, np.float32),
+    )
+    if with_mlp:
+        if data.use is not None:
+            raise CopilotError(f"{name}: the network needs every label on every row")
+        y_all = data.labels.astype(np.int64)
+        for k, held in enumerate(folds):
+            mask = np.ones(n, dtype=bool)
+            mask[held] = False
+            fitted = _fit_mlp(x_emb[mask], y_all[mask], hyper)
+            mlp_oof[held] = mlp_logits(x_emb[held], *_mlp_arrays(fitted))
+            if log:
+                log(f"{name}: network fold {k + 1}/{len(folds)}")
+        w1, b1, w2, b2 = _mlp_arrays(_fit_mlp(x_emb, y_all, hyper))
+        # rounded as the weights file stores it, so the dev figures are the shipped model's
+        mlp = (w1.astype(np.float16).astype(np.float32), b1, w2, b2)
+    bases = 3 if with_mlp else 2
     w_emb = np.zeros((n_labels, x_emb.shape[1]), np.float32)
     b_emb = np.zeros(n_labels, np.float32)
     w_ngr = np.zeros((n_labels, len(vocab)), np.float32)
     b_ngr = np.zeros(n_labels, np.float32)
-    w_stack = np.zeros((n_labels, 2 + len(extra_names)), np.float32)
+    w_stack = np.zeros((n_labels, bases + len(extra_names)), np.float32)
     b_stack = np.zeros(n_labels, np.float32)
     for j, label in enumerate(label_names):
         rows = np.flatnonzero(use[:, j])
@@ -141,13 +216,14 @@ def train_heads(
             idx = [position[r] for r in held_rows]
             oof[idx, 0] = m_emb.decision_function(x_emb[held_rows])
             oof[idx, 1] = m_ngr.decision_function(x_ngr[held_rows])
-        stack_x = np.hstack([oof, extras[rows, j, :]])
+        base_x = np.hstack([oof, mlp_oof[rows, j : j + 1]]) if with_mlp else oof
+        stack_x = np.hstack([base_x, extras[rows, j, :]])
         # an ablated feature is a column of zeros: its stacking weight comes out 0
-        for col, feature in ((0, "emb"), (1, "ngr")):
+        for col, feature in ((0, "emb"), (1, "ngr"), (2, "mlp"))[:bases]:
             if feature not in hyper.features:
                 stack_x[:, col] = 0.0
         if "extras" not in hyper.features:
-            stack_x[:, 2:] = 0.0
+            stack_x[:, bases:] = 0.0
         m_stack = _fit(stack_x, y, hyper.c_stack)
         held_out[rows, j] = m_stack.predict_proba(stack_x)[:, 1]
         # the final heads are the mean of the fold models (a linear model's mean is linear):
@@ -172,6 +248,10 @@ def train_heads(
         b_ngr=b_ngr,
         w_stack=w_stack,
         b_stack=b_stack,
+        w_mlp1=mlp[0],
+        b_mlp1=mlp[1],
+        w_mlp2=mlp[2],
+        b_mlp2=mlp[3],
     )
     if log:
         log(f"{name}: trained {n_labels} heads on {n} rows in {time.perf_counter() - start:.0f} s")
