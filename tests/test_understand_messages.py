@@ -125,7 +125,7 @@ def test_the_dev_split_is_stable_and_about_a_fifth(tmp_path: Path) -> None:
 
 def test_the_training_data_loads() -> None:
     messages = load_split()
-    assert len(messages) == 2400  # 680 + 120 per language (round 3: mg.jsonl)
+    assert len(messages) == 2880  # 680 + 120 (round 3: mg) + 160 (round 4: mh, mi) per language
     assert {t for m in messages for t in m.topics} <= set(TOPICS)
     assert {m.language for m in load_split(part="dev")} == {"en", "ja", "zh"}
 

@@ -36,11 +36,11 @@ from copilot.bench.guardrail_external import (
 
 ROOT = Path(__file__).resolve().parents[2]
 LABELLED = ROOT / "evals" / "guardrails" / "labelled_v1.jsonl"
-#: the frozen set the report is evidence from (``evals/frozen/*_v3.jsonl``: written by new
+#: the frozen set the report is evidence from (``evals/frozen/*_v4.jsonl``: written by new
 #: writers and hashed before this round's training); the previous one has been read and is a
 #: regression check only
-FROZEN_SET = "v3"
-REGRESSION_SET = "v2"
+FROZEN_SET = "v4"
+REGRESSION_SET = "v3"
 
 
 # ---- 1. labelled set ------------------------------------------------------------------------

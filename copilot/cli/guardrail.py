@@ -218,7 +218,8 @@ def render(report: dict[str, Any]) -> str:
 
 #: The feature sets the ablation compares (docs/guardrails.md, "The learned tier").
 ABLATIONS: dict[str, tuple[str, ...]] = {
-    "embeddings + n-grams + rule signals (shipped)": ("emb", "ngr", "extras"),
+    "embeddings + network + n-grams + rule signals (shipped)": ("emb", "mlp", "ngr", "extras"),
+    "embeddings + n-grams + rule signals": ("emb", "ngr", "extras"),
     "embeddings + n-grams": ("emb", "ngr"),
     "embeddings + rule signals": ("emb", "extras"),
     "n-grams + rule signals": ("ngr", "extras"),
@@ -230,10 +231,10 @@ def _ablate(
 ) -> int:
     """Train the draft heads once per feature set into a temporary folder (the shipped
     weights are not touched) and print the dev split's figures of each."""
+    import dataclasses
     import tempfile
 
-    from copilot.guard.training import train
-    from copilot.heads.train import Hyper
+    from copilot.guard.training import HYPER, train
 
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="copilot-ablate-") as tmp:
@@ -245,7 +246,11 @@ def _ablate(
                 on_draft,
                 on_text,
                 knowledge_dir=settings.knowledge_dir,
-                hyper=Hyper(features=features),
+                hyper=dataclasses.replace(
+                    HYPER,
+                    features=features,
+                    mlp_hidden=HYPER.mlp_hidden if "mlp" in features else 0,
+                ),
                 log=lambda line: print(line, file=sys.stderr),
             )
             results[name] = report

@@ -57,6 +57,9 @@ from copilot.understand.signals import find_injection
 MAX_FPR = 0.003  # per rule and language, on compliant drafts (held-out scores)
 EXEMPLARS_PER_RULE = 120  # per language: the "close to" examples shipped with the weights
 FLOOR = 0.5
+#: the draft heads' hyper-parameters: the linear heads' defaults plus a network of 256 hidden
+#: units (L2 0.01) over the views; chosen on the dev split (docs/guardrails.md, "The network")
+HYPER = Hyper(mlp_hidden=256, mlp_alpha=0.01)
 
 Spans = dict[str, list[tuple[int, int]]]
 Evidence = tuple[Spans, Spans]  # (fired, cleared) per rule, from the rules tier
@@ -349,7 +352,7 @@ def train(
     """Train, calibrate and write the learned tier; returns it and its dev report."""
     if policy.learned is None:
         raise CopilotError(f"{policy.path}: the policy has no 'learned:' section")
-    hyper = hyper or Hyper()
+    hyper = hyper or HYPER
     corpus = load_corpus(policy, evidence)
     labels = policy.learned.heads
     embedder = get_embedder(embedder_name)
