@@ -124,10 +124,8 @@ class HeadSet:
         z_ngr = sparse_scores(self.vocab.rows(folded), self.w_ngr, self.b_ngr)
         bases = [z_emb, z_ngr]
         if self.has_mlp:
-            hidden = np.maximum(
-                embeddings.astype(np.float32) @ self.w_mlp1.astype(np.float32) + self.b_mlp1, 0.0
-            )
-            bases.append(hidden @ self.w_mlp2.astype(np.float32).T + self.b_mlp2)
+            hidden = np.maximum(embeddings.astype(np.float32) @ self.w_mlp1 + self.b_mlp1, 0.0)
+            bases.append(hidden @ self.w_mlp2.T + self.b_mlp2)
         stack = np.stack(bases, axis=2)  # (rows, labels, 2 or 3)
         if self.extras:
             more = (
@@ -239,7 +237,8 @@ class HeadSet:
             int(ngrams["n_min"]),
             int(ngrams["n_max"]),
         )
-        mlp = {k: arrays[k] for k in MLP_ARRAYS if k in arrays}
+        # float32 in memory: the file keeps w_mlp1 in half precision, converted once here
+        mlp = {k: arrays[k].astype(np.float32) for k in MLP_ARRAYS if k in arrays}
         bases = 3 if mlp and mlp["w_mlp1"].size else 2
         shapes_ok = (
             arrays["w_emb"].shape[0] == len(labels)
