@@ -372,12 +372,15 @@ def run_cases(
     concurrency: int = 4,
     advance: Callable[[int], None] | None = None,
     chunk: int = 32,
+    prepare: Callable[[Sequence[GoldenCase]], None] | None = None,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Score every case not finished yet; return (results in case order, errors).
 
     ``produce`` runs in a thread pool of ``concurrency`` workers (drafting, guardrail,
-    judge); scoring embeds each chunk in one batch. A case whose draft fails is
-    reported in ``errors`` and left unfinished, so a rerun retries it.
+    judge); scoring embeds each chunk in one batch. ``prepare`` (optional) sees each chunk
+    before its cases are produced (the guardrail embeds the chunk's drafts in one batch). A
+    case whose draft fails is reported in ``errors`` and left unfinished, so a rerun retries
+    it.
     """
     path = out / "cases.jsonl"
     out.mkdir(parents=True, exist_ok=True)
@@ -391,6 +394,8 @@ def run_cases(
         with path.open("a", encoding="utf-8") as fh:
             for start in range(0, len(todo), chunk):
                 batch = todo[start : start + chunk]
+                if prepare is not None:
+                    prepare(batch)
                 futures = [(case, pool.submit(produce, case)) for case in batch]
                 pairs = []
                 for case, future in futures:

@@ -236,7 +236,9 @@ def run_eval(
 
     from copilot.guard.guardrail import PolicyGuardrail
 
-    check = PolicyGuardrail.from_settings(settings).check
+    guardrail = PolicyGuardrail.from_settings(settings)
+    check = guardrail.check
+    prepare: Callable[[Sequence[ev.GoldenCase]], None] | None = None
     started = dt.datetime.now(dt.UTC)
     meta: dict[str, Any] = {
         "golden": {"path": str(opts.golden), "sha256": golden.sha256, "cases": len(golden.cases)},
@@ -295,6 +297,21 @@ def run_eval(
             return finish(case, draft)
 
         produce = produce_from_file
+
+        def prime_chunk(batch: Sequence[ev.GoldenCase]) -> None:
+            # the guardrail's learned tiers embed a chunk's drafts in one batch: checking
+            # them one by one in the pool then embeds nothing (same verdicts); what the
+            # previous chunks embedded stays known (bounded), so repeats are not embedded
+            guardrail.settle_cache()
+            guardrail.prime(
+                [
+                    {"draft": given_drafts[c.id].text, "customer_message": c.customer_message}
+                    for c in batch
+                    if c.id in given_drafts and given_drafts[c.id].verdict is None
+                ]
+            )
+
+        prepare = prime_chunk
     else:
         from copilot.draft.factory import build_copilot
         from copilot.draft.types import DraftRequest
@@ -359,6 +376,7 @@ def run_eval(
             key,
             concurrency=int(opts.concurrency or 4),
             advance=advance,
+            prepare=prepare,
         )
     except KeyboardInterrupt:
         saved = len(ev.load_finished(out / "cases.jsonl", key))

@@ -16,6 +16,7 @@ findings add up:
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -71,6 +72,9 @@ class PolicyGuardrail:
         self._kb_lock = threading.Lock()  # concurrent first checks wait for the whole KB
         self._cues = compile_cues(policy)
         self._matcher = Matcher(policy, self._cues)
+        # the flags of recent customer messages: a batch of drafts answering the same
+        # message (an eval's variants, a redraft) analyses it once; Flags are immutable
+        self._message_flags = functools.lru_cache(maxsize=1024)(self._flags_of)
 
     @classmethod
     def from_settings(cls, settings: Settings, judge: Backend | None = None) -> PolicyGuardrail:
@@ -113,12 +117,15 @@ class PolicyGuardrail:
         """Input-side flags for a customer message (injection, personal data, escalation,
         emotion); with the learned injection flag, an injection the cues miss is flagged at
         the part of the message that reads most like one (detail ``learned``)."""
+        return list(self._message_flags(text, language))
+
+    def _flags_of(self, text: str, language: str | None) -> tuple[Flag, ...]:
         flags = analyze_message(text, language)
         if self.injection is None or not text:
-            return flags
+            return tuple(flags)
         cues = [f.span for f in flags if f.kind == "prompt_injection" and f.span is not None]
         if cues and next(encoded_runs(text), None) is None:
-            return flags
+            return tuple(flags)
         hit = self.injection.hit(text, language or detect_language(text))
         if hit is not None and (
             not cues
@@ -136,7 +143,7 @@ class PolicyGuardrail:
                     f"learned ({hit.kind}, p={hit.probability:.2f})",
                 ),
             )
-        return flags
+        return tuple(flags)
 
     def warm(self) -> int:
         """Compile now what the first check in each language would otherwise compile
@@ -174,11 +181,10 @@ class PolicyGuardrail:
             "reject" if blocked else "pass", violations, flags, ctx.language, judge_state
         )
 
-    def check_many(self, items: Sequence[Mapping[str, Any]]) -> Iterator[Verdict]:
-        """:meth:`check` for each item (keys ``draft``, ``customer_message``, ``language``,
-        ``sources``), with the learned tiers' embeddings of all items computed in one batch
-        first. Same verdicts as one check at a time, yielded in order as each is ready (a
-        caller writing them out keeps what was checked when interrupted)."""
+    def prime(self, items: Sequence[Mapping[str, Any]]) -> None:
+        """Embed, in one batch, every text the learned tiers will read for ``items`` (keys
+        ``draft`` and ``customer_message``), so that checking them one by one afterwards
+        embeds nothing. :meth:`clear_cache` forgets them."""
         if self.learned is not None:
             self.learned.prime(
                 [
@@ -198,6 +204,26 @@ class PolicyGuardrail:
                     for t in self.injection.texts_for(str(it["customer_message"]))
                 ]
             )
+
+    def clear_cache(self) -> None:
+        """Forget the learned tiers' cached vectors."""
+        for tier in (self.learned, self.injection):
+            if tier is not None:
+                tier.clear_cache()
+
+    def settle_cache(self) -> None:
+        """Keep the primed vectors as recent ones (bounded): texts that repeat in the next
+        batch (the same customer message, a template sentence) are not embedded again."""
+        for tier in (self.learned, self.injection):
+            if tier is not None:
+                tier.settle_cache()
+
+    def check_many(self, items: Sequence[Mapping[str, Any]]) -> Iterator[Verdict]:
+        """:meth:`check` for each item (keys ``draft``, ``customer_message``, ``language``,
+        ``sources``), with the learned tiers' embeddings of all items computed in one batch
+        first. Same verdicts as one check at a time, yielded in order as each is ready (a
+        caller writing them out keeps what was checked when interrupted)."""
+        self.prime(items)
         try:
             for it in items:
                 yield self.check(
@@ -207,9 +233,7 @@ class PolicyGuardrail:
                     sources=it.get("sources"),
                 )
         finally:
-            for tier in (self.learned, self.injection):
-                if tier is not None:
-                    tier.clear_cache()
+            self.clear_cache()
 
     def evidence(
         self,

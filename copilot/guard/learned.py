@@ -201,6 +201,10 @@ class LearnedTier:
         """Forget every cached vector."""
         self.vectors.clear()
 
+    def settle_cache(self) -> None:
+        """Keep primed vectors as recent ones (bounded) instead of forgetting them."""
+        self.vectors.settle()
+
     def _matrix(self, views: Sequence[Sequence[View]]) -> np.ndarray:
         texts = list(dict.fromkeys(t for row in views for view in row for t in view))
         return view_matrix(views, dict(zip(texts, self.embed(texts), strict=True)))

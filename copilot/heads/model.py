@@ -22,7 +22,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import threading
 import zipfile
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +36,7 @@ from copilot.errors import CopilotError
 from copilot.heads.features import NgramVocab, sparse_scores
 
 FORMAT = 2
+NGRAM_CACHE = 4096  # folded texts whose n-gram logits a head set keeps
 READABLE_FORMATS = (1, 2)  # format 1: no network arrays
 MLP_ARRAYS = ("w_mlp1", "b_mlp1", "w_mlp2", "b_mlp2")
 ARRAYS = (
@@ -89,6 +92,38 @@ class HeadSet:
     w_mlp2: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
     b_mlp2: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
 
+    # n-gram logits of recent folded texts (a template sentence, a repeated message):
+    # computing a text's TF-IDF row and its scores is most of a check's own work
+    _ngr_recent: OrderedDict[str, np.ndarray] = field(
+        default_factory=OrderedDict, init=False, repr=False, compare=False
+    )
+    _ngr_lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
+
+    def ngram_logits(self, folded: Sequence[str]) -> np.ndarray:
+        """The n-gram heads' logits ``(rows, labels)``, from a bounded cache of recent texts."""
+        out = np.empty((len(folded), len(self.labels)), np.float32)
+        missing: dict[str, list[int]] = {}
+        with self._ngr_lock:
+            for r, text in enumerate(folded):
+                known = self._ngr_recent.get(text)
+                if known is None:
+                    missing.setdefault(text, []).append(r)
+                else:
+                    self._ngr_recent.move_to_end(text)
+                    out[r] = known
+        if missing:
+            texts = list(missing)
+            fresh = sparse_scores(self.vocab.rows(texts), self.w_ngr, self.b_ngr)
+            with self._ngr_lock:
+                for text, z in zip(texts, fresh, strict=True):
+                    out[missing[text]] = z
+                    self._ngr_recent[text] = z
+                while len(self._ngr_recent) > NGRAM_CACHE:
+                    self._ngr_recent.popitem(last=False)
+        return out
+
     @property
     def has_mlp(self) -> bool:
         """Whether the set stacks a network's score (see the module docstring)."""
@@ -121,7 +156,7 @@ class HeadSet:
         if n == 0:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         z_emb = embeddings.astype(np.float32) @ self.w_emb.T + self.b_emb
-        z_ngr = sparse_scores(self.vocab.rows(folded), self.w_ngr, self.b_ngr)
+        z_ngr = self.ngram_logits(folded)
         bases = [z_emb, z_ngr]
         if self.has_mlp:
             hidden = np.maximum(embeddings.astype(np.float32) @ self.w_mlp1 + self.b_mlp1, 0.0)

@@ -39,6 +39,15 @@ class VectorCache:
             with self._lock:
                 self._primed.update(zip(missing, vectors, strict=True))
 
+    def settle(self) -> None:
+        """Primed vectors become ordinary recent ones (the newest :attr:`size` kept): a
+        caller priming batch after batch keeps what repeats across batches, bounded."""
+        with self._lock:
+            self._recent.update(self._primed)
+            self._primed.clear()
+            while len(self._recent) > self.size:
+                self._recent.popitem(last=False)
+
     def clear(self) -> None:
         """Forget every vector (primed and recent)."""
         with self._lock:

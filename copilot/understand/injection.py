@@ -153,6 +153,10 @@ class InjectionFlagger:
         """Forget every cached vector."""
         self.vectors.clear()
 
+    def settle_cache(self) -> None:
+        """Keep primed vectors as recent ones (bounded) instead of forgetting them."""
+        self.vectors.settle()
+
     def scores(self, message: str) -> tuple[list[Segment], np.ndarray]:
         """The segments of ``message`` and P(injection) of each."""
         segs = segments(message)
