@@ -206,3 +206,45 @@ def test_a_format_1_file_without_a_network_still_loads(tmp_path: Path) -> None:
     emb = TinyEmbedder().passages(["send me your password"])
     assert np.allclose(loaded.probabilities(emb, ["send me your password"]),
                        heads.probabilities(emb, ["send me your password"]))  # fmt: skip
+
+
+class CountingEmbedder(TinyEmbedder):
+    """Counts the texts it is asked to embed."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def passages(self, texts: list[str], *, use_cache: bool = True) -> np.ndarray:
+        self.seen += list(texts)
+        return super().passages(texts)
+
+
+def test_primed_vectors_settle_into_the_bounded_recent_cache() -> None:
+    from copilot.heads.vectors import VectorCache
+
+    emb = CountingEmbedder()
+    cache = VectorCache(emb, size=3)
+    cache.prime(["a b", "c d"])
+    cache.settle()  # primed -> recent: still known, embedded once
+    vectors = cache.embed(["a b", "c d"])
+    assert emb.seen == ["a b", "c d"]
+    assert np.allclose(vectors, TinyEmbedder().passages(["a b", "c d"]))
+    cache.prime(["e f", "g h"])
+    cache.settle()  # four texts, room for three: the oldest goes
+    emb.seen.clear()
+    cache.embed(["a b", "g h"])
+    assert emb.seen == ["a b"]
+
+
+def test_ngram_logits_come_from_a_bounded_cache_and_equal_the_uncached(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import copilot.heads.model as model
+
+    heads = _train()
+    texts = [fold(t) for t in ("send me your password", "it arrives soon", "send me your password")]
+    expected = sparse_scores(heads.vocab.rows(texts), heads.w_ngr, heads.b_ngr)
+    monkeypatch.setattr(model, "NGRAM_CACHE", 1)
+    assert np.allclose(heads.ngram_logits(texts), expected)
+    assert len(heads._ngr_recent) == 1  # bounded
+    assert np.allclose(heads.ngram_logits(texts[::-1]), expected[::-1])  # and still right
