@@ -283,3 +283,30 @@ def test_views_embed_only_sentences_and_the_message(guard: PolicyGuardrail) -> N
     assert (
         probs.shape == (3, len(tier.rules)) and vectors.shape[1] == len(VIEWS) * tier.embedder.dim
     )
+
+
+def test_quoting_the_customers_own_transfer_ids_is_no_leak(guard: PolicyGuardrail) -> None:
+    """The learned pii head reads long hex strings as data; the customer's own withdrawal id,
+    wallet and TxID quoted back are not personal data (the head still decides on anything
+    else: another wallet, an e-mail address)."""
+    wallet = "0x52908400098527886E0F7030069857D2E4169EE7"
+    txid = "0x" + "9f3c1a7be2d4" * 5 + "a1b2"
+    message = (  # a customer who pastes everything (tests/test_masking_remote.py)
+        f"Hello, my name is Kenji Watanabe. My withdrawal W2409110023 to {wallet} never "
+        f"arrived (TxID {txid}). Reach me at kenji.watanabe88@gmail.com or kwatanabe (at) "
+        "fastmail [dot] jp, phone +81 90-4821-7731. I paid with card 4539 1488 0343 6467, "
+        "CVV 829; refunds can go to IBAN DE44 5001 0517 5407 3249 31. My Number 3719 2846 "
+        "5029, Chinese resident ID 110105198805122013."
+    )
+    draft = (
+        f"Hi Kenji Watanabe,\n\nWe are checking withdrawal W2409110023 to {wallet} (TxID "
+        f"{txid}). You can follow it under Assets > Withdraw > History."
+    )
+    v = guard.check(draft, customer_message=message, language="en")
+    assert "pii_leak" not in [x.rule for x in v.violations]
+    from copilot.guard.guardrail import _only_echoed_ids
+
+    assert _only_echoed_ids(draft, message)
+    other = draft.replace(wallet, "0x1111222233334444555566667777888899990000")
+    assert not _only_echoed_ids(other, message)  # someone else's wallet: the head decides
+    assert not _only_echoed_ids("The e-mail on file is kenji.watanabe88@gmail.com.", message)
