@@ -159,8 +159,7 @@ class HeadSet:
         z_ngr = self.ngram_logits(folded)
         bases = [z_emb, z_ngr]
         if self.has_mlp:
-            hidden = np.maximum(embeddings.astype(np.float32) @ self.w_mlp1 + self.b_mlp1, 0.0)
-            bases.append(hidden @ self.w_mlp2.T + self.b_mlp2)
+            bases.append(mlp_logits(embeddings, self.w_mlp1, self.b_mlp1, self.w_mlp2, self.b_mlp2))
         stack = np.stack(bases, axis=2)  # (rows, labels, 2 or 3)
         if self.extras:
             more = (
@@ -313,6 +312,16 @@ class HeadSet:
             ex_emb=arrays["ex_emb"],
             **mlp,
         )
+
+
+def mlp_logits(
+    x: np.ndarray, w1: np.ndarray, b1: np.ndarray, w2: np.ndarray, b2: np.ndarray
+) -> np.ndarray:
+    """The network's logits ``(rows, labels)``: ``relu(x w1 + b1) w2^T + b2`` (float32
+    arrays pass through without a copy)."""
+    hidden = np.maximum(x.astype(np.float32) @ w1.astype(np.float32, copy=False) + b1, 0.0)
+    out: np.ndarray = hidden @ w2.astype(np.float32, copy=False).T + b2
+    return out
 
 
 def _train_verb(name: str) -> str:

@@ -28,7 +28,7 @@ import numpy as np
 from copilot.embed.base import Embedder
 from copilot.errors import CopilotError
 from copilot.heads.features import NgramVocab, fold
-from copilot.heads.model import HeadSet
+from copilot.heads.model import HeadSet, mlp_logits
 
 SEED = 0
 
@@ -96,15 +96,6 @@ def _fit_mlp(x: np.ndarray, y: np.ndarray, hyper: Hyper) -> Any:
         warnings.simplefilter("ignore", ConvergenceWarning)  # a fixed number of epochs
         model.fit(x, y[:, 0] if y.shape[1] == 1 else y)  # one label: a plain binary fit
     return model
-
-
-def mlp_logits(
-    x: np.ndarray, w1: np.ndarray, b1: np.ndarray, w2: np.ndarray, b2: np.ndarray
-) -> np.ndarray:
-    """The network's logits ``(rows, labels)``: ``relu(x w1 + b1) w2^T + b2``."""
-    hidden = np.maximum(x.astype(np.float32) @ w1.astype(np.float32) + b1, 0.0)
-    out: np.ndarray = hidden @ w2.astype(np.float32).T + b2
-    return out
 
 
 def _mlp_arrays(model: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
