@@ -9,6 +9,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -168,3 +169,76 @@ def test_external_jsonl_bad_lines_are_all_named(tmp_path: Path) -> None:
     lines = [p.line for p in err.value.problems]
     assert lines == [2, 3]
     assert "kb.jsonl: line 3: field 'doc_id': missing" in str(err.value)
+
+
+def test_dense_search_finds_the_true_nearest_chunks(tmp_path: Path) -> None:
+    """Chroma's HNSW search over the whole shipped KB returns exactly the chunks a brute-force
+    cosine ranking returns, with and without a document filter, and the same ones again in a
+    second store built from the same data (an approximate search with a multi-threaded index
+    build missed true neighbours of weak queries, differently from one build to the next, and
+    made `copilot calibrate` non-deterministic)."""
+    import numpy as np
+
+    from copilot.embed.registry import get_embedder
+
+    rows = (KB.parent / "evals/retrieval/queries_v1.jsonl").read_text().splitlines()
+    labelled = [json.loads(line)["query"] for line in rows if line.strip()][::3]
+    queries = [
+        *labelled,
+        "what is the weather tomorrow",
+        "book me a table for two",
+        "我想订机票",
+        "天気",
+    ]
+    found: list[list[list[str]]] = []  # per build: each search's ids
+    for build in ("a", "b"):
+        settings = settings_for(tmp_path / build, COPILOT_EMBEDDING_MODEL="use-m3")
+        run_ingest(settings, KB)
+        collection = open_collection(settings)
+        stored = collection.get(include=["embeddings", "metadatas"])
+        ids = stored["ids"]
+        matrix = np.asarray(stored["embeddings"], dtype=np.float32)
+        keys = [m["doc_key"] for m in stored["metadatas"]]
+        some = sorted({k for k in keys if k.endswith("#en")})[::2]  # a filter, as search uses
+        vectors = get_embedder(settings=settings).queries(queries)
+        searched: list[list[str]] = []
+        for vector in vectors:
+            for allowed in (None, some):
+                mask = np.ones(len(ids), bool) if allowed is None else np.isin(keys, allowed)
+                cos = matrix @ (vector / np.linalg.norm(vector))
+                order = [i for i in np.argsort(-cos, kind="stable") if mask[i]][:10]
+                got = collection.query(
+                    query_embeddings=[vector.tolist()],
+                    n_results=10,
+                    where=None if allowed is None else {"doc_key": {"$in": allowed}},
+                    include=["distances"],
+                )
+                # ties aside (equal cosines may come in either order), the same chunks
+                assert set(got["ids"][0]) == {ids[i] for i in order}, queries[len(searched) // 2]
+                searched.append(got["ids"][0])
+        found.append(searched)
+    assert found[0] == found[1]
+
+
+def test_a_collection_made_with_the_narrow_default_beam_is_searched_with_the_wide_one(
+    tmp_path: Path,
+) -> None:
+    """A store ingested before the wide beam (Chroma's default, 100) gets it when opened."""
+    import chromadb
+
+    from copilot.embed.registry import get_embedder
+    from copilot.kb.vectorstore import EF_SEARCH, embedder_metadata, get_collection
+
+    settings = settings_for(tmp_path, COPILOT_EMBEDDING_MODEL="use-m3")
+    embedder = get_embedder(settings=settings)
+    client = chromadb.PersistentClient(str(tmp_path / "store"))
+    client.create_collection(
+        "old-collection", embedding_function=None, metadata=embedder_metadata(embedder)
+    )
+
+    def beam(store: Any) -> Any:
+        return (store.get_collection("old-collection").configuration["hnsw"] or {})["ef_search"]
+
+    assert beam(client) == 100
+    get_collection(client, "old-collection", embedder, create=False)
+    assert beam(chromadb.PersistentClient(str(tmp_path / "store"))) == EF_SEARCH

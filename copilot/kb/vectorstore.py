@@ -190,6 +190,25 @@ def check_embedder(collection: Any, embedder: Embedder) -> None:
         )
 
 
+# The HNSW index of every collection: searched with a wide beam, so a KB of a few thousand
+# chunks is searched almost exhaustively (about a millisecond). Chroma's default beam (100)
+# missed true nearest chunks of weak queries, and which ones it missed changed from one build
+# of the same data to the next (`copilot calibrate` gave different weights on the same data).
+EF_SEARCH = 400
+HNSW = {"space": "cosine", "ef_construction": 200, "ef_search": EF_SEARCH}
+
+
+def widen_search(collection: Any) -> None:
+    """Give a collection created before ``HNSW`` (a narrower beam) the wide one; a store that
+    refuses the change keeps searching as it did."""
+    try:
+        current = (collection.configuration or {}).get("hnsw") or {}
+        if int(current.get("ef_search") or 0) < EF_SEARCH:
+            collection.modify(configuration={"hnsw": {"ef_search": EF_SEARCH}})
+    except Exception:  # an older server: its own beam
+        pass
+
+
 def get_collection(client: Any, name: str, embedder: Embedder, *, create: bool = True) -> Any:
     """Collection ``name`` (already suffixed, see :func:`collection_name`) for ``embedder``."""
     function = _FUNCTIONS[embedder.name]()
@@ -197,7 +216,7 @@ def get_collection(client: Any, name: str, embedder: Embedder, *, create: bool =
         collection = client.get_or_create_collection(
             name=name,
             embedding_function=function,
-            configuration={"hnsw": {"space": "cosine"}},
+            configuration={"hnsw": dict(HNSW)},
             metadata=embedder_metadata(embedder),
         )
     else:
@@ -211,4 +230,5 @@ def get_collection(client: Any, name: str, embedder: Embedder, *, create: bool =
                 f"collection {name!r} does not exist; run `python -m copilot ingest` first"
             ) from None
     check_embedder(collection, embedder)
+    widen_search(collection)
     return collection
