@@ -275,6 +275,18 @@ def test_tone_rewrite_is_hidden_offline_with_the_reason(app_env: str) -> None:
     assert "Re-check edited draft" in [b.label for b in at.button]
 
 
+def test_each_shortcut_button_has_the_key_the_page_listener_clicks(app_env: str) -> None:
+    """The page's shortcut listener finds each button by its widget key (SHORTCUT_BUTTONS);
+    a button without it would leave that shortcut to Streamlit's own handler."""
+    from copilot.ui.widgets import SHORTCUT_BUTTONS, SHORTCUTS
+
+    at = draft(start(), EN_MESSAGE)
+    by_key = {b.key: b for b in at.button}
+    for name, (key, _code) in SHORTCUT_BUTTONS.items():
+        assert key in by_key, (name, sorted(k for k in by_key if k))
+        assert by_key[key].proto.shortcut == SHORTCUTS[name].lower()
+
+
 def test_too_long_message_is_an_error(own_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from copilot.settings import get_settings
 

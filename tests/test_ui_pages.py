@@ -432,3 +432,22 @@ def test_insights_page_on_an_empty_database(fake_app: str) -> None:
     at.radio(key="page").set_value("insights")
     at.run()
     assert not at.exception and "No drafts in the database yet." in texts(at.info)
+
+
+def test_the_shortcut_listener_comes_before_the_focus_in_one_script(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A shortcut pressed as soon as the focus is in the new draft must find the listener: both
+    are one script, listener first; each shortcut's button is found by its widget key."""
+    from copilot.ui import widgets
+
+    shown: list[str] = []
+    monkeypatch.setattr(widgets, "component_html", lambda body, height: shown.append(body))
+    widgets.editor_keyboard("draft_text", focus=True)
+    widgets.editor_keyboard("draft_text", focus=False)
+    first, later = shown
+    assert first.index("__scShortcutCommit") < first.index(".st-key-draft_text textarea")
+    assert ".st-key-draft_text textarea" not in later and "__scShortcutCommit" in later
+    for name, (key, code) in widgets.SHORTCUT_BUTTONS.items():
+        assert f'"{code}": ".st-key-{key} button"' in first
+        assert widgets.SHORTCUTS[name].split("+")[-1] in code  # K/KeyK, Enter, Up/ArrowUp...

@@ -86,8 +86,59 @@ SHORTCUTS = {
 
 #: Moves the keyboard focus to a text area of the page from a zero-height component frame
 #: (same origin as the page). The element may render after the frame, so it retries briefly.
-FOCUS_JS = """<script>
-(function () {
+#: Each keyboard shortcut's button: its widget key (the draft panel gives the button this key)
+#: and the key pressed with Ctrl+Shift (``KeyboardEvent.code``).
+SHORTCUT_BUTTONS = {
+    "recheck": ("shortcut_recheck", "KeyK"),
+    "copy": ("shortcut_copy", "Enter"),
+    "up": ("shortcut_up", "ArrowUp"),
+    "down": ("shortcut_down", "ArrowDown"),
+}
+
+#: Streamlit's button shortcuts fire a click without leaving the text box, so an edit typed
+#: just before Ctrl+Shift+K (or Ctrl+Shift+Enter) could reach the app after the click, or the
+#: click could be lost while the edit's own rerun was on its way (seen on a loaded machine).
+#: This listener runs first (capture phase, on the page's window). Pressed inside a text box,
+#: a shortcut is handled here, in order: the box is left (which commits the edit, with the
+#: text as typed), then the button is clicked (its rerun carries that text), then the focus
+#: comes back. Outside a text box Streamlit's own shortcut acts (there is no pending edit).
+#: Installed once per page, in the page's own realm; ``%s`` is the code -> selector map.
+SHORTCUT_COMMIT_JS = """(function () {
+  const page = window.parent;
+  if (page.__scShortcutCommit) return;
+  page.__scShortcutCommit = true;
+  const code = `(function () {
+    const buttons = %s;
+    window.addEventListener("keydown", function (e) {
+      if (!(e.ctrlKey || e.metaKey) || !e.shiftKey || e.altKey) return;
+      const selector = buttons[e.code];
+      if (!selector) return;
+      const el = document.activeElement;
+      if (!el || (el.tagName !== "TEXTAREA" && el.tagName !== "INPUT")) return;
+      const button = document.querySelector(selector);
+      if (!button) return;
+      e.preventDefault();
+      e.stopImmediatePropagation();
+      el.blur();
+      setTimeout(function () {
+        if (!button.disabled) button.click();
+        el.focus();
+      }, 0);
+    }, true);
+  })();`;
+  const s = page.document.createElement("script");
+  s.textContent = code;
+  page.document.head.appendChild(s);
+})();"""
+
+
+def shortcut_button_key(name: str) -> str:
+    """The widget key of shortcut ``name``'s button (see ``SHORTCUT_BUTTONS``)."""
+    return SHORTCUT_BUTTONS[name][0]
+
+
+#: Put the keyboard focus in a text area (``%s``: its CSS selector, as a JSON string).
+FOCUS_JS = """(function () {
   const selector = %s;
   let tries = 0;
   function go() {
@@ -96,46 +147,20 @@ FOCUS_JS = """<script>
     if (++tries < 40) setTimeout(go, 50);
   }
   go();
-})();
-</script>"""
+})();"""
 
 
-#: Streamlit's button shortcuts fire a click without leaving the text box, so an edit typed
-#: just before Ctrl+Shift+K (or Ctrl+Shift+Enter) could reach the app after the click, and the
-#: click would act on the text as it was. This listener runs first (capture phase, on the
-#: page's window) and leaves the box for a moment, which commits the edit before the click;
-#: the focus comes back right after. It is installed once per page, in the page's own realm.
-SHORTCUT_COMMIT_JS = """<script>
-(function () {
-  const page = window.parent;
-  if (page.__scShortcutCommit) return;
-  page.__scShortcutCommit = true;
-  const code = `window.addEventListener("keydown", function (e) {
-    if (!(e.ctrlKey || e.metaKey) || !e.shiftKey) return;
-    if (["KeyK", "Enter", "ArrowUp", "ArrowDown"].indexOf(e.code) < 0) return;
-    const el = document.activeElement;
-    if (!el || (el.tagName !== "TEXTAREA" && el.tagName !== "INPUT")) return;
-    el.blur();
-    setTimeout(function () { el.focus(); }, 0);
-  }, true);`;
-  const s = page.document.createElement("script");
-  s.textContent = code;
-  page.document.head.appendChild(s);
-})();
-</script>"""
-
-
-def commit_edits_before_shortcuts() -> None:
-    """Make the draft panel's keyboard shortcuts act on the text as typed (see
-    ``SHORTCUT_COMMIT_JS``)."""
-    component_html(SHORTCUT_COMMIT_JS, height=0)
-
-
-def focus_widget(key: str) -> None:
-    """Put the keyboard focus in the text area with widget ``key`` (Streamlit marks each
-    keyed element's container with the class ``st-key-<key>``)."""
-    selector = json.dumps(f".st-key-{key} textarea")
-    component_html(FOCUS_JS % selector, height=0)
+def editor_keyboard(key: str, *, focus: bool) -> None:
+    """Make the keyboard shortcuts act on the text as typed (see ``SHORTCUT_COMMIT_JS``) and,
+    with ``focus``, put the focus in the text area with widget ``key`` (Streamlit marks each
+    keyed element's container with the class ``st-key-<key>``). One script, in this order: a
+    key pressed once the focus is in the box always finds the listener in place (two frames
+    loaded in either order, and a shortcut pressed right after the focus came, could miss it)."""
+    buttons = {code: f".st-key-{key} button" for key, code in SHORTCUT_BUTTONS.values()}
+    script = SHORTCUT_COMMIT_JS % json.dumps(buttons)
+    if focus:
+        script += "\n" + FOCUS_JS % json.dumps(f".st-key-{key} textarea")
+    component_html(f"<script>\n{script}\n</script>", height=0)
 
 
 def tone_formatter() -> Callable[[str], str]:

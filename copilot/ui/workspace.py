@@ -136,10 +136,9 @@ def draft_panel(svc: Services) -> None:
     if result.abstained:
         st.warning(t("draft.abstained"))
     st.text_area(t("draft.editor"), key="draft_text", height=340)
-    if state["focus_draft"]:  # once per new draft: later reruns leave the focus alone
-        state["focus_draft"] = False
-        widgets.focus_widget("draft_text")
-    widgets.commit_edits_before_shortcuts()
+    # the focus once per new draft: later reruns leave it alone
+    widgets.editor_keyboard("draft_text", focus=state["focus_draft"])
+    state["focus_draft"] = False
     widgets.render_recheck(state)
 
     # a tone rewrite needs a language model: hidden, with the reason, on the offline backend
@@ -151,6 +150,7 @@ def draft_panel(svc: Services) -> None:
         width="stretch",
         help=t("draft.recheck_help", keys=widgets.SHORTCUTS["recheck"]),
         shortcut=widgets.SHORTCUTS["recheck"],
+        key=widgets.shortcut_button_key("recheck"),
         on_click=session.request_action,
         args=(state, "recheck"),
     )
@@ -181,6 +181,7 @@ def draft_panel(svc: Services) -> None:
             width="stretch",
             help=t("feedback.up_help", keys=widgets.SHORTCUTS["up"]),
             shortcut=widgets.SHORTCUTS["up"],
+            key=widgets.shortcut_button_key("up"),
             on_click=session.request_action,
             args=(state, "up"),
         )
@@ -190,6 +191,7 @@ def draft_panel(svc: Services) -> None:
             width="stretch",
             help=t("feedback.down_help", keys=widgets.SHORTCUTS["down"]),
             shortcut=widgets.SHORTCUTS["down"],
+            key=widgets.shortcut_button_key("down"),
             on_click=session.request_action,
             args=(state, "down"),
         )
@@ -200,6 +202,7 @@ def draft_panel(svc: Services) -> None:
             width="stretch",
             help=t("feedback.copy_help", keys=widgets.SHORTCUTS["copy"]),
             shortcut=widgets.SHORTCUTS["copy"],
+            key=widgets.shortcut_button_key("copy"),
             on_click=session.request_action,
             args=(state, "copy"),
         )
