@@ -223,3 +223,25 @@ def test_compromise_rules_on_the_labelled_messages() -> None:
     assert precision >= 0.8 and recall >= 0.65
     precision, recall = _rule_hits(unseen)
     assert precision >= 0.8 and recall >= 0.2
+
+
+@pytest.mark.parametrize(
+    ("text", "gone"),
+    [
+        ("This morning my password was changed and 0.42 BTC went to an address I never saw.", True),
+        ("my 2 ETH were withdrawn without my permission", True),
+        ("there is a withdrawal I didn't make in my history", True),
+        ("出金なんてしてないのにSOLが42枚出金されてる", True),
+        ("知らないうちにUSDTが引き出されていました", True),
+        ("我的USDT被提走了", True),
+        ("帳戶被登入，資產被盜", True),
+        ("someone logged in from Brazil, nothing is missing yet", False),
+        ("パスワードが勝手に変更されていました", False),
+        ("账户被盗了，但是钱还在", False),
+        ("I want to withdraw 0.5 BTC to my wallet", False),
+    ],
+)
+def test_funds_gone_sees_an_unauthorised_withdrawal(text: str, gone: bool) -> None:
+    from copilot.understand.compromise import funds_gone
+
+    assert funds_gone(text) is gone

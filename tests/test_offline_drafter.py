@@ -356,6 +356,106 @@ def test_revision_drops_a_paragraph_and_keeps_citations(drafter: OfflineDrafter)
     assert d.without(["Hi there,"]).text == d.text  # greeting and sign-off are never dropped
 
 
+@dataclass
+class SectionHit:
+    """A hit whose best chunk is one section of the article (as retrieval reports it)."""
+
+    article_id: str
+    section: str
+    score: float = 0.8
+    type: str = "faq"
+
+
+@pytest.mark.parametrize("lang", ["en", "ja", "zh"])
+def test_a_question_the_template_does_not_answer_gets_its_section(
+    drafter: OfflineDrafter, kb: dict[tuple[str, str], Article], lang: str
+) -> None:
+    """The withdrawal template answers "where is my withdrawal"; a question on the minimum
+    (the best chunk: ``q-fees-minimums``) is answered from that section, and the template,
+    about another question, is left out."""
+    hit = SectionHit("faq/withdrawal", "q-fees-minimums")
+    res = drafter.compose(message="minimum?", language=lang, name=None, hits=[hit], abstain=False)
+    section = kb[("faq/withdrawal", lang)].section("q-fees-minimums")
+    assert section is not None
+    first = section.text.strip().split("\n")[0][:30]
+    assert first in res.text and "0.001" in res.text
+    assert res.text.count("[faq/withdrawal]") == 1 and res.cited == ["faq/withdrawal"]
+    template = kb[("faq/withdrawal", lang)].section("reply-template")
+    assert template is not None
+    stuck = next(ln for ln in template.text.splitlines() if "TxID" in ln)[:25]
+    assert stuck not in res.text  # the stuck-withdrawal template is not pasted
+
+
+def test_a_question_the_template_answers_keeps_the_template(drafter: OfflineDrafter) -> None:
+    """``q-stuck`` is what the withdrawal template was written for: the draft is the same as
+    with a hit that names no section."""
+    plain = compose(drafter, "where is my withdrawal", "en", ["faq/withdrawal"])
+    stuck = drafter.compose(
+        message="where is my withdrawal",
+        language="en",
+        name=None,
+        hits=[SectionHit("faq/withdrawal", "q-stuck")],
+        abstain=False,
+    )
+    assert stuck.text == plain.text
+
+
+def test_a_related_question_gets_its_answer_then_the_templates_steps(
+    drafter: OfflineDrafter,
+) -> None:
+    """``q-unlock-now`` is about the same matter as the lockout template: the answer comes
+    first, then the template's steps without its opening thanks; a list keeps its lead-in."""
+    res = drafter.compose(
+        message="how do I unlock right now",
+        language="en",
+        name=None,
+        hits=[SectionHit("faq/login-locked", "q-unlock-now")],
+        abstain=False,
+    )
+    body = res.text.split("\n\n")
+    assert body[1] == "Thank you for your question."
+    assert "Unlock account" in body[2]
+    assert "Wait 30 minutes" in res.text  # the template's steps follow
+    assert res.text.count("Thank you") == 1
+    for i, para in enumerate(body):
+        if para.rstrip().endswith(":"):
+            assert body[i + 1].lstrip().startswith(("1.", "-")), para
+
+
+@pytest.mark.parametrize(
+    ("lang", "message"),
+    [
+        ("en", "Someone changed my password and 0.42 BTC went to an address I have never seen."),
+        ("ja", "知らない端末からログインされて、SOLが42枚出金されてる"),
+        ("zh", "有人登录了我的账户，我的USDT被提走了"),
+    ],
+)
+def test_a_takeover_with_funds_gone_says_what_the_kb_says_about_them(
+    drafter: OfflineDrafter, kb: dict[tuple[str, str], Article], lang: str, message: str
+) -> None:
+    """Funds already withdrawn: after the safety steps, the KB's points on stolen funds (no
+    reversal on chain, a police report with the TxIDs, no promise of recovery)."""
+    from copilot.draft.offline.routing import Route
+
+    route = Route("account_compromised", "faq/security", 1, escalate=True, compromise="access")
+    res = drafter.compose(
+        message=message, language=lang, name=None, hits=[], abstain=False, route=route
+    )
+    items = kb[("faq/security", lang)].bullets("q-funds-stolen")
+    assert items and all(item[:20] in res.text for item in items)
+    lead = drafter.phrases.optional("funds_gone_lead", lang)
+    assert res.text.index(lead) > res.text.index("1.")  # after the safety steps
+    calm = drafter.compose(
+        message="someone logged in from a device I do not know",
+        language=lang,
+        name=None,
+        hits=[],
+        abstain=False,
+        route=route,
+    )
+    assert lead not in calm.text
+
+
 def test_phrases_file_is_validated(tmp_path: Path) -> None:
     bad = tmp_path / "p.yaml"
     bad.write_text(

@@ -13,6 +13,8 @@ its own first steps: ``"wallet"`` (a self-custody wallet drained: the platform c
 or reverse it), ``"api"`` (an API key leaked or misused: delete it first), ``"remote"`` (a
 remote-access "support" session: AnyDesk, TeamViewer), ``"sim"`` (a SIM swap: the phone
 number taken over), ``"sent"`` (funds moved to a scammer's "safe" address), else None.
+
+:func:`funds_gone` says whether funds already left the account (an unauthorised withdrawal).
 """
 
 from __future__ import annotations
@@ -131,3 +133,22 @@ def compromise_situation(text: str) -> str | None:
         if pattern.search(norm):
             return name
     return None
+
+
+# funds already left the account: "0.42 BTC went to an address I have never seen",
+# 「SOLが42枚出金されてる」, 「USDT被提走了」
+_FUNDS_GONE = _rx(
+    r"""\b(?:was|were|got|been|being|have\s+been|has\s+been)\s+(?:withdrawn|stolen|taken|transferred|moved|sent|drained|emptied|cleaned\s+out)\b
+      | \b(?:went|sent|withdrawn|transferred|moved)\s+(?:out\s+)?to\s+(?:an?\s+|some\s+)?(?:unknown\s+|strange\s+|random\s+)?(?:address|wallet|account)
+      | \bwithdrawals?\s+(?:that\s+)?i\s+(?:did\s+not|didn't|never)\s+(?:make|made|do|did|request|authori[sz]e)
+      | \b(?:stole|drained|emptied)\b|\bstolen\b
+      | 出金されて|出金され(?:た|まし)|引き出され|盗まれ|送金されて|送金され(?:た|まし)|抜かれ|勝手に出金
+      | 被(?:人)?(?:提|盗|盜|转|轉|偷|划|劃)(?:走|光|空)|被提(?:币|幣|现|現|領|领)
+      | (?:币|幣|钱|錢|资产|資產|资金|資金|USDT|BTC|ETH|SOL)[^。！？\n]{0,8}被(?:人)?(?:提|盗|盜|转|轉|偷|划|劃)"""
+)
+
+
+def funds_gone(text: str) -> bool:
+    """True when a message about a compromise says funds already left the account (they
+    cannot be reversed on chain: the reply says so and asks for a police report)."""
+    return bool(_FUNDS_GONE.search(to_halfwidth(text or "")))

@@ -81,9 +81,10 @@ from copilot.draft.offline.scenario import (
     pick_facts,
     rank_articles,
 )
-from copilot.kb.articles import Article
+from copilot.kb.articles import Article, Section
 from copilot.retrieval.types import Hit
 from copilot.text.language import LANGUAGES
+from copilot.understand.compromise import funds_gone
 from copilot.understand.facts import Facts
 
 
@@ -157,6 +158,7 @@ def _cite(paragraph: str, source: str) -> str:
     return f"{head}{sep}{_attach(last, mark)}"
 
 
+_COURTESY = ("thanks", "apology", "understanding")
 # whole replies of our own (no KB template): nothing is added to them
 OWN_REPLIES = ("vague", "out_of_scope")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])")
@@ -222,6 +224,39 @@ def _bullets(items: Sequence[str]) -> str:
     return "\n".join(f"- {plain_text(f).strip()}" for f in items)
 
 
+#: A question section whose character n-grams are at least this much in the FAQ's reply
+#: template is answered by the template (the template was written for that question); from
+#: SECTION_RELATED up, the template is about the same matter and its steps follow the answer;
+#: below, it answers another question and is left out.
+SECTION_COVERED = 0.55
+SECTION_RELATED = 0.3
+#: A template paragraph this much said by the answer already is left out after it.
+SECTION_REPEATS = 0.35
+
+
+def _grams(text: str, cjk: bool) -> set[str]:
+    flat = re.sub(r"\s+", " ", text.lower())
+    n = 4 if cjk else 8
+    return {flat[i : i + n] for i in range(max(0, len(flat) - n + 1))}
+
+
+def template_share(section: str, template: str, cjk: bool) -> float:
+    """How much of a question ``section`` the reply ``template`` already says (0-1)."""
+    own = _grams(section, cjk)
+    return len(own & _grams(template, cjk)) / len(own) if own else 1.0
+
+
+def _join_lead_ins(paragraphs: list[str]) -> list[str]:
+    """A paragraph announcing a list ("Common reasons:", 次のとおりです) joined to its list."""
+    out: list[str] = []
+    for p in paragraphs:
+        if out and _LIST_ITEM.match(p) and _ANNOUNCES_LIST.search(out[-1].rstrip()):
+            out[-1] = f"{out[-1].rstrip()}\n{p}"
+        else:
+            out.append(p)
+    return out
+
+
 class OfflineDrafter:
     """Composes drafts from KB templates; ``lookup(article_id, language)`` fetches articles."""
 
@@ -265,7 +300,7 @@ class OfflineDrafter:
             route=route or Route(),
         )
         if route is not None and route.second and draft.scenario not in OWN_REPLIES:
-            draft = self._with_second(draft, route.second, lang)
+            draft = self._with_second(draft, route.second, lang, hits)
         if draft.scenario not in OWN_REPLIES:
             cues = self.phrases.evidence(message, lang)
             if route is not None and route.article in TOPICAL_PLAYBOOKS:
@@ -300,6 +335,8 @@ class OfflineDrafter:
             art = self.lookup(route.article, lang)
             if art is not None:
                 safety = self._compromised_blocks(art, route, lang)
+                if safety and route.situation not in ("wallet", "sent") and funds_gone(message):
+                    safety = self._with_funds_gone(safety, art, lang)
                 body = safety or self._faq_blocks(art, lang, level)
                 note = self.phrases.optional("security_escalation", lang)
                 if route.escalate and note:
@@ -338,7 +375,7 @@ class OfflineDrafter:
         if (abstain and not route.article) or faq is None:
             body = self._abstain_blocks(lang, level)
             return OfflineDraft((head, *self._closing(body, lang), tail), "abstain", level)
-        body = self._faq_blocks(faq, lang, level)
+        body = self._faq_blocks(faq, lang, level, hits)
         return OfflineDraft((head, *self._closing(body, lang), tail), "faq", level, (faq,))
 
     # ---- understanding: safety first, a second topic, the customer's facts ----------
@@ -357,7 +394,28 @@ class OfflineDrafter:
         texts = [lead, steps, str(parts.get("official") or "")]
         return [Block(t.strip(), security.id) for t in texts if t.strip()]
 
-    def _with_second(self, draft: OfflineDraft, article_id: str, lang: str) -> OfflineDraft:
+    def _with_funds_gone(self, safety: list[Block], security: Article, lang: str) -> list[Block]:
+        """The safety-first reply with what the KB says about funds already gone
+        (``faq/security#q-funds-stolen``: no reversal on chain, a police report, no promise
+        of recovery), before the official-sites line."""
+        lead = self.phrases.optional("funds_gone_lead", lang)
+        items = security.bullets("q-funds-stolen")
+        if not lead or not items:
+            return safety
+        block = Block(f"{lead}\n{_bullets(items)}", security.id)
+        official = str(
+            (self.phrases.data.get("compromised") or {}).get(lang, {}).get("official") or ""
+        )
+        at = (
+            len(safety) - 1
+            if official.strip() and safety[-1].text == official.strip()
+            else len(safety)
+        )
+        return [*safety[:at], block, *safety[at:]]
+
+    def _with_second(
+        self, draft: OfflineDraft, article_id: str, lang: str, hits: Sequence[Hit] = ()
+    ) -> OfflineDraft:
         """``draft`` with a section answering a second topic, before the sign-off."""
         if article_id in draft.cited or draft.scenario == "abstain":
             return draft
@@ -365,17 +423,11 @@ class OfflineDrafter:
         connector = self.phrases.optional("second_topic", lang)
         if art is None or not connector:
             return draft
-        body = self._faq_blocks(art, lang, 0)
+        body = self._faq_blocks(art, lang, 0, hits)
         if not body:
             return draft
         first = body[0]
-        line, sep, rest = first.text.partition("\n")
-        parts = _sentences(line)
-        k = 0
-        kinds = ("thanks", "apology", "understanding")
-        while k < len(parts) and self._is_courtesy(parts[k], lang, kinds):
-            k += 1
-        trimmed = ("".join(parts[k:]).strip() + sep + rest).strip()
+        trimmed = self._without_courtesy(first.text, lang)
         body[0:1] = [Block(trimmed, first.source, first.kind)] if trimmed else []
         said = {
             x.strip() for b in draft.blocks for ln in b.text.split("\n") for x in _sentences(ln)
@@ -509,6 +561,15 @@ class OfflineDrafter:
         return None
 
     # ---- building blocks ---------------------------------------------------
+    def _without_courtesy(self, paragraph: str, lang: str) -> str:
+        """An opening paragraph without its leading thanks, apology and acknowledgement."""
+        line, sep, rest = paragraph.partition("\n")
+        parts = _sentences(line)
+        k = 0
+        while k < len(parts) and self._is_courtesy(parts[k], lang, _COURTESY):
+            k += 1
+        return ("".join(parts[k:]).strip() + sep + rest).strip()
+
     def _is_courtesy(self, sentence: str, lang: str, kinds: Sequence[str]) -> bool:
         """True for a sentence matching one of the ``kinds`` of cue (thanks, apology, ...)."""
         return any(self.phrases.cue(k, lang).search(sentence) for k in kinds)
@@ -597,11 +658,53 @@ class OfflineDrafter:
         body = [Block(p) for p in _paragraphs(str(self.phrases.get("abstain", lang)))]
         return self._with_handover(self._with_opening(body, lang, level), lang, level)
 
-    def _faq_blocks(self, faq: Article, lang: str, level: int) -> list[Block]:
+    def answer_section(self, faq: Article, hits: Sequence[Hit]) -> Section | None:
+        """The question section (``q-...``) of ``faq`` that retrieval matched best to the
+        message (its hit's best chunk), when the FAQ's reply template answers another
+        question; None when the template is the answer (or there is no such section)."""
+        hit = next((h for h in hits if h.article_id == faq.id), None)
+        anchor = str(getattr(hit, "section", "") or "")  # a hit may carry no section
+        if hit is None or not anchor.startswith("q-"):
+            return None
+        section, template = faq.section(anchor), faq.section("reply-template")
+        if section is None or template is None or not section.text.strip():
+            return None
+        if template_share(section.text, template.text, faq.language in ("ja", "zh")) >= (
+            SECTION_COVERED
+        ):
+            return None
+        return section
+
+    def _answer_text(self, section: Section, lang: str) -> str:
+        text = plain_text(section.text.strip())
+        rewrites = self.phrases.data.get("answer_rewrites")
+        pairs = rewrites.get(lang) if isinstance(rewrites, dict) else None
+        for old, new in pairs or []:
+            text = text.replace(str(old), str(new))
+        return text
+
+    def _faq_blocks(
+        self, faq: Article, lang: str, level: int, hits: Sequence[Hit] = ()
+    ) -> list[Block]:
+        answer = self.answer_section(faq, hits)
+        opening = self.phrases.optional("answer_opening", lang)
         section = faq.section("reply-template")
-        body = [
-            Block(p, faq.id) for p in _paragraphs(_template_body(section.text if section else ""))
-        ]
+        template = _paragraphs(_template_body(section.text if section else ""))
+        if answer is not None and opening and section is not None:  # the question asked first
+            paragraphs = _join_lead_ins(_paragraphs(self._answer_text(answer, lang)))
+            body = [Block(opening), *(Block(p, faq.id) for p in paragraphs)]
+            cjk = lang in ("ja", "zh")
+            if template_share(answer.text, section.text, cjk) >= SECTION_RELATED:
+                said = "\n".join(b.text for b in body)
+                first = self._without_courtesy(template[0], lang) if template else ""
+                steps = _join_lead_ins([first, *template[1:]] if first else template[1:])
+                body += [  # the template's steps, without what the answer already says
+                    Block(p, faq.id)
+                    for p in steps
+                    if template_share(p, said, cjk) < SECTION_REPEATS
+                ]
+            return self._with_handover(self._with_opening(body, lang, level), lang, level)
+        body = [Block(p, faq.id) for p in template]
         if not body:  # no template: the key facts, announced
             facts = faq.bullets("key-facts")[:MAX_FACTS]
             if facts:
