@@ -456,6 +456,28 @@ def test_a_takeover_with_funds_gone_says_what_the_kb_says_about_them(
     assert lead not in calm.text
 
 
+def test_no_question_section_sends_the_customer_to_support(
+    drafter: OfflineDrafter, kb: dict[tuple[str, str], Article]
+) -> None:
+    """A reply from support answering with a KB question section never tells the customer to
+    contact support or live chat: every such phrase becomes "reply to this message"."""
+    import re
+
+    elsewhere = re.compile(
+        r"contact (?:support|us|live chat)|live chat|ご連絡ください|サポートまで|ライブチャット"
+        r"|联系客服|在线客服|联系我们",
+        re.IGNORECASE,
+    )
+    checked = 0
+    for (aid, lang), art in kb.items():
+        for section in art.sections:
+            if aid.startswith("faq/") and (section.anchor or "").startswith("q-"):
+                text = drafter._answer_text(section, lang)
+                assert not elsewhere.search(text), (aid, lang, section.anchor, text)
+                checked += 1
+    assert checked > 200
+
+
 def test_phrases_file_is_validated(tmp_path: Path) -> None:
     bad = tmp_path / "p.yaml"
     bad.write_text(
