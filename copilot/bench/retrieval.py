@@ -118,7 +118,7 @@ def _latency(settings: Any, sizes: Iterable[int], queries: list[str]) -> dict[st
     from langchain_chroma import Chroma
 
     from copilot.embed.registry import get_embedder
-    from copilot.kb.vectorstore import LangChainEmbeddings, chroma_function
+    from copilot.kb.vectorstore import HNSW, LangChainEmbeddings, chroma_function
     from copilot.retrieval.index import open_collection
     from copilot.retrieval.lexical import LexicalIndex, fetch_records
 
@@ -139,7 +139,7 @@ def _latency(settings: Any, sizes: Iterable[int], queries: list[str]) -> dict[st
             col = client.get_or_create_collection(
                 name=name,
                 embedding_function=chroma_function(embedder),  # type: ignore[arg-type]
-                configuration={"hnsw": {"space": "cosine"}},
+                configuration={"hnsw": HNSW},  # what ingest creates: the same beam
             )
             t = time.perf_counter()
             for i in range(0, size, 4000):

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 from urllib.parse import urlparse
 
+from chromadb.api.collection_configuration import HNSWConfiguration
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.utils.embedding_functions import register_embedding_function
 from langchain_core.embeddings import Embeddings as LangChainBase
@@ -195,7 +196,7 @@ def check_embedder(collection: Any, embedder: Embedder) -> None:
 # missed true nearest chunks of weak queries, and which ones it missed changed from one build
 # of the same data to the next (`copilot calibrate` gave different weights on the same data).
 EF_SEARCH = 400
-HNSW = {"space": "cosine", "ef_construction": 200, "ef_search": EF_SEARCH}
+HNSW: HNSWConfiguration = {"space": "cosine", "ef_construction": 200, "ef_search": EF_SEARCH}
 
 
 def widen_search(collection: Any) -> None:
@@ -216,7 +217,7 @@ def get_collection(client: Any, name: str, embedder: Embedder, *, create: bool =
         collection = client.get_or_create_collection(
             name=name,
             embedding_function=function,
-            configuration={"hnsw": dict(HNSW)},
+            configuration={"hnsw": HNSW},
             metadata=embedder_metadata(embedder),
         )
     else:
