@@ -196,7 +196,7 @@ def check_embedder(collection: Any, embedder: Embedder) -> None:
 # missed true nearest chunks of weak queries, and which ones it missed changed from one build
 # of the same data to the next (`copilot calibrate` gave different weights on the same data).
 EF_SEARCH = 400
-HNSW: HNSWConfiguration = {"space": "cosine", "ef_construction": 200, "ef_search": EF_SEARCH}
+HNSW: HNSWConfiguration = {"space": "cosine", "ef_search": EF_SEARCH}
 
 
 def widen_search(collection: Any) -> None:
