@@ -478,6 +478,39 @@ def test_no_question_section_sends_the_customer_to_support(
     assert checked > 200
 
 
+@pytest.mark.parametrize("lang", ["en", "ja", "zh"])
+def test_a_very_angry_customer_with_a_named_matter_gets_its_answer(
+    drafter: OfflineDrafter, lang: str
+) -> None:
+    """Level 3 with understanding naming the FAQ: that FAQ's answer with the level-3 empathy
+    and the hand-over offer, not the angry-customer playbook (which names no matter);
+    without a named FAQ the playbook stays."""
+    from copilot.draft.offline.routing import Route
+
+    hits = [H("playbook/angry-customer", 0.8, "playbook"), H("faq/withdrawal", 0.6)]
+    named = drafter.compose(
+        message="WHERE IS MY MONEY",
+        language=lang,
+        name=None,
+        hits=hits,
+        abstain=False,
+        emotion=3,
+        route=Route(None, "faq/withdrawal"),
+    )
+    assert named.scenario == "faq" and named.cited == ["faq/withdrawal"]
+    assert drafter.phrases.get("handover", lang) in named.text
+    unnamed = drafter.compose(
+        message="WHERE IS MY MONEY",
+        language=lang,
+        name=None,
+        hits=hits,
+        abstain=False,
+        emotion=3,
+        route=Route(),
+    )
+    assert unnamed.scenario == ANGRY
+
+
 def test_phrases_file_is_validated(tmp_path: Path) -> None:
     bad = tmp_path / "p.yaml"
     bad.write_text(

@@ -119,7 +119,21 @@ def test_an_accusation_never_gets_a_level_1_template(drafter: OfflineDrafter) ->
         ["faq/order-execution"],
         route_for(_u("faq/order-execution", 0.8, "accusation", "refund_or_compensation_demand")),
     )
-    assert routed.scenario == ANGRY and routed.level == 2
+    # upset about a concrete matter: that matter's answer at level 2, with the supervisor
+    # offered, not the angry-customer playbook that says nothing about it
+    assert routed.scenario == "faq" and routed.level == 2
+    assert routed.cited == ["faq/order-execution"]
+    assert drafter.phrases.get("handover", "ja") in routed.text
+    level2 = drafter.phrases.data["empathy"]["ja"][2].values()
+    assert any(v and v in routed.text for v in level2)  # the level-2 empathy, one variant
+    vague = _compose(  # an accusation with no matter named keeps the playbook
+        drafter,
+        "you manipulated the price, refund me",
+        "ja",
+        ["faq/order-execution"],
+        route_for(_u("greeting_or_vague", 0.8, "accusation", "refund_or_compensation_demand")),
+    )
+    assert vague.scenario == ANGRY and vague.level == 2
     liq = _compose(
         drafter,
         "you liquidated me on purpose",

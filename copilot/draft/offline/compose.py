@@ -10,7 +10,10 @@ it picks a scenario:
   with a margin of PLAYBOOK_MARGIN over the best FAQ (for an upset customer, no
   FAQ scoring higher) -> that playbook;
 * an angry customer (level 2 with the angry-customer playbook retrieved, or
-  level 3) -> ``playbook/angry-customer``;
+  level 3) -> ``playbook/angry-customer``, unless understanding names the FAQ the
+  customer is upset about (``Route.article``): then that FAQ's answer, with the
+  level's empathy and, at level 3 or for an accusation or demand, the hand-over
+  offer (the playbook alone says nothing about the matter);
 * otherwise the best FAQ's reply template, with a short empathetic opening
   when the customer is upset;
 * nothing retrieved -> an honest reply asking for details.
@@ -344,6 +347,7 @@ class OfflineDrafter:
                 return OfflineDraft((head, *self._closing(body, lang), tail), "faq", level, (art,))
         ids = rank_articles(hits, message, self.lookup, lang)
         faq = self._best_faq(hits, lang)
+        offer_handover = False
         scores: dict[str, float] = {}
         for h in hits:
             scores.setdefault(h.article_id, float(h.score))
@@ -361,6 +365,17 @@ class OfflineDrafter:
                 scenario = route.article
             elif route.article.startswith("faq/"):
                 faq = self.lookup(route.article, lang) or faq
+        if (
+            scenario == ANGRY
+            and route.override in (None, "accusation")
+            and route.article is not None
+            and route.article.startswith("faq/")
+        ):  # upset about a concrete matter: its answer, with the level's empathy and hand-over
+            upset = self.lookup(route.article, lang)
+            if upset is not None:
+                scenario, faq = None, upset
+                # an accusation or a demand is offered the supervisor whatever the level
+                offer_handover = route.override == "accusation"
         if scenario is not None:
             playbook = self.lookup(scenario, lang)
             if playbook is not None:
@@ -376,6 +391,8 @@ class OfflineDrafter:
             body = self._abstain_blocks(lang, level)
             return OfflineDraft((head, *self._closing(body, lang), tail), "abstain", level)
         body = self._faq_blocks(faq, lang, level, hits)
+        if offer_handover:
+            body = self._with_handover(body, lang, 3)
         return OfflineDraft((head, *self._closing(body, lang), tail), "faq", level, (faq,))
 
     # ---- understanding: safety first, a second topic, the customer's facts ----------
