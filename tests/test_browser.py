@@ -233,7 +233,10 @@ def test_the_interface_switched_to_chinese(app_url: str, tmp_path: Path) -> None
             message = page.get_by_label("客户消息")
             expect(message).to_be_visible(timeout=30_000)
             expect(page.get_by_role("tab", name="回复工作台")).to_be_visible()
-            assert not page.get_by_role("button", name="Draft reply").count()
+            # the rerun in Chinese may still be replacing elements: wait until the English
+            # button is gone (on a loaded machine it was counted mid-rerun once)
+            expect(page.get_by_role("button", name="Draft reply")).to_have_count(0, timeout=30_000)
+            expect(page.get_by_role("button", name="起草回复")).to_be_visible(timeout=30_000)
             message.fill(ZH_MESSAGE)
             page.get_by_role("button", name="起草回复").click()
             editor = page.get_by_label("回复草稿（可编辑）")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -219,7 +220,9 @@ def test_a_draft_records_the_version_it_searched_and_uses_its_articles(
     # the agent edits the article in the folder but has not ingested yet: drafts stay on v1
     path = kb_copy / "faq" / "withdrawal.en.md"
     original = path.read_text(encoding="utf-8")
-    edited = original.replace("{#reply-template}\n", "{#reply-template}\nZEBRA-MARKER-42.\n", 1)
+    # a marker at the head of every section: the draft quotes whichever one answers it
+    # (the reply template, or the question section retrieval matched)
+    edited = re.sub(r"(\{#[a-z0-9-]+\}\n)", r"\1ZEBRA-MARKER-42.\n", original)
     assert edited != original
     path.write_text(edited, encoding="utf-8")
     pending = copilot.draft(request)
@@ -229,7 +232,7 @@ def test_a_draft_records_the_version_it_searched_and_uses_its_articles(
     path.write_text(original, encoding="utf-8")  # the folder moves on again: v2 is served
     after = copilot.draft(request)
     assert after.kb_version == second.kb_version != first.kb_version
-    assert "ZEBRA-MARKER-42" in after.draft  # the template as version 2 holds it
+    assert "ZEBRA-MARKER-42" in after.draft  # the article as version 2 holds it
 
 
 @pytest.mark.chroma_server
