@@ -472,7 +472,7 @@ def test_no_question_section_sends_the_customer_to_support(
     for (aid, lang), art in kb.items():
         for section in art.sections:
             if aid.startswith("faq/") and (section.anchor or "").startswith("q-"):
-                text = drafter._answer_text(section, lang)
+                text = drafter.answer_text(section, lang)
                 assert not elsewhere.search(text), (aid, lang, section.anchor, text)
                 checked += 1
     assert checked > 200

@@ -692,7 +692,9 @@ class OfflineDrafter:
             return None
         return section
 
-    def _answer_text(self, section: Section, lang: str) -> str:
+    def answer_text(self, section: Section, lang: str) -> str:
+        """A question section's text as a reply from support says it: plain text, with the
+        phrases file's ``answer_rewrites`` ("contact support" -> "reply to this message")."""
         text = plain_text(section.text.strip())
         rewrites = self.phrases.data.get("answer_rewrites")
         pairs = rewrites.get(lang) if isinstance(rewrites, dict) else None
@@ -708,7 +710,7 @@ class OfflineDrafter:
         section = faq.section("reply-template")
         template = _paragraphs(_template_body(section.text if section else ""))
         if answer is not None and opening and section is not None:  # the question asked first
-            paragraphs = _join_lead_ins(_paragraphs(self._answer_text(answer, lang)))
+            paragraphs = _join_lead_ins(_paragraphs(self.answer_text(answer, lang)))
             body = [Block(opening), *(Block(p, faq.id) for p in paragraphs)]
             cjk = lang in ("ja", "zh")
             if template_share(answer.text, section.text, cjk) >= SECTION_RELATED:
