@@ -303,11 +303,10 @@ def test_redundant_lines_are_declared_and_really_redundant(policy: Policy) -> No
         assert not fires(without(policy, line, other), line, entry), line.label
 
 
-@pytest.mark.xfail(
-    reason="the profit_promise en line '(?:always|will...)(?:bounces?|comes?)\\s+back' has no "
-    "space after 'always', so its 'always' alternative never matches; fix the policy line, "
-    "then remove this marker",
-    strict=True,
-)
-def test_known_gap_always_comes_back(full: PolicyGuardrail) -> None:
-    assert "profit_promise" in full.check("Your balance always comes back.", language="en").rules
+def test_always_comes_back_is_a_profit_promise(full: PolicyGuardrail) -> None:
+    """The profit_promise en line's 'always' alternative once lacked the space before its verb
+    ('alwayscomes back' was all it could match); "will come back" kept working."""
+    for text in ("Your balance always comes back.", "The market always bounces back."):
+        assert "profit_promise" in full.check(text, language="en").rules, text
+    assert "profit_promise" in full.check("It will surely come back.", language="en").rules
+    assert not full.check("The link always comes with your code.", language="en").rules
