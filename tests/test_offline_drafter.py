@@ -488,26 +488,20 @@ def test_a_very_angry_customer_with_a_named_matter_gets_its_answer(
     from copilot.draft.offline.routing import Route
 
     hits = [H("playbook/angry-customer", 0.8, "playbook"), H("faq/withdrawal", 0.6)]
-    named = drafter.compose(
-        message="WHERE IS MY MONEY",
-        language=lang,
-        name=None,
-        hits=hits,
-        abstain=False,
-        emotion=3,
-        route=Route(None, "faq/withdrawal"),
+    named, unnamed = (
+        drafter.compose(
+            message="WHERE IS MY MONEY",
+            language=lang,
+            name=None,
+            hits=hits,
+            abstain=False,
+            emotion=3,
+            route=route,
+        )
+        for route in (Route(None, "faq/withdrawal"), Route())
     )
     assert named.scenario == "faq" and named.cited == ["faq/withdrawal"]
     assert drafter.phrases.get("handover", lang) in named.text
-    unnamed = drafter.compose(
-        message="WHERE IS MY MONEY",
-        language=lang,
-        name=None,
-        hits=hits,
-        abstain=False,
-        emotion=3,
-        route=Route(),
-    )
     assert unnamed.scenario == ANGRY
 
 
