@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -219,6 +220,35 @@ def test_failed_drafts_are_reported_and_retried(golden: ev.GoldenSet, tmp_path: 
         golden.cases, lambda c: ev.Draft(c.id, c.golden_reply), cache, tmp_path, "k"
     )
     assert errors == [] and len(results) == len(golden.cases)
+
+
+def test_each_chunk_is_prepared_once_before_its_cases(golden: ev.GoldenSet, tmp_path: Path) -> None:
+    """The next chunk is prepared while this one runs, but never after its own cases start;
+    a failing preparation stops the run with its error."""
+    cache = EmbeddingCache(None, hashed_embed)
+    prepared: list[str] = []
+    lock = threading.Lock()
+
+    def prepare(batch: Sequence[ev.GoldenCase]) -> None:
+        with lock:
+            prepared.extend(c.id for c in batch)
+
+    def produce(case: ev.GoldenCase) -> ev.Draft:
+        with lock:
+            assert case.id in prepared, f"{case.id} produced before its chunk was prepared"
+        return ev.Draft(case.id, case.golden_reply)
+
+    results, errors = ev.run_cases(
+        golden.cases, produce, cache, tmp_path, "k", concurrency=2, chunk=2, prepare=prepare
+    )
+    assert errors == [] and len(results) == len(golden.cases)
+    assert sorted(prepared) == sorted(c.id for c in golden.cases)  # each case once
+
+    def broken(batch: Sequence[ev.GoldenCase]) -> None:
+        raise BackendError("embedder gone")
+
+    with pytest.raises(BackendError, match="embedder gone"):
+        ev.run_cases(golden.cases, produce, cache, tmp_path / "b", "k", prepare=broken)
 
 
 # ---- aggregates and gates -------------------------------------------------------------
