@@ -86,10 +86,126 @@ def test_given_facts_are_used_in_the_answer_and_never_asked_for(
     assert ASKS_ID[lang] not in d.text  # ... not when the customer gave it
     # no list of the customer's own facts read back; the wait is answered in a sentence
     assert ECHO[lang] not in d.text
-    said = _said(drafter, lang, "withdrawal_wait", 0)
+    # two days is past the 24 h review: the overdue sentence with the id, then Tier 2
+    wid = extract_facts(message).get("withdrawal_id")
+    said = _said(drafter, lang, "overdue_withdrawal", 2).replace("{withdrawal_id}", str(wid))
     paragraphs = d.text.split("\n\n")
-    assert paragraphs[2] == said  # right after the opening paragraph
-    assert d.cited == ["faq/withdrawal"]
+    assert paragraphs[1].startswith(said)  # right after the greeting: no routine answer
+    assert d.cited == ["faq/withdrawal", "playbook/escalation"]
+
+
+ROUTINE = {  # the withdrawal template's "check the status" step
+    "en": "Assets > History > Withdrawals and check",
+    "ja": "を開き、ステータスをご確認ください",
+    "zh": "查看状态",
+}
+ASKS_ID2 = {
+    "en": "Please reply with the withdrawal ID",
+    "ja": "出金IDをご返信",
+    "zh": "ID，以便我们跟进",
+}
+HANDOVER = {"en": "Tier 2 team", "ja": "Tier 2（責任者）へお引き継ぎ", "zh": "转交 Tier 2"}
+
+
+OVERDUE_CASES = [
+    ("en", "Withdrawal W2612050187 of 0.045 BTC, TWO DAYS AGO, still Processing!!", 2),
+    ("en", "my withdrawal of 500 USDT has been stuck for 3 days", 3),  # no id: asked
+    ("ja", "XRPの出金がずっと処理中です。もう3日経ちました。", 3),
+    ("ja", "出金ID W2612050044 の出金、一週間たっても届きません", 2),
+    ("zh", "提币ID W8830127745，已经两天了还是处理中", 2),
+    ("zh", "我的USDT提币已经5天了还没到账", 3),
+    ("en", "I withdrew 900 EUR to my bank 6 days ago and it has not arrived", 1),
+    ("ja", "銀行への日本円の出金が5日経っても着金しません。出金ID W2612010001", 0),
+    ("zh", "提现到银行卡已经6天了，还没到账", 1),
+]
+
+
+@pytest.mark.parametrize(("lang", "message", "variant"), OVERDUE_CASES)
+def test_a_wait_past_the_service_time_hands_the_case_to_tier_2(
+    drafter: OfflineDrafter, lang: str, message: str, variant: int
+) -> None:
+    """Past the KB's time the routine answer (check the status, the usual times) gives way
+    to saying so and handing the case over; a given id is used, a missing one asked for."""
+    facts = extract_facts(message)
+    d = _compose(drafter, message, lang, ["faq/withdrawal"])
+    said = _said(drafter, lang, "overdue_withdrawal", variant)
+    if "{withdrawal_id}" in said:
+        said = said.replace("{withdrawal_id}", str(facts.get("withdrawal_id")))
+    assert said in d.text
+    assert HANDOVER[lang] in d.text
+    assert ROUTINE[lang] not in d.text
+    assert d.cited == ["faq/withdrawal", "playbook/escalation"]
+    # the id is used when given, asked for when not
+    assert (ASKS_ID2[lang] in d.text) is ("withdrawal_id" not in facts)
+
+
+@pytest.mark.parametrize(
+    ("lang", "article", "message"),
+    [
+        ("en", "faq/withdrawal", "I withdrew 900 EUR to my bank 2 days ago, when will it arrive?"),
+        ("zh", "faq/withdrawal", "提现到银行卡两天了还没到"),  # within 1-3 business days
+        ("en", "faq/kyc", "my KYC was rejected 6 days ago, why?"),  # not a pending review
+        ("ja", "faq/kyc", "本人確認が5日前に否認されました。理由を教えてください"),
+        ("zh", "faq/2fa-reset", "2FA重置申请5天前被拒绝了，怎么办"),
+        ("en", "faq/kyc", "my KYC has been pending for 2 days"),  # within 3 business days
+    ],
+)
+def test_no_hand_over_within_the_service_time_or_for_another_question(
+    drafter: OfflineDrafter, lang: str, article: str, message: str
+) -> None:
+    d = _compose(drafter, message, lang, [article])
+    assert "playbook/escalation" not in d.cited
+    assert HANDOVER[lang] not in d.text
+
+
+@pytest.mark.parametrize(
+    ("lang", "article", "slot", "message"),
+    [
+        (
+            "en",
+            "faq/kyc",
+            "overdue_kyc",
+            "my KYC has been pending for 6 days now, what is going on",
+        ),
+        ("ja", "faq/kyc", "overdue_kyc", "本人確認の審査が1週間たっても終わりません"),
+        ("zh", "faq/kyc", "overdue_kyc", "身份认证审核已经5天了还没结果"),
+        (
+            "en",
+            "faq/2fa-reset",
+            "overdue_2fa",
+            "I sent my 2FA reset photos 5 days ago, nothing yet",
+        ),
+        (
+            "ja",
+            "faq/2fa-reset",
+            "overdue_2fa",
+            "2FAリセットを申請して5日経ちますが連絡がありません",
+        ),
+        ("zh", "faq/2fa-reset", "overdue_2fa", "2FA重置申请已经提交5天了，还在审核"),
+    ],
+)
+def test_an_overdue_review_is_handed_over(
+    drafter: OfflineDrafter, lang: str, article: str, slot: str, message: str
+) -> None:
+    d = _compose(drafter, message, lang, [article])
+    assert _said(drafter, lang, slot) in d.text
+    assert d.cited == [article, "playbook/escalation"]
+
+
+def test_an_overdue_withdrawal_keeps_the_second_topic(drafter: OfflineDrafter) -> None:
+    message = "My ETH withdrawal W2611110001 has been processing for 3 days. Also, what are the futures fees?"
+    d = drafter.compose(
+        message=message,
+        language="en",
+        name=None,
+        hits=[H("faq/withdrawal"), H("faq/fees")],  # type: ignore[list-item]
+        abstain=False,
+        route=Route(article="faq/withdrawal", second="faq/fees"),
+        facts=extract_facts(message),
+    )
+    assert d.cited == ["faq/withdrawal", "playbook/escalation", "faq/fees"]
+    assert "0.06%" in d.text and "W2611110001" in d.text
+    assert d.text.count("Best regards") == 1
 
 
 @pytest.mark.parametrize(
@@ -698,12 +814,15 @@ def test_offline_drafts_pass_the_guardrail(offline_copilot: Any) -> None:
         ("御社の求人ってまだ募集してますか？エンジニア職に興味があります", "ja"),
         ("可以帮我查一下明天台北到高雄的高铁班次吗？", "zh"),
         *((m, lang) for lang, _, _, m in SAID_CASES),
+        *((m, lang) for lang, m, _ in OVERDUE_CASES),
         *((m, lang) for lang, _, m in ADVICE_CASES),
     ]
     for text, lang in messages:
         res = offline_copilot.draft(DraftRequest(text, language=lang))
         assert res.verdict == "pass" and not res.blocked, (text, res.violations, res.draft)
         assert res.attempts == 1, (text, res.draft)  # nothing of ours had to be taken out
-        if text in WITHDRAWAL.values():  # the wait past the review time is answered
-            said = offline_copilot.drafter.phrases.data["facts_said"][lang]["withdrawal_wait"]
-            assert said[0]["text"] in res.draft
+        if text in WITHDRAWAL.values():  # the wait past the review time: handed over
+            said = offline_copilot.drafter.phrases.data["facts_said"][lang]["overdue_withdrawal"]
+            wid = str(extract_facts(text).get("withdrawal_id"))
+            assert said[2]["text"].replace("{withdrawal_id}", wid) in res.draft
+            assert HANDOVER[lang] in res.draft

@@ -66,7 +66,9 @@ from pathlib import Path
 from typing import Any
 
 from copilot.draft.offline.given import (
+    OVERDUE_SLOT,
     FactPhrases,
+    FactSentence,
     acknowledgement,
     load_fact_phrases,
     said_sentences,
@@ -502,11 +504,22 @@ class OfflineDrafter:
             text = without_given(b.text, facts, fp, cjk, message)
             if text.strip():
                 blocks.append(Block(text, b.source, b.kind))
+        saids = said_sentences(fp, facts, draft.scenario, draft.cited, cues or set(), message)
+        late = next((s for s in saids if s.slot.startswith(OVERDUE_SLOT)), None)
+        if (
+            late is not None
+            and draft.scenario == "faq"
+            and draft.articles
+            and draft.articles[0].id in late.when
+        ):
+            return self._overdue(draft, late, facts, lang)
         articles = list(draft.articles)
         start: list[Block] = []
         end: list[Block] = []
         already = "\n".join(b.text for b in blocks)
-        for said in said_sentences(fp, facts, draft.scenario, draft.cited, cues or set(), message):
+        for said in saids:
+            if said.slot.startswith(OVERDUE_SLOT):
+                continue
             if said.render(facts) in already:
                 continue  # the template says it already
             source = None
@@ -545,6 +558,48 @@ class OfflineDrafter:
             else:
                 blocks[first + 1 : first + 1] = lead_blocks
         return OfflineDraft(tuple(blocks), draft.scenario, draft.level, tuple(articles))
+
+    def _overdue(
+        self, draft: OfflineDraft, late: FactSentence, facts: Facts, lang: str
+    ) -> OfflineDraft:
+        """The reply when the customer has waited longer than the KB's service time for the
+        matter (an ``overdue...`` slot of ``facts_said`` fits): the routine answer (check
+        the status, the usual times) is replaced by saying so and handing the case to Tier 2
+        (``overdue_handover``, grounded in the escalation playbook)."""
+        articles = list(draft.articles)
+        source = None
+        if late.cite:
+            art = self.lookup(late.cite, lang)
+            if art is not None:
+                source = art.id
+                if all(a.id != art.id for a in articles):
+                    articles.append(art)
+        body = [Block(late.render(facts), source)]
+        handover = self.phrases.optional("overdue_handover", lang)
+        escalation = self.lookup("playbook/escalation", lang)
+        if handover and escalation is not None:
+            body.append(Block(handover, escalation.id))
+            if all(a.id != escalation.id for a in articles):
+                articles.append(escalation)
+        blocks = list(draft.blocks)
+        head = [b for b in blocks if b.kind == "greeting"]
+        tail = [b for b in blocks if b.kind == "sign_off"]
+        primary = draft.articles[0].id
+        # a second topic's section (its connector, then its article's blocks) stays
+        second = next(
+            (
+                i
+                for i, b in enumerate(blocks)
+                if b.kind == "body" and b.source not in (None, primary)
+            ),
+            None,
+        )
+        rest = (
+            [] if second is None else [b for b in blocks[max(0, second - 1) :] if b.kind == "body"]
+        )
+        return OfflineDraft(
+            (*head, *body, *rest, *tail), draft.scenario, draft.level, tuple(articles)
+        )
 
     def _best_faq(self, hits: Sequence[Hit], lang: str) -> Article | None:
         """The best FAQ scoring at least MIN_FAQ_SCORE, in ``lang``."""

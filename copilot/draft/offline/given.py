@@ -111,12 +111,17 @@ def elapsed_hours(value: str) -> float | None:
     return None
 
 
+# ``facts_said`` slots whose names start with this replace the routine answer (see
+# :meth:`copilot.draft.offline.compose.OfflineDrafter._overdue`)
+OVERDUE_SLOT = "overdue"
+
+
 @dataclass(frozen=True)
 class FactSentence:
     """One variant of a ``facts_said`` slot: ``text`` with ``{key}`` placeholders for the
     facts in ``needs``, used when the draft's scenario or a cited article is one of ``when``,
-    the message shows the situation of the playbook ``cue`` (if set) and matches ``match`` (a
-    case-insensitive pattern, if set: "wrong address", 銀行), every fact in ``needs``
+    the message shows the situation of the playbook ``cue`` (if set), matches ``match`` (a
+    case-insensitive pattern, if set: "wrong address", 銀行) and not ``unless``, every fact in ``needs``
     was given and the elapsed time is within ``over_hours`` .. ``under_hours`` (if set). It
     goes after the opening paragraph (``at: start``) or at the end of the body (``at: end``),
     cited to ``cite`` (None: our own sentence); with ``once`` it is left out when the draft
@@ -133,6 +138,7 @@ class FactSentence:
     cite: str | None = None
     match: re.Pattern[str] | None = None
     once: bool = False
+    unless: re.Pattern[str] | None = None
 
     def fits(
         self,
@@ -148,6 +154,8 @@ class FactSentence:
         if self.cue is not None and self.cue not in cues:
             return False
         if self.match is not None and not self.match.search(message):
+            return False
+        if self.unless is not None and self.unless.search(message):
             return False
         if self.once and self.cite in cited:
             return False
@@ -232,6 +240,15 @@ def _hours(value: object, where: str) -> float | None:
     return float(value)
 
 
+def _pattern(value: object, key: str, where: str) -> re.Pattern[str] | None:
+    if value is None:
+        return None
+    try:
+        return re.compile(str(value), re.IGNORECASE)
+    except re.error as exc:
+        raise CopilotError(f"{where}: {key} is not a valid regular expression: {exc}") from None
+
+
 def _load_said(table: object, path: object, lang: str) -> tuple[FactSentence, ...]:
     """The ``facts_said`` variants for ``lang`` (none without the section)."""
     if table is None:
@@ -261,14 +278,7 @@ def _load_said(table: object, path: object, lang: str) -> tuple[FactSentence, ..
             at = str(v.get("at") or "start")
             if at not in ("start", "end"):
                 raise CopilotError(f"{where}: at: must be start or end")
-            match = None
-            if v.get("match") is not None:
-                try:
-                    match = re.compile(str(v["match"]), re.IGNORECASE)
-                except re.error as exc:
-                    raise CopilotError(
-                        f"{where}: match is not a valid regular expression: {exc}"
-                    ) from None
+            match, unless = (_pattern(v.get(k), k, where) for k in ("match", "unless"))
             out.append(
                 FactSentence(
                     slot=str(slot),
@@ -282,6 +292,7 @@ def _load_said(table: object, path: object, lang: str) -> tuple[FactSentence, ..
                     cite=str(v["cite"]) if v.get("cite") else None,
                     match=match,
                     once=bool(v.get("once")),
+                    unless=unless,
                 )
             )
     return tuple(out)
