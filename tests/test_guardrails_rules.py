@@ -329,6 +329,9 @@ CASES = [
     Case("unsafe_link", "en", "Please log in at http://203.0.113.5/login to continue.", P),
     Case("unsafe_link", "en", "Visit examp1e.com for help.", P),
     Case("unsafe_link", "en", "Our help page: https://help.example.com.evil.io/faq", P),
+    # a name that contains a warning word is still a link; forms.gle is a host
+    Case("unsafe_link", "en", "You can check the site on scamadviser.com first.", P),
+    Case("unsafe_link", "en", "Please fill in the form at forms.gle/x7Kq2 today.", P),
     Case("unsafe_link", "en", "Visit https://help.example.com/withdrawals for the guide.", N),
     Case("unsafe_link", "en", "See www.example.com/fees, or e-mail support@example.com.", N),
     Case(

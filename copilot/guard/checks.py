@@ -279,11 +279,9 @@ def unsafe_links(ctx: Context) -> list[Hit]:
             continue
         if bare:
             lo, hi = ctx.sentence(start, end)
-            if (
-                _WARNING.search(ctx.text, lo, hi)
-                or ctx.negated(start, end)
-                or ctx.quoted(start, end)
-            ):
+            # the warning is in the rest of the sentence, not in the name ("scamadviser.com")
+            around = ctx.text[lo:start] + " " + ctx.text[end:hi]
+            if _WARNING.search(around) or ctx.negated(start, end) or ctx.quoted(start, end):
                 continue
         hits.append(
             (start, end, f"{host} is not an official domain ({', '.join(ctx.allowed_domains)})")

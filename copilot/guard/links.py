@@ -14,7 +14,8 @@ from copilot.text.normalize import lowercase
 _TLDS = (
     "com|net|org|io|me|ly|co|info|biz|app|top|xyz|cn|jp|ru|de|uk|us|site|online|link|club|vip|shop|live|tk|ml|ga|"
     "cf|gq|cc|to|gg|ai|in|hk|tw|kr|sg|fr|nl|eu|pro|finance|exchange|page|dev|tv|ws|su|click|icu|buzz|work|support|help|"
-    "wallet|crypto|money|network|cloud|website|space|fun|store|tech|ink|gl|gd|is|id|ph|vn|th|my|br|mx|ca|au|nz|ch|se"
+    "wallet|crypto|money|network|cloud|website|space|fun|store|tech|ink|gl|gd|is|id|ph|vn|th|my|br|mx|ca|au|nz|ch|se|"
+    "gle|bio|art|lol|sh|li|ms|pl|ng|ke|za|ae|sa|tr|ua|pk|bd|lk|np|kz"
 )
 _NOT_URL = r"\s<>\"'`\u3000-\u30ff\u3400-\u9fff\uff00-\uffef"
 _SCHEME_URL = re.compile(rf"(?:https?|hxxps?|ftp)://[^{_NOT_URL}]+|www\.[^{_NOT_URL}]+")
