@@ -15,6 +15,7 @@ from copilot.draft.offline.routing import Route, route_for, route_message
 from copilot.draft.types import DraftRequest, Turn
 from copilot.kb.articles import Article, load_kb
 from copilot.llm.fake import FakeBackend
+from copilot.understand.compromise import acted_on_nothing
 from copilot.understand.facts import extract_facts
 from copilot.understand.model import Understanding
 from tests.test_drafting import make_copilot
@@ -443,6 +444,55 @@ def test_nothing_given_leaves_the_template_as_it_was(drafter: OfflineDrafter) ->
 
 def _u(*topics: tuple[str, float], flags: tuple[str, ...] = ()) -> Understanding:
     return Understanding(tuple(topics), tuple((f, 0.9) for f in flags), 0)
+
+
+UNTOUCHED = {
+    "en": "Got an e-mail saying my account is suspended unless I verify at examp1e-help.com. "
+    "I haven't clicked anything. Is it real?",
+    "ja": "「アカウントが凍結されます」というSMSが来ました。リンクは開いていません。本物ですか？",
+    "zh": "收到短信说我的账户异常，让我点链接验证，我没点，这是你们发的吗？",
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "ja", "zh"])
+def test_a_suspicious_message_nobody_acted_on_is_not_a_compromise(lang: str) -> None:
+    """The model may flag it; the customer's own "I did not click" wins unless the rules see
+    a secret given away or an unknown login."""
+    message = UNTOUCHED[lang]
+    assert acted_on_nothing(message)
+    reading = Understanding((("faq/security", 0.99),), (("account_compromised", 0.6),), 1)
+    route = route_message(reading, message)
+    assert route is not None and route.override is None and route.article == "faq/security"
+    # the same reading without the customer's words: the safety-first reply
+    assert route_for(reading).override == "account_compromised"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "I clicked the link and typed my password there, but I did not enter the 2FA code",
+        "没登录过，怎么会有登录提醒？",  # "I did not log in" tells of an unknown login
+        "Someone logged in from Russia and I did not open any e-mail",
+    ],
+)
+def test_a_compromise_the_rules_see_is_not_undone_by_a_denial(message: str) -> None:
+    reading = Understanding((("faq/security", 0.99),), (("account_compromised", 0.6),), 1)
+    route = route_message(reading, message)
+    assert route is not None and route.override == "account_compromised"
+
+
+def test_a_lost_phone_needs_a_near_certain_flag() -> None:
+    message = "I lost my phone with the authenticator app. How do I log in now?"
+    lost = Understanding((("faq/2fa-reset", 0.99), ("faq/security", 0.7)), (), 0)
+    for p, override in ((0.76, None), (0.95, "account_compromised")):
+        reading = Understanding(lost.topics, (("account_compromised", p),), 0)
+        route = route_message(reading, message)
+        assert route is not None and route.override == override, p
+    route = route_message(
+        Understanding(lost.topics, (("account_compromised", 0.76),), 0),
+        "Lost my phone and now someone logged in to my account",
+    )
+    assert route is not None and route.override == "account_compromised"  # the rules see it
 
 
 @pytest.mark.parametrize("lang", ["en", "ja", "zh"])

@@ -15,6 +15,9 @@ remote-access "support" session: AnyDesk, TeamViewer), ``"sim"`` (a SIM swap: th
 number taken over), ``"sent"`` (funds moved to a scammer's "safe" address), else None.
 
 :func:`funds_gone` says whether funds already left the account (an unauthorised withdrawal).
+
+:func:`acted_on_nothing` says whether the customer states they did not act on a suspicious
+message (did not click, open, enter or reply): a question about it, not a compromise.
 """
 
 from __future__ import annotations
@@ -152,3 +155,21 @@ def funds_gone(text: str) -> bool:
     """True when a message about a compromise says funds already left the account (they
     cannot be reversed on chain: the reply says so and asks for a police report)."""
     return bool(_FUNDS_GONE.search(to_halfwidth(text or "")))
+
+
+# "I haven't clicked anything", 「リンクは開いていません」, 我没点: the customer did not act on it
+# ("I did not log in" is not here: it tells of an unknown login)
+_UNTOUCHED = _rx(
+    r"""\b(?:have\s*n[o']t|haven'?t|did\s*n[o']t|didn'?t|did\s+not|have\s+not|never|not)\s+(?:yet\s+)?
+          (?:clicked|click|opened|open|tapped|tap|entered|enter|replied|reply|responded|respond|touched|touch|typed|type|visited|visit|followed|follow|done\s+anything)\b
+      | \b(?:ignored|deleted)\s+(?:it|the\s+(?:e-?mail|message|text|sms|link))\b
+      | (?:クリック|タップ|入力|返信|アクセス)(?:は)?(?:して(?:い)?ません|してない|しておりません|していない)
+      | (?:開い|押し|触っ|踏ん|入れ)て(?:い)?(?:ません|ない)|何もして(?:い)?(?:ません|ない)|開かずに|押さずに|無視して
+      | (?:没|沒|没有|沒有|并没有|並沒有|未|还没|還沒|冇)(?:点|點|点击|點擊|点开|點開|打开|打開|输入|輸入|填|回复|回覆|理|碰|撳|㩒)
+      | 删(?:了|掉)|刪(?:了|掉)"""
+)
+
+
+def acted_on_nothing(text: str) -> bool:
+    """True when the customer says they did not act on a suspicious message."""
+    return bool(_UNTOUCHED.search(to_halfwidth(text)))

@@ -2,7 +2,9 @@
 the confident primary topic.
 
 * ``account_compromised`` (P >= 0.5, or ``faq/security`` the primary topic) ->
-  ``faq/security`` (freeze the account first) and escalation;
+  ``faq/security`` (freeze the account first) and escalation; not on the model alone when
+  the message says nothing was clicked, opened or entered, and for a lost phone or
+  authenticator (``faq/2fa-reset`` first) only from P >= ``LOST_DEVICE_SURE``;
 * ``asks_for_prediction_or_advice`` -> ``faq/market-info-disclaimer``;
 * ``greeting_or_vague`` as the primary topic -> one short, friendly question;
 * ``out_of_scope`` as the primary topic (no flag) -> a short, polite decline that says what
@@ -27,7 +29,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from copilot.understand.compromise import compromise_kind, compromise_situation
+from copilot.understand.compromise import (
+    acted_on_nothing,
+    compromise_kind,
+    compromise_situation,
+)
 from copilot.understand.messages import OUT_OF_SCOPE, VAGUE
 from copilot.understand.model import Understanding
 
@@ -37,6 +43,11 @@ SECURITY = "faq/security"
 # flag's threshold favours recall (shown to the agent), the override must not turn a lost
 # authenticator phone into a hacked account
 SURE = 0.5
+# a lost phone or authenticator (faq/2fa-reset first) is a compromise only on the rules'
+# evidence or a near-certain flag; a message that says nothing was clicked or entered
+# only on the rules' evidence (docs/understanding.md)
+LOST_DEVICE_SURE = 0.9
+TWO_FA = "faq/2fa-reset"
 DISCLAIMER = "faq/market-info-disclaimer"
 SECOND = 0.6  # P(second topic) from which it gets a section of its own (docs/understanding.md)
 # after the safety-first reply these would read as plain reset steps: not a second section
@@ -80,19 +91,31 @@ def route_message(u: Understanding | None, message: str) -> Route | None:
             compromise=kind,
             situation=situation,
         )
-    return route_for(u, kind, situation)
+    return route_for(u, kind, situation, untouched=kind is None and acted_on_nothing(message))
+
+
+def _model_says_compromised(u: Understanding, untouched: bool) -> bool:
+    compromised = dict(u.flags).get("account_compromised")
+    if compromised is None or untouched:
+        return False
+    if u.primary == TWO_FA:
+        return compromised >= LOST_DEVICE_SURE
+    return compromised >= SURE or u.primary == SECURITY
 
 
 def route_for(
-    u: Understanding, compromise: str | None = None, situation: str | None = None
+    u: Understanding,
+    compromise: str | None = None,
+    situation: str | None = None,
+    *,
+    untouched: bool = False,
 ) -> Route:
     """The route for one reading (see the module docstring); ``compromise`` and
     ``situation`` are what the rules saw (:func:`~copilot.understand.compromise.compromise_kind`,
-    :func:`~copilot.understand.compromise.compromise_situation`)."""
-    compromised = dict(u.flags).get("account_compromised")
-    if compromise is not None or (
-        compromised is not None and (compromised >= SURE or u.primary == SECURITY)
-    ):
+    :func:`~copilot.understand.compromise.compromise_situation`); ``untouched``: the message
+    says the customer did not act on a suspicious message
+    (:func:`~copilot.understand.compromise.acted_on_nothing`)."""
+    if compromise is not None or _model_says_compromised(u, untouched):
         return Route(
             "account_compromised",
             SECURITY,
