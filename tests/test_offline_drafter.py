@@ -141,10 +141,25 @@ def test_choose_scenario(
             0,
             None,
         ),
+        # the technical-fault reply (asks for the error and the device) only on its cues
         (
             ["playbook/technical-fault"],
             {"playbook/technical-fault": 0.4},
             set(),
+            0,
+            None,
+        ),
+        (
+            ["playbook/technical-fault", "faq/privacy"],
+            {"playbook/technical-fault": 0.9, "faq/privacy": 0.3},
+            set(),
+            1,
+            None,
+        ),
+        (
+            ["playbook/technical-fault"],
+            {"playbook/technical-fault": 0.4},
+            {"playbook/technical-fault"},
             0,
             "playbook/technical-fault",
         ),

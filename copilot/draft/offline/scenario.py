@@ -12,6 +12,7 @@ TOPICAL_PLAYBOOKS = ("playbook/liquidation", "playbook/fee-dispute", "playbook/t
 
 
 ESCALATION = "playbook/escalation"
+TECHNICAL = "playbook/technical-fault"
 
 
 ANGRY = "playbook/angry-customer"
@@ -117,7 +118,7 @@ def choose_scenario(
     A topical playbook needs evidence of its situation: its cues in the message
     (the best-ranked retrieved playbook with cues wins), or rank one with a margin of
     at least ``PLAYBOOK_MARGIN`` over the best FAQ (for an upset customer, no FAQ
-    scoring higher). Being ranked first is not enough: a phishing or fee question
+    scoring higher); the technical-fault playbook only on its cues. Being ranked first is not enough: a phishing or fee question
     that merely resembles a liquidation complaint gets its FAQ.
     """
     if escalation:
@@ -128,7 +129,9 @@ def choose_scenario(
             return aid
     top3 = list(article_ids[:3])
     first = top3[0] if top3 else None
-    if first in TOPICAL_PLAYBOOKS and scores is not None:
+    # the technical-fault reply asks for the error, device and app version: only for a
+    # message that tells of a fault (its cues), never for a how-to question that resembles one
+    if first in TOPICAL_PLAYBOOKS and first != TECHNICAL and scores is not None:
         best_faq = max((v for a, v in scores.items() if a.startswith("faq/")), default=0.0)
         margin = scores.get(first, 0.0) - best_faq
         if margin >= PLAYBOOK_MARGIN or (emotion >= 1 and margin >= 0):
