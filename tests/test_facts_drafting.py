@@ -149,6 +149,10 @@ def test_a_wait_past_the_service_time_hands_the_case_to_tier_2(
         ("ja", "faq/kyc", "本人確認が5日前に否認されました。理由を教えてください"),
         ("zh", "faq/2fa-reset", "2FA重置申请5天前被拒绝了，怎么办"),
         ("en", "faq/kyc", "my KYC has been pending for 2 days"),  # within 3 business days
+        # a duration that is no wait: a document's age
+        ("en", "faq/kyc", "Is a phone bill from 5 months ago OK as proof of address?"),
+        ("ja", "faq/kyc", "住所確認に半年前の公共料金の領収書は使えますか"),
+        ("zh", "faq/kyc", "地址证明可以用5个月前的水电费账单吗？"),
     ],
 )
 def test_no_hand_over_within_the_service_time_or_for_another_question(
