@@ -197,6 +197,43 @@ def test_an_overdue_review_is_handed_over(
     assert d.cited == [article, "playbook/escalation"]
 
 
+@pytest.mark.parametrize(
+    ("lang", "message"),
+    [
+        (
+            "en",
+            "Withdrawal W2611150001 of 2,300 USDT has been under review for 4 days. "
+            "My lawyer will file on Monday.",
+        ),
+        ("ja", "出金ID W2611300921 のSHIB出金が3日経っても処理中です。責任者を出してください。"),
+        ("zh", "提币ID W2611300921，SOL提币已经处理中4天了，我要正式投诉！"),
+    ],
+)
+def test_an_escalation_about_an_overdue_withdrawal_names_it(
+    drafter: OfflineDrafter, lang: str, message: str
+) -> None:
+    """The escalation playbook hands the case over; the overdue sentence names the matter
+    (with the given id), once, and no second wait sentence repeats it."""
+    facts = extract_facts(message)
+    d = drafter.compose(
+        message=message,
+        language=lang,
+        name=None,
+        hits=[H("playbook/escalation", 0.9, "playbook"), H("faq/withdrawal")],  # type: ignore[list-item]
+        abstain=False,
+        escalation=True,
+        route=Route(article="faq/withdrawal"),
+        facts=facts,
+    )
+    assert d.scenario == "playbook/escalation"
+    said = _said(drafter, lang, "overdue_withdrawal", 2).replace(
+        "{withdrawal_id}", str(facts.get("withdrawal_id"))
+    )
+    assert d.text.count(said) == 1
+    assert _said(drafter, lang, "withdrawal_wait", 0) not in d.text
+    assert d.cited == ["playbook/escalation", "faq/withdrawal"]
+
+
 def test_an_overdue_withdrawal_keeps_the_second_topic(drafter: OfflineDrafter) -> None:
     message = "My ETH withdrawal W2611110001 has been processing for 3 days. Also, what are the futures fees?"
     d = drafter.compose(

@@ -92,6 +92,10 @@ from copilot.text.language import LANGUAGES
 from copilot.understand.compromise import funds_gone
 from copilot.understand.facts import Facts
 
+# playbooks about the customer's upset or escalation, not a matter: an overdue matter is
+# named inside them (``OfflineDrafter._with_overdue_matter``)
+UPSET_PLAYBOOKS = ("playbook/escalation", ANGRY)
+
 
 @dataclass(frozen=True)
 class Block:
@@ -306,6 +310,15 @@ class OfflineDrafter:
         )
         if route is not None and route.second and draft.scenario not in OWN_REPLIES:
             draft = self._with_second(draft, route.second, lang, hits)
+        if draft.scenario in UPSET_PLAYBOOKS and facts:
+            best = self._best_faq(hits, lang)
+            matter = (
+                route.article
+                if route is not None and route.article and route.article.startswith("faq/")
+                else (best.id if best is not None else None)
+            )
+            if matter is not None:
+                draft = self._with_overdue_matter(draft, facts, lang, message, matter)
         if draft.scenario not in OWN_REPLIES:
             cues = self.phrases.evidence(message, lang)
             if route is not None and route.article in TOPICAL_PLAYBOOKS:
@@ -520,6 +533,8 @@ class OfflineDrafter:
         for said in saids:
             if said.slot.startswith(OVERDUE_SLOT):
                 continue
+            if late is not None and (said.over_hours is not None or said.under_hours is not None):
+                continue  # the overdue sentence (named in a playbook reply) covers the wait
             if said.render(facts) in already:
                 continue  # the template says it already
             source = None
@@ -558,6 +573,33 @@ class OfflineDrafter:
             else:
                 blocks[first + 1 : first + 1] = lead_blocks
         return OfflineDraft(tuple(blocks), draft.scenario, draft.level, tuple(articles))
+
+    def _with_overdue_matter(
+        self, draft: OfflineDraft, facts: Facts, lang: str, message: str, matter: str
+    ) -> OfflineDraft:
+        """An escalation or angry-customer reply about a matter whose wait is past the KB's
+        service time (an ``overdue...`` slot fits ``matter``): the overdue sentence goes after
+        the playbook's opening paragraph, so the reply names the matter (the playbook
+        already hands the case over)."""
+        fp = self.fact_phrases.get(lang)
+        art = self.lookup(matter, lang)
+        if fp is None or art is None:
+            return draft
+        late = next(
+            (
+                s
+                for s in said_sentences(fp, facts, "faq", [matter], set(), message)
+                if s.slot.startswith(OVERDUE_SLOT) and matter in s.when
+            ),
+            None,
+        )
+        if late is None:
+            return draft
+        blocks = list(draft.blocks)
+        first = next((i for i, b in enumerate(blocks) if b.kind == "body"), len(blocks) - 1)
+        blocks.insert(first + 1, Block(late.render(facts), art.id))
+        articles = (*draft.articles, art) if art not in draft.articles else draft.articles
+        return OfflineDraft(tuple(blocks), draft.scenario, draft.level, articles)
 
     def _overdue(
         self, draft: OfflineDraft, late: FactSentence, facts: Facts, lang: str
