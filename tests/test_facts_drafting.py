@@ -529,6 +529,9 @@ def test_a_lost_phone_needs_a_near_certain_flag() -> None:
         reading = Understanding(lost.topics, (("account_compromised", p),), 0)
         route = route_message(reading, message)
         assert route is not None and route.override == override, p
+    # not compromised: no security section as a "second topic" either
+    quiet = route_message(Understanding(lost.topics, (("account_compromised", 0.76),), 0), message)
+    assert quiet is not None and quiet.article == "faq/2fa-reset" and quiet.second is None
     route = route_message(
         Understanding(lost.topics, (("account_compromised", 0.76),), 0),
         "Lost my phone and now someone logged in to my account",

@@ -133,6 +133,9 @@ def route_for(
         return Route("out_of_scope")
     if u.has("accusation") or u.has("refund_or_compensation_demand"):
         return Route("accusation", u.primary if "/" in u.primary else None, 2)
+    # not compromised (the override above did not fire): a lost phone's reply gets no
+    # freeze-your-account section as its "second topic"
+    banned = (SECURITY,) if u.primary == TWO_FA else ()
     if "/" in u.primary and u.confidence >= CONFIDENT:
-        return Route(None, u.primary, second=_second(u, u.primary))
-    return Route(second=_second(u, u.primary))
+        return Route(None, u.primary, second=_second(u, u.primary, banned))
+    return Route(second=_second(u, u.primary, banned))
