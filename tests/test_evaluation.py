@@ -223,8 +223,8 @@ def test_failed_drafts_are_reported_and_retried(golden: ev.GoldenSet, tmp_path: 
 
 
 def test_each_chunk_is_prepared_once_before_its_cases(golden: ev.GoldenSet, tmp_path: Path) -> None:
-    """The next chunk is prepared while this one runs, but never after its own cases start;
-    a failing preparation stops the run with its error."""
+    """Each chunk is prepared once, before its own cases start; a failing preparation stops
+    the run with its error."""
     cache = EmbeddingCache(None, hashed_embed)
     prepared: list[str] = []
     lock = threading.Lock()

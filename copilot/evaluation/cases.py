@@ -390,20 +390,13 @@ def run_cases(
     if advance and len(done):
         advance(len([c for c in cases if c.id in done]))
     pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
-    # the next chunk is prepared (embedded: native threads) while this one is produced and
-    # scored (Python): the two overlap on a multi-core machine
-    ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare")
-    batches = [todo[start : start + chunk] for start in range(0, len(todo), chunk)]
-    pending = ahead.submit(prepare, batches[0]) if prepare is not None and batches else None
     try:
         with path.open("a", encoding="utf-8") as fh:
-            for number, batch in enumerate(batches):
-                if pending is not None:
-                    pending.result()
-                    pending = None
+            for start in range(0, len(todo), chunk):
+                batch = todo[start : start + chunk]
+                if prepare is not None:
+                    prepare(batch)
                 futures = [(case, pool.submit(produce, case)) for case in batch]
-                if prepare is not None and number + 1 < len(batches):
-                    pending = ahead.submit(prepare, batches[number + 1])
                 pairs = []
                 for case, future in futures:
                     try:
@@ -417,5 +410,4 @@ def run_cases(
                     advance(len(batch))
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-        ahead.shutdown(wait=False, cancel_futures=True)
     return [done[c.id] for c in cases if c.id in done], errors
