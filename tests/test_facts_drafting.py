@@ -508,6 +508,28 @@ def test_a_suspicious_message_nobody_acted_on_is_not_a_compromise(lang: str) -> 
     assert route_for(reading).override == "account_compromised"
 
 
+FREEZE = {"en": "Freeze your account first", "ja": "まずアカウントを凍結", "zh": "先冻结账户"}
+CHECKS = {"en": "Check three things", "ja": "次の3点をご確認", "zh": "请先确认以下三点"}
+
+
+@pytest.mark.parametrize("lang", ["en", "ja", "zh"])
+def test_a_calm_security_question_gets_how_to_check_not_the_freeze_steps(
+    drafter: OfflineDrafter, offline_copilot: Any, lang: str
+) -> None:
+    """Routed to faq/security as no compromise, with no question section matched: the
+    "is this e-mail real?" section, never the emergency template, and the draft passes."""
+    message = UNTOUCHED[lang]
+    route = route_message(
+        Understanding((("faq/security", 0.99),), (("account_compromised", 0.6),), 1), message
+    )
+    d = _compose(drafter, message, lang, ["faq/security"], route)
+    assert CHECKS[lang] in d.text and FREEZE[lang] not in d.text
+    verdict = offline_copilot.guardrail.check(
+        d.text, customer_message=message, language=lang, sources=d.cited
+    )
+    assert verdict.verdict == "pass", verdict.violations
+
+
 @pytest.mark.parametrize(
     "message",
     [

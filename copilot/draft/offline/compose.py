@@ -92,6 +92,10 @@ from copilot.text.language import LANGUAGES
 from copilot.understand.compromise import funds_gone
 from copilot.understand.facts import Facts
 
+# FAQs whose reply template is for an emergency, and their sections for a calm question
+# (a message the routing did not read as a compromise): "is this e-mail real?"
+CALM_SECTIONS = {"faq/security": ("q-phishing-email", "q-anti-phishing", "q-fake-support")}
+
 # playbooks about the customer's upset or escalation, not a matter: an overdue matter is
 # named inside them (``OfflineDrafter._with_overdue_matter``)
 UPSET_PLAYBOOKS = ("playbook/escalation", ANGRY)
@@ -775,10 +779,16 @@ class OfflineDrafter:
     def answer_section(self, faq: Article, hits: Sequence[Hit]) -> Section | None:
         """The question section (``q-...``) of ``faq`` that retrieval matched best to the
         message (its hit's best chunk), when the FAQ's reply template answers another
-        question; None when the template is the answer (or there is no such section)."""
+        question; None when the template is the answer (or there is no such section).
+        An FAQ whose template is for an emergency (``CALM_SECTIONS``: the security FAQ's
+        freeze-first steps) answers a message routed to it as no emergency from its first
+        calm section ("is this e-mail real?") when retrieval matched no question."""
         hit = next((h for h in hits if h.article_id == faq.id), None)
         anchor = str(getattr(hit, "section", "") or "")  # a hit may carry no section
-        if hit is None or not anchor.startswith("q-"):
+        calm = CALM_SECTIONS.get(faq.id, ())
+        if hits and calm and not anchor.startswith("q-"):
+            anchor = calm[0]
+        elif hit is None or not anchor.startswith("q-"):
             return None
         section, template = faq.section(anchor), faq.section("reply-template")
         if section is None or template is None or not section.text.strip():
@@ -803,6 +813,7 @@ class OfflineDrafter:
         self, faq: Article, lang: str, level: int, hits: Sequence[Hit] = ()
     ) -> list[Block]:
         answer = self.answer_section(faq, hits)
+        calm = answer is not None and answer.anchor in CALM_SECTIONS.get(faq.id, ())
         opening = self.phrases.optional("answer_opening", lang)
         section = faq.section("reply-template")
         template = _paragraphs(_template_body(section.text if section else ""))
@@ -810,7 +821,7 @@ class OfflineDrafter:
             paragraphs = _join_lead_ins(_paragraphs(self.answer_text(answer, lang)))
             body = [Block(opening), *(Block(p, faq.id) for p in paragraphs)]
             cjk = lang in ("ja", "zh")
-            if template_share(answer.text, section.text, cjk) >= SECTION_RELATED:
+            if not calm and template_share(answer.text, section.text, cjk) >= SECTION_RELATED:
                 said = "\n".join(b.text for b in body)
                 first = self._without_courtesy(template[0], lang) if template else ""
                 steps = _join_lead_ins([first, *template[1:]] if first else template[1:])
