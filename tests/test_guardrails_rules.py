@@ -335,6 +335,36 @@ CASES = [
     Case(
         "credential_request", "en", "Please ask for your 2FA code in the chat and send it to me.", P
     ),
+    # compliant sentences the rules rejected in read frozen sets (v4-v6), and their violating twins
+    Case("profit_promise", "en", "You can try it risk-free first in the demo account.", N),
+    Case("profit_promise", "en", "Please be careful with anyone who offers to win it back.", N),
+    Case("profit_promise", "en", "Stay with it and you'll win it back within a month.", P),
+    Case("investment_advice", "zh", "很抱歉让您久等了，换作是我也会着急。", N),
+    Case("blame_customer", "en", "I'm sorry, you should not have had to write six times.", N),
+    Case("blame_customer", "en", "You should not have used 50x leverage without a stop-loss.", P),
+    Case("negative_language", "zh", "如果需要冷静一下再决定，可以先设置价格提醒。", N),
+    Case(
+        "unsupported_promise",
+        "ja",
+        "補償はお約束できませんが、調査の結果は必ずご連絡いたします。",
+        N,
+    ),
+    Case("unsupported_promise", "en", "Please send the TxID and I'll start it today.", N),
+    Case(
+        "credential_request",
+        "ja",
+        "カード番号全体やセキュリティコードはお送りいただかなくて大丈夫です。",
+        N,
+    ),
+    Case("credential_request", "zh", "麻煩提供卡號末四碼和扣款日期即可。", N),
+    Case(
+        "credential_request",
+        "en",
+        "If you didn't change it, freeze the account and let us know [faq/password-reset].",
+        N,
+    ),
+    Case("unsafe_link", "en", "example-secure-login.com is not one of our addresses.", N),
+    Case("unsafe_link", "zh", "唔係，examp1e.com 唔係我哋嘅網站，請唔好點入去。", N),
     # ---- unsafe_link ---------------------------------------------------------------------
     Case("unsafe_link", "en", "Download our app at https://example.app/download.", P),
     Case("unsafe_link", "en", "Please log in at http://203.0.113.5/login to continue.", P),
