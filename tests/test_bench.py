@@ -248,10 +248,10 @@ def test_bench_guardrails(bench: Callable[[str], dict[str, Any]]) -> None:
         assert rate(guard["overall"][tier]["fpr"]) and guard["overall"][tier]["n"] == 30
         assert set(guard["by_language"]) == {"en", "ja", "zh"}
     assert set(r["frozen"]["injection"]) >= {"en", "ja", "zh", "all", "missed_kinds"}
-    # the evidence is the v6 set; v5 (read at an earlier report) is a regression check
-    assert r["frozen"]["guard"]["file"] == "evals/frozen/guard_test_v6.jsonl"
-    assert r["frozen"]["injection"]["file"] == "evals/frozen/injection_test_v6.jsonl"
-    assert r["frozen_previous"]["guard"]["file"] == "evals/frozen/guard_test_v5.jsonl"
+    # the evidence is the v7 set; v6 (read at an earlier report) is a regression check
+    assert r["frozen"]["guard"]["file"] == "evals/frozen/guard_test_v7.jsonl"
+    assert r["frozen"]["injection"]["file"] == "evals/frozen/injection_test_v7.jsonl"
+    assert r["frozen_previous"]["guard"]["file"] == "evals/frozen/guard_test_v6.jsonl"
     assert r["frozen_previous"]["guard"]["overall"]["both"]["n"] == 30
     assert [p["words"] for p in r["paired"]] == [150, 400]
     assert r["batch"]["same_verdicts"] is True

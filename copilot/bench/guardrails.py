@@ -39,8 +39,8 @@ LABELLED = ROOT / "evals" / "guardrails" / "labelled_v1.jsonl"
 #: the frozen set the report is evidence from (``evals/frozen/*_v4.jsonl``: written by new
 #: writers and hashed before this round's training); the previous one has been read and is a
 #: regression check only
-FROZEN_SET = "v6"
-REGRESSION_SET = "v5"
+FROZEN_SET = "v7"
+REGRESSION_SET = "v6"
 
 
 # ---- 1. labelled set ------------------------------------------------------------------------
