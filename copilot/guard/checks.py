@@ -42,6 +42,7 @@ class Cues:
 
 _CITATION_MARK = re.compile(r"\[(?:faq|playbook)/[a-z0-9-]+\]")
 
+
 @dataclass
 class Context:
     """One draft under check, with lazily computed boundaries and source figures."""
