@@ -537,7 +537,11 @@ class OfflineDrafter:
         for said in saids:
             if said.slot.startswith(OVERDUE_SLOT):
                 continue
-            if late is not None and (said.over_hours is not None or said.under_hours is not None):
+            if (
+                late is not None
+                and draft.scenario in UPSET_PLAYBOOKS
+                and (said.over_hours is not None or said.under_hours is not None)
+            ):
                 continue  # the overdue sentence (named in a playbook reply) covers the wait
             if said.render(facts) in already:
                 continue  # the template says it already
