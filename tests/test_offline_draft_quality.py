@@ -395,7 +395,8 @@ def test_no_space_before_a_citation_after_cjk_punctuation(
 def test_no_dangling_also_when_the_facts_list_is_left_out(
     drafter: OfflineDrafter, lang: str, joined: str
 ) -> None:
-    d = compose(drafter, lang, ["playbook/technical-fault"], emotion=1)
+    fault = {"en": "the app crashed", "ja": "アプリが落ちた", "zh": "app闪退了"}[lang]
+    d = compose(drafter, lang, ["playbook/technical-fault"], emotion=1, message=fault)
     assert joined in d.text and "- " not in d.text
     assert reading_problems(d.text, lang, drafted_opening=False) == []
 
