@@ -102,28 +102,40 @@ SHORTCUT_BUTTONS = {
 #: a shortcut is handled here, in order: the box is left (which commits the edit, with the
 #: text as typed), then the button is clicked (its rerun carries that text), then the focus
 #: comes back. Outside a text box Streamlit's own shortcut acts (there is no pending edit).
-#: Installed once per page, in the page's own realm; ``%s`` is the code -> selector map.
+#: The focus reaches a new draft before the rest of the panel has rendered on a slow
+#: machine, so a shortcut pressed in the editor waits (up to 10 s) for its button to appear
+#: and be enabled; pressed in another text box it acts only when the button is there.
+#: Installed once per page, in the page's own realm; ``%s``: the code -> selector map, then
+#: the editor's selector.
 SHORTCUT_COMMIT_JS = """(function () {
   const page = window.parent;
   if (page.__scShortcutCommit) return;
   page.__scShortcutCommit = true;
   const code = `(function () {
     const buttons = %s;
+    const editor = %s;
     window.addEventListener("keydown", function (e) {
       if (!(e.ctrlKey || e.metaKey) || !e.shiftKey || e.altKey) return;
       const selector = buttons[e.code];
       if (!selector) return;
       const el = document.activeElement;
       if (!el || (el.tagName !== "TEXTAREA" && el.tagName !== "INPUT")) return;
-      const button = document.querySelector(selector);
-      if (!button) return;
+      if (!document.querySelector(selector) && !el.matches(editor)) return;
       e.preventDefault();
       e.stopImmediatePropagation();
       el.blur();
-      setTimeout(function () {
-        if (!button.disabled) button.click();
-        el.focus();
-      }, 0);
+      let tries = 0;
+      (function press() {
+        const button = document.querySelector(selector);
+        if (button && !button.disabled) {
+          button.click();
+          el.focus();
+        } else if (++tries < 200) {
+          setTimeout(press, 50);
+        } else {
+          el.focus();
+        }
+      })();
     }, true);
   })();`;
   const s = page.document.createElement("script");
@@ -156,8 +168,8 @@ def editor_keyboard(key: str, *, focus: bool) -> None:
     keyed element's container with the class ``st-key-<key>``). One script, in this order: a
     key pressed once the focus is in the box always finds the listener in place (two frames
     loaded in either order, and a shortcut pressed right after the focus came, could miss it)."""
-    buttons = {code: f".st-key-{key} button" for key, code in SHORTCUT_BUTTONS.values()}
-    script = SHORTCUT_COMMIT_JS % json.dumps(buttons)
+    buttons = {code: f".st-key-{name} button" for name, code in SHORTCUT_BUTTONS.values()}
+    script = SHORTCUT_COMMIT_JS % (json.dumps(buttons), json.dumps(f".st-key-{key} textarea"))
     if focus:
         script += "\n" + FOCUS_JS % json.dumps(f".st-key-{key} textarea")
     component_html(f"<script>\n{script}\n</script>", height=0)
