@@ -432,6 +432,20 @@ def test_short_follow_up_uses_the_thread_for_retrieval(
         )
     )
     assert cp.retriever.queries[-1][0] == "my BTC withdrawal is stuck\nany news?"
+    # the last customer turn may carry no topic ("OK, I'll wait"): two turns are searched
+    cp.draft(
+        DraftRequest(
+            "so what happened?",
+            history=[
+                Turn("customer", "my KYC has been pending for 2 days"),
+                Turn("agent", "checking"),
+                Turn("customer", "OK, I'll wait"),
+            ],
+        )
+    )
+    assert cp.retriever.queries[-1][0] == (
+        "my KYC has been pending for 2 days\nOK, I'll wait\nso what happened?"
+    )
 
 
 def test_backend_errors_reach_the_caller(articles: dict[tuple[str, str], Article]) -> None:
@@ -487,7 +501,7 @@ def test_offline_draft_through_the_pipeline(articles: dict[tuple[str, str], Arti
     assert res.draft.startswith("Hi Ken,\n\n") and res.draft.endswith("Best regards,")
     assert "[faq/withdrawal]" in res.draft
     assert res.sources[0]["id"] == "faq/withdrawal" and res.scenario == "faq"
-    assert res.backend == "offline" and res.prompt_version == "offline_phrases@7"
+    assert res.backend == "offline" and res.prompt_version == "offline_phrases@8"
     assert guard.checked[0]["sources"] == ["faq/withdrawal"]
     assert "Assets > Withdraw" in guard.checked[0]["source_texts"]["faq/withdrawal"]
 

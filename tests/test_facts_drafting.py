@@ -942,3 +942,130 @@ def test_offline_drafts_pass_the_guardrail(offline_copilot: Any) -> None:
             wid = str(extract_facts(text).get("withdrawal_id"))
             assert said[2]["text"].replace("{withdrawal_id}", wid) in res.draft
             assert HANDOVER[lang] in res.draft
+
+
+# ---- stop 24: the v9 review's complaints -------------------------------------------------
+@pytest.mark.parametrize("lang", ["en", "ja", "zh"])
+def test_an_off_platform_question_is_declined_even_with_the_advice_flag(
+    drafter: OfflineDrafter, lang: str
+) -> None:
+    """ "How should I prepare for the IELTS?" reads as advice; near-certain out_of_scope wins,
+    a weaker one still gets the market disclaimer."""
+    sure = route_for(_u(("out_of_scope", 0.9), flags=("asks_for_prediction_or_advice",)))
+    assert sure.override == "out_of_scope"
+    unsure = route_for(_u(("out_of_scope", 0.6), flags=("asks_for_prediction_or_advice",)))
+    assert unsure.override == "advice" and unsure.article == "faq/market-info-disclaimer"
+
+
+WAS_ME = {
+    "en": "Got a 'new device login' e-mail 10 minutes ago. Pretty sure that was me, I just "
+    "set up my new Pixel. Do I need to do anything?",
+    "ja": "機種変したら「新しい端末からのログイン」というメールが来ました。自分なので問題ないと思いますが、何かすることありますか？",
+    "zh": "刚收到“新设备登录”提醒邮件，应该是我自己，今天换了新手机。需要做什么吗？",
+}
+NOT_ME = {
+    "en": "Got a 'new device login' e-mail from Lagos. That was not me!",
+    "ja": "「新しい端末からのログイン」というメールが来ましたが、自分ではありません。",
+    "zh": "收到新设备登录提醒，不是我登录的！",
+}
+LOGIN_ALERT = {"en": "If the login was you", "ja": "ご自身のログイン", "zh": "如果是您本人登录"}
+
+
+@pytest.mark.parametrize("lang", ["en", "ja", "zh"])
+def test_a_login_alert_the_customer_says_was_their_own_gets_the_calm_answer(
+    drafter: OfflineDrafter, lang: str
+) -> None:
+    """The model's compromise flag alone does not turn "that login was me" into the freeze
+    steps: the login-alert section answers (nothing to do if it was you, what to do if not);
+    "that was not me" stays a compromise."""
+    from copilot.understand.compromise import login_was_theirs
+
+    reading = Understanding((("faq/security", 0.99),), (("account_compromised", 0.7),), 0)
+    assert login_was_theirs(WAS_ME[lang]) and not login_was_theirs(NOT_ME[lang])
+    route = route_message(reading, WAS_ME[lang])
+    assert route is not None and route.override is None
+    d = _compose(drafter, WAS_ME[lang], lang, ["faq/security"], route)
+    assert LOGIN_ALERT[lang] in d.text and FREEZE[lang] not in d.text
+    assert d.cited == ["faq/security"]
+    hacked = route_message(reading, NOT_ME[lang])
+    assert hacked is not None and hacked.override == "account_compromised"
+
+
+FORMAL = {
+    "en": "Please treat this as a formal complaint about how my case was handled.",
+    "ja": "これまでの対応について、正式な苦情として受理してください。",
+    "zh": "【投诉】你们的处理方式我不能接受，请给出书面答复。",
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "ja", "zh"])
+def test_a_formal_complaint_is_registered_whatever_the_emotion_level(
+    drafter: OfflineDrafter, lang: str
+) -> None:
+    """A calm formal complaint (or a lawyer, a regulator) gets the escalation level that
+    registers the complaint (case number, written answer in 10 business days), never the
+    level-1 "a supervisor will look at it"; a plain supervisor request keeps level 1."""
+    from copilot.understand.signals import escalation_kinds
+
+    assert "complaint" in escalation_kinds(FORMAL[lang])
+    d = drafter.compose(
+        message=FORMAL[lang],
+        language=lang,
+        name=None,
+        hits=[H("playbook/escalation", 0.9, "playbook")],  # type: ignore[list-item]
+        abstain=False,
+        emotion=1,
+        escalation=True,
+    )
+    playbook = drafter.lookup("playbook/escalation", lang)
+    assert playbook is not None
+    level2 = playbook.section("level-2")
+    level1 = playbook.section("level-1")
+    assert level2 is not None and level1 is not None
+    first = next(p for p in _paragraphs(level2.text) if len(p) > 40)
+    assert first[:30] in d.text
+    supervisor = {
+        "en": "Can I speak to a supervisor?",
+        "ja": "責任者と話せますか？",
+        "zh": "能让主管来处理吗？",
+    }
+    calm = drafter.compose(
+        message=supervisor[lang],
+        language=lang,
+        name=None,
+        hits=[H("playbook/escalation", 0.9, "playbook")],  # type: ignore[list-item]
+        abstain=False,
+        emotion=1,
+        escalation=True,
+    )
+    assert next(p for p in _paragraphs(level1.text) if len(p) > 40)[:30] in calm.text
+
+
+def _paragraphs(text: str) -> list[str]:
+    return [p.strip() for p in text.split("\n\n") if p.strip() and not p.startswith("{")]
+
+
+def test_an_escalation_about_an_overdue_withdrawal_says_it_once() -> None:
+    """The overdue matter is also the learned second topic: its routine status section
+    (connector included) gives way to the overdue sentence; the wait cue "on hold" counts."""
+    kb = {(a.id, a.language): a for a in load_kb(ROOT / "knowledge")}
+    drafter = OfflineDrafter.from_file(PHRASES, lambda aid, lang: kb.get((aid, lang)))
+    message = (
+        "My withdrawal of 12,500 USDT (ID W2612010733) has been on hold for 5 days. "
+        "Please treat this as a formal complaint."
+    )
+    d = drafter.compose(
+        message=message,
+        language="en",
+        name=None,
+        hits=[H("playbook/escalation", 0.9, "playbook")],  # type: ignore[list-item]
+        abstain=False,
+        emotion=1,
+        escalation=True,
+        route=Route(article="playbook/escalation", second="faq/withdrawal"),
+        facts=extract_facts(message),
+    )
+    assert d.cited == ["playbook/escalation", "faq/withdrawal"]
+    assert "W2612010733 is taking longer than it should" in d.text
+    assert drafter.phrases.optional("second_topic", "en") not in d.text
+    assert "check its status" not in d.text

@@ -194,11 +194,11 @@ def _primary(d: Any) -> str:
     return d.articles[0].id if d.articles else "abstain"
 
 
-SCENARIO_RIGHT = 102  # queries of the dev set whose scenario is right today
+SCENARIO_RIGHT = 101  # queries of the dev set whose scenario is right today
 
 
 def test_scenario_accuracy_on_the_dev_set(kb_store: Path, drafter: OfflineDrafter) -> None:
-    """The chosen playbook or FAQ is one of the query's relevant articles (102 of 132 queries)."""
+    """The chosen playbook or FAQ is one of the query's relevant articles (101 of 132 queries)."""
     from copilot.retrieval.hybrid import HybridRetriever
     from copilot.settings import Settings
     from copilot.understand.signals import analyze_message
@@ -226,7 +226,9 @@ def test_scenario_accuracy_on_the_dev_set(kb_store: Path, drafter: OfflineDrafte
             escalation=any(f.kind == "escalation" for f in flags),
         )
         right += _primary(d) in row["relevant_doc_ids"]
-    # Pinned at today's count (102 of 132 = 0.773): raising it is welcome whenever the drafter
-    # gets better; lowering it needs a reason in the commit message (it had drifted to 3 under).
+    # Pinned at today's count (101 of 132 = 0.765): raising it is welcome whenever the drafter
+    # gets better; lowering it needs a reason in the commit message (it had drifted to 3 under;
+    # 102 until stop 24, when the new faq/security login-alert section shifted the hybrid
+    # scores of the angry zh lockout query ret-zh-007 from faq/login-locked to faq/privacy).
     assert len(rows) == 132
     assert right >= SCENARIO_RIGHT, f"{right} of {len(rows)} right, was {SCENARIO_RIGHT}"

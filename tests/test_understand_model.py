@@ -158,6 +158,36 @@ def test_a_vague_follow_up_inherits_the_threads_topic(
     assert alone.to_dict()["inherited"] is False
 
 
+def test_a_vague_follow_up_looks_past_a_turn_with_no_topic(
+    trained: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Customer: "KYC pending for 2 days" / agent: "checking" / customer: "OK, I'll wait" /
+    customer: "so what happened?": the topic is the KYC turn's, not the "I'll wait" one's."""
+    model = MessageModel.load(trained[0])
+    vague = np.zeros(len(LABELS), np.float32)
+    vague[LABELS.index("greeting_or_vague")] = 0.9
+    asked = np.zeros(len(LABELS), np.float32)
+    asked[LABELS.index("faq/kyc")] = 0.8
+    seen: list[str] = []
+
+    def fake(rows: list[tuple[str, str]]) -> np.ndarray:
+        seen.append(rows[0][0])
+        return np.stack([asked if "KYC" in rows[0][0] else vague])
+
+    monkeypatch.setattr(model, "probabilities", fake)
+    thread = [
+        ThreadTurn("customer", "my KYC has been pending for 2 days"),
+        ThreadTurn("agent", "we are checking"),
+        ThreadTurn("customer", "OK, I'll wait"),
+    ]
+    u = model.understand("so what happened?", "en", thread)
+    assert u.inherited and u.primary == "faq/kyc"
+    assert seen == ["so what happened?", "OK, I'll wait", "my KYC has been pending for 2 days"]
+    # nothing with a topic in the thread: the follow-up stays vague
+    thread[0] = ThreadTurn("customer", "hello")
+    assert model.understand("so what happened?", "en", thread).primary == "greeting_or_vague"
+
+
 def test_context_text_reads_the_last_turns_and_the_note() -> None:
     turns = [ThreadTurn("customer", f"turn {i}") for i in range(5)]
     assert context_text(turns, " note ") == "turn 2\nturn 3\nturn 4\nnote"

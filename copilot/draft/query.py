@@ -12,11 +12,13 @@ _PLACEHOLDER_RE = re.compile(r"\[[A-Z][A-Z_]*_\d+\]|\[CUSTOMER_NAME\]")
 def retrieval_query(vault: PiiVault) -> str:
     """The masked message without placeholders (they carry no meaning for search).
 
-    A short follow-up ("any news?") is searched together with the last customer turn.
+    A short follow-up ("any news?") is searched together with the last two customer turns
+    (the last may be "OK, I'll wait", with no topic of its own).
     """
     query = " ".join(_PLACEHOLDER_RE.sub(" ", vault.message).split())
     if len(query) < 40:
-        earlier = [h.text for h in vault.history if h.role == "customer"]
+        earlier = [h.text for h in vault.history if h.role == "customer"][-2:]
         if earlier:
-            query = " ".join(_PLACEHOLDER_RE.sub(" ", earlier[-1]).split()) + "\n" + query
+            before = [" ".join(_PLACEHOLDER_RE.sub(" ", t).split()) for t in earlier]
+            query = "\n".join([*before, query])
     return query or vault.message

@@ -173,3 +173,27 @@ _UNTOUCHED = _rx(
 def acted_on_nothing(text: str) -> bool:
     """True when the customer says they did not act on a suspicious message."""
     return bool(_UNTOUCHED.search(to_halfwidth(text)))
+
+
+# "pretty sure that was me", 「自分なので問題ない」, 应该是我自己: the alerted login was the
+# customer's own (never "that wasn't me", 不是我, 自分ではない)
+_WAS_ME = _rx(
+    r"""\b(?:that|it)\s+was\s+(?:just\s+|only\s+|definitely\s+|probably\s+)?me\b(?!\s+who)
+      | \bwas\s+(?:just\s+)?me\s+(?:logging|signing)\s+in\b | \bi\s+(?:just\s+)?logged\s+in\s+(?:myself|from\s+my\s+new)\b
+      | 自分(?:です|でした|なので|のログイン|でログイン|が(?:ログイン|ログインした))(?!か) | 本人(?:です|でした|なので)(?!か)
+      | 私(?:です|でした)(?:ので|から|。|、|$) | 自分自身の(?:ログイン|操作)
+      | (?<![不非])(?:是|係|系)我(?:自己|本人)(?!吗|嗎) | (?<![不非])(?:是|係)我(?:登录|登入|登錄)的 | 我自己(?:登录|登入|登錄)的"""
+)
+
+
+_LOGIN = _rx(
+    r"""\b(?:log(?:ged)?[\s-]?in|sign(?:ed)?[\s-]?in|alert|device|new\s+(?:phone|laptop|computer|iphone|browser))\b
+      | ログイン | 通知 | 端末 | デバイス | 機種変 | 登录 | 登入 | 登錄 | 提醒 | 设备 | 設備 | 新手机 | 新手機 | 新电脑 | 新電腦"""
+)
+
+
+def login_was_theirs(text: str) -> bool:
+    """True when the customer says the login an alert told them of was their own (a login,
+    an alert or a device is named)."""
+    norm = to_halfwidth(text)
+    return bool(_WAS_ME.search(norm) and _LOGIN.search(norm))

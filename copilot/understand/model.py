@@ -34,6 +34,7 @@ from copilot.heads.features import fold
 from copilot.heads.model import HeadSet, WeightsError
 from copilot.understand.messages import FLAGS, OUT_OF_SCOPE, TOPICS, VAGUE
 
+FOLLOW_UP_TURNS = 3  # earlier customer turns a vague follow-up looks back through
 WEIGHTS = "understand"  # models/understand.npz + understand.json
 VIEWS = ("message", "context")
 EMOTION_HEADS = ("emotion>=1", "emotion>=2", "emotion>=3")
@@ -198,11 +199,13 @@ class MessageModel:
         earlier = [t.text for t in thread if t.role == "customer" and t.text.strip()]
         if u.primary != VAGUE or u.flags or not earlier:
             return u
-        # a follow-up with nothing answerable of its own ("Any update???"): the thread's topic
-        before = self.probabilities([(earlier[-1].strip(), context_text(thread[:-1], agent_note))])
-        asked = decide(self.heads, before[0], language)
-        if asked.primary in (VAGUE, OUT_OF_SCOPE):
-            return u
-        return Understanding(
-            asked.topics, asked.flags, max(u.emotion, asked.emotion), u.probabilities, True
-        )
+        # a follow-up with nothing answerable of its own ("Any update???"): the thread's topic,
+        # from the latest earlier customer turn that has one ("OK, I'll wait" has none)
+        for text in reversed(earlier[-FOLLOW_UP_TURNS:]):
+            before = self.probabilities([(text.strip(), context_text(thread[:-1], agent_note))])
+            asked = decide(self.heads, before[0], language)
+            if asked.primary not in (VAGUE, OUT_OF_SCOPE):
+                return Understanding(
+                    asked.topics, asked.flags, max(u.emotion, asked.emotion), u.probabilities, True
+                )
+        return u

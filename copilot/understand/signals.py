@@ -130,7 +130,9 @@ ESCALATION_CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "complaint",
         _rx(
-            r"""\bformal\s+complaint\b | \bcomplain\s+to\b | 正式に苦情 | 苦情を申し立て | 正式投诉 | 我要投诉 | 投诉你"""
+            r"""\bformal\s+complaint\b | \bcomplain\s+to\b | \b(?:lodge|file|make|raise|register)\s+a\s+complaint\b
+                | 正式に苦情 | 正式な苦情 | 苦情として | 苦情を申し立て | 苦情を申し入れ
+                | 正式投诉 | 我要投诉 | 投诉你 | 【投诉】 | 提出投诉 | 正式(?:的)?投訴 | 我要投訴 | 【投訴】"""
         ),
     ),
     (
@@ -252,6 +254,18 @@ def emotion_level(text: str, language: str | None = None) -> int:
     if score == 0:
         return 0
     return 1 if score <= 2 else 2 if score <= 6 else 3
+
+
+#: Cues of a customer taking the matter further (a formal complaint, a lawyer, a regulator):
+#: the escalation reply registers the complaint and says a regulator is their right.
+FURTHER = frozenset({"complaint", "legal", "regulator"})
+
+
+def escalation_kinds(text: str) -> set[str]:
+    """The kinds of escalation cue in ``text`` (``legal``, ``regulator``, ``supervisor``,
+    ``complaint``, ``public``)."""
+    norm = to_halfwidth(text or "")
+    return {detail for detail, rx in ESCALATION_CUES if rx.search(norm)}
 
 
 def analyze_message(text: str, language: str | None = None) -> list[Flag]:

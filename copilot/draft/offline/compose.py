@@ -78,6 +78,7 @@ from copilot.draft.offline.phrases import Phrases, greeting
 from copilot.draft.offline.routing import Route
 from copilot.draft.offline.scenario import (
     ANGRY,
+    ESCALATION,
     MAX_FACTS,
     MIN_FAQ_SCORE,
     TOPICAL_PLAYBOOKS,
@@ -91,14 +92,17 @@ from copilot.retrieval.types import Hit
 from copilot.text.language import LANGUAGES
 from copilot.understand.compromise import funds_gone
 from copilot.understand.facts import Facts
+from copilot.understand.signals import FURTHER, escalation_kinds
 
 # FAQs whose reply template is for an emergency, and their sections for a calm question
 # (a message the routing did not read as a compromise): "is this e-mail real?"
-CALM_SECTIONS = {"faq/security": ("q-phishing-email", "q-anti-phishing", "q-fake-support")}
+CALM_SECTIONS = {
+    "faq/security": ("q-phishing-email", "q-anti-phishing", "q-fake-support", "q-login-alert")
+}
 
 # playbooks about the customer's upset or escalation, not a matter: an overdue matter is
 # named inside them (``OfflineDrafter._with_overdue_matter``)
-UPSET_PLAYBOOKS = ("playbook/escalation", ANGRY)
+UPSET_PLAYBOOKS = (ESCALATION, ANGRY)
 
 
 @dataclass(frozen=True)
@@ -316,10 +320,11 @@ class OfflineDrafter:
             draft = self._with_second(draft, route.second, lang, hits)
         if draft.scenario in UPSET_PLAYBOOKS and facts:
             best = self._best_faq(hits, lang)
-            matter = (
-                route.article
-                if route is not None and route.article and route.article.startswith("faq/")
-                else (best.id if best is not None else None)
+            # the matter: the learned primary topic, else its second topic, else retrieval's
+            topics = [] if route is None else [route.article, route.second]
+            matter = next(
+                (t for t in topics if t and t.startswith("faq/")),
+                best.id if best is not None else None,
             )
             if matter is not None:
                 draft = self._with_overdue_matter(draft, facts, lang, message, matter)
@@ -399,7 +404,12 @@ class OfflineDrafter:
             playbook = self.lookup(scenario, lang)
             if playbook is not None:
                 facts_faq = self._facts_faq(playbook, hits, scores, lang)
-                body = self._playbook_blocks(playbook, max(1, level), facts_faq, message, lang)
+                shown = max(1, level)
+                if scenario == ESCALATION and escalation_kinds(message) & FURTHER:
+                    # a formal complaint, a lawyer or a regulator: the level that registers
+                    # the complaint and names the regulator as the customer's right
+                    shown = max(2, shown)
+                body = self._playbook_blocks(playbook, shown, facts_faq, message, lang)
                 used = (
                     (playbook, facts_faq)
                     if facts_faq is not None and any(b.source == facts_faq.id for b in body)
@@ -409,7 +419,8 @@ class OfflineDrafter:
         if (abstain and not route.article) or faq is None:
             body = self._abstain_blocks(lang, level)
             return OfflineDraft((head, *self._closing(body, lang), tail), "abstain", level)
-        body = self._faq_blocks(faq, lang, level, hits)
+        asked = route.section if route.article == faq.id else None
+        body = self._faq_blocks(faq, lang, level, hits, asked)
         if offer_handover:
             body = self._with_handover(body, lang, 3)
         return OfflineDraft((head, *self._closing(body, lang), tail), "faq", level, (faq,))
@@ -604,6 +615,12 @@ class OfflineDrafter:
         if late is None:
             return draft
         blocks = list(draft.blocks)
+        # the same matter answered again as a "second topic" (the routine status check):
+        # the overdue sentence replaces that section, connector included
+        connector = (self.phrases.optional("second_topic", lang) or "").strip()
+        own = [i for i, b in enumerate(blocks) if b.kind == "body" and b.source == matter]
+        if own and own[0] > 0 and connector and blocks[own[0] - 1].text.strip() == connector:
+            blocks = [b for i, b in enumerate(blocks) if i not in own and i != own[0] - 1]
         first = next((i for i, b in enumerate(blocks) if b.kind == "body"), len(blocks) - 1)
         blocks.insert(first + 1, Block(late.render(facts), art.id))
         articles = (*draft.articles, art) if art not in draft.articles else draft.articles
@@ -780,20 +797,25 @@ class OfflineDrafter:
         body = [Block(p) for p in _paragraphs(str(self.phrases.get("abstain", lang)))]
         return self._with_handover(self._with_opening(body, lang, level), lang, level)
 
-    def answer_section(self, faq: Article, hits: Sequence[Hit]) -> Section | None:
+    def answer_section(
+        self, faq: Article, hits: Sequence[Hit], anchor: str | None = None
+    ) -> Section | None:
         """The question section (``q-...``) of ``faq`` that retrieval matched best to the
         message (its hit's best chunk), when the FAQ's reply template answers another
         question; None when the template is the answer (or there is no such section).
         An FAQ whose template is for an emergency (``CALM_SECTIONS``: the security FAQ's
         freeze-first steps) answers a message routed to it as no emergency from its first
-        calm section ("is this e-mail real?") when retrieval matched no question."""
-        hit = next((h for h in hits if h.article_id == faq.id), None)
-        anchor = str(getattr(hit, "section", "") or "")  # a hit may carry no section
-        calm = CALM_SECTIONS.get(faq.id, ())
-        if hits and calm and not anchor.startswith("q-"):
-            anchor = calm[0]
-        elif hit is None or not anchor.startswith("q-"):
-            return None
+        calm section ("is this e-mail real?") when retrieval matched no question.
+        ``anchor``: the question the routing named (a login alert that was the customer's),
+        before retrieval's."""
+        if anchor is None:
+            hit = next((h for h in hits if h.article_id == faq.id), None)
+            anchor = str(getattr(hit, "section", "") or "")  # a hit may carry no section
+            if not anchor.startswith("q-"):
+                calm = CALM_SECTIONS.get(faq.id, ())
+                if not (hits and calm):
+                    return None
+                anchor = calm[0]
         section, template = faq.section(anchor), faq.section("reply-template")
         if section is None or template is None or not section.text.strip():
             return None
@@ -814,9 +836,14 @@ class OfflineDrafter:
         return text
 
     def _faq_blocks(
-        self, faq: Article, lang: str, level: int, hits: Sequence[Hit] = ()
+        self,
+        faq: Article,
+        lang: str,
+        level: int,
+        hits: Sequence[Hit] = (),
+        question: str | None = None,
     ) -> list[Block]:
-        answer = self.answer_section(faq, hits)
+        answer = self.answer_section(faq, hits, question)
         calm = answer is not None and answer.anchor in CALM_SECTIONS.get(faq.id, ())
         opening = self.phrases.optional("answer_opening", lang)
         section = faq.section("reply-template")

@@ -3,8 +3,11 @@ the confident primary topic.
 
 * ``account_compromised`` (P >= 0.5, or ``faq/security`` the primary topic) ->
   ``faq/security`` (freeze the account first) and escalation; not on the model alone when
-  the message says nothing was clicked, opened or entered, and for a lost phone or
+  the message says nothing was clicked, opened or entered or that the alerted login was the
+  customer's own, and for a lost phone or
   authenticator (``faq/2fa-reset`` first) only from P >= ``LOST_DEVICE_SURE``;
+* ``out_of_scope`` as a near-certain primary topic (P >= ``OFF_PLATFORM_SURE``) -> the polite
+  decline below, even with the advice flag;
 * ``asks_for_prediction_or_advice`` -> ``faq/market-info-disclaimer``;
 * ``greeting_or_vague`` as the primary topic -> one short, friendly question;
 * ``out_of_scope`` as the primary topic (no flag) -> a short, polite decline that says what
@@ -27,12 +30,13 @@ section of its own after the first (``Route.second``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from copilot.understand.compromise import (
     acted_on_nothing,
     compromise_kind,
     compromise_situation,
+    login_was_theirs,
 )
 from copilot.understand.messages import OUT_OF_SCOPE, VAGUE
 from copilot.understand.model import Understanding
@@ -48,7 +52,11 @@ SURE = 0.5
 # only on the rules' evidence (docs/understanding.md)
 LOST_DEVICE_SURE = 0.9
 TWO_FA = "faq/2fa-reset"
+LOGIN_ALERT = "q-login-alert"  # faq/security's "a login alert that was you" question
 DISCLAIMER = "faq/market-info-disclaimer"
+# P(out_of_scope) from which a question not about the platform is declined even with the
+# advice flag (the flag also fires on "how should I prepare for my exam?")
+OFF_PLATFORM_SURE = 0.8
 SECOND = 0.6  # P(second topic) from which it gets a section of its own (docs/understanding.md)
 # after the safety-first reply these would read as plain reset steps: not a second section
 NOT_AFTER_SECURITY = ("faq/password-reset", "faq/login-locked", SECURITY)
@@ -65,6 +73,7 @@ class Route:
     second: str | None = None  # a second topic's FAQ, answered in its own section
     compromise: str | None = None  # phishing | access: how the safety-first reply opens
     situation: str | None = None  # wallet | sent | api | remote | sim: its own first steps
+    section: str | None = None  # the article's question section to answer from
 
 
 def _second(u: Understanding, first: str | None, banned: tuple[str, ...] = ()) -> str | None:
@@ -91,7 +100,12 @@ def route_message(u: Understanding | None, message: str) -> Route | None:
             compromise=kind,
             situation=situation,
         )
-    return route_for(u, kind, situation, untouched=kind is None and acted_on_nothing(message))
+    theirs = login_was_theirs(message)
+    untouched = acted_on_nothing(message) or theirs
+    route = route_for(u, kind, situation, untouched=kind is None and untouched)
+    if theirs and route.override is None and route.article == SECURITY:
+        return replace(route, section=LOGIN_ALERT)  # nothing to do if it was them
+    return route
 
 
 def _model_says_compromised(u: Understanding, untouched: bool) -> bool:
@@ -125,6 +139,9 @@ def route_for(
             compromise=compromise or "access",
             situation=situation,
         )
+    if u.primary == OUT_OF_SCOPE and u.confidence >= OFF_PLATFORM_SURE:
+        # "how do I prepare for the IELTS?" reads as advice, but it is not about the platform
+        return Route("out_of_scope")
     if u.has("asks_for_prediction_or_advice"):
         return Route("advice", DISCLAIMER, second=_second(u, DISCLAIMER))
     if u.primary == VAGUE and not u.flags:
