@@ -1069,3 +1069,79 @@ def test_an_escalation_about_an_overdue_withdrawal_says_it_once() -> None:
     assert "W2612010733 is taking longer than it should" in d.text
     assert drafter.phrases.optional("second_topic", "en") not in d.text
     assert "check its status" not in d.text
+
+
+LOCKED_THRICE = {
+    "en": "Locked out again. Third time today, the unlock e-mail just says contact support.",
+    "ja": "今日もう3回ロックされて、ログインできないって表示されます。",
+    "zh": "帳戶今日鎖咗三次，而家登入唔到",
+}
+ID_CHECK = {"en": "photo of your ID document", "ja": "身分証明書の写真", "zh": "证件照片"}
+WAIT = {"en": "Wait 30 minutes", "ja": "30分お待ち", "zh": "等待30分钟"}
+
+
+@pytest.mark.parametrize("lang", ["en", "ja", "zh"])
+def test_a_third_lockout_gets_the_identity_check_not_wait_30_minutes(
+    drafter: OfflineDrafter, lang: str
+) -> None:
+    """Locked 3 times in 24 hours: the automatic unlock no longer applies, so the answer is
+    the locked-again question (ID + selfie) alone, never "wait 30 minutes or use the link"."""
+    from copilot.draft.offline.routing import asked_question
+
+    assert asked_question("faq/login-locked", LOCKED_THRICE[lang]) == "q-locked-again"
+    assert asked_question("faq/login-locked", "I tried 3 times to log in") is None
+    assert asked_question("faq/withdrawal", LOCKED_THRICE[lang]) is None
+    d = _compose(drafter, LOCKED_THRICE[lang], lang, ["faq/login-locked"])
+    text = d.text.replace("證件", "证件")
+    assert ID_CHECK[lang] in text and WAIT[lang] not in d.text
+    assert d.cited == ["faq/login-locked"]
+
+
+@pytest.mark.parametrize("lang", ["en", "ja", "zh"])
+def test_an_unclicked_phishing_message_never_gets_the_hacked_section(
+    drafter: OfflineDrafter, lang: str
+) -> None:
+    """Retrieval may match "I think my account was hacked" best; the customer did not click,
+    so the routing names the calm "is this e-mail real?" question."""
+    reading = Understanding((("faq/security", 0.99),), (("account_compromised", 0.6),), 1)
+    route = route_message(reading, UNTOUCHED[lang])
+    assert route is not None and route.section == "q-phishing-email"
+
+    @dataclass
+    class S:
+        article_id: str
+        score: float = 0.9
+        type: str = "faq"
+        section: str = "q-hacked"
+
+    d = drafter.compose(
+        message=UNTOUCHED[lang],
+        language=lang,
+        name=None,
+        hits=[S("faq/security")],  # type: ignore[list-item]
+        abstain=False,
+        route=route,
+    )
+    assert CHECKS[lang] in d.text and FREEZE[lang] not in d.text
+    # without the routing's question, retrieval's section is answered (the hacked steps)
+    plain = drafter.compose(
+        message=UNTOUCHED[lang],
+        language=lang,
+        name=None,
+        hits=[S("faq/security")],  # type: ignore[list-item]
+        abstain=False,
+    )
+    assert CHECKS[lang] not in plain.text
+
+
+def test_a_weak_advice_flag_beside_a_confident_topic_answers_that_topic() -> None:
+    """ "What is the BTC minimum withdrawal?" can raise the advice flag a little (P 0.42 in the
+    v10 review's case): under ADVICE_SURE beside a confident other topic, that topic answers;
+    a strong flag, or a weak one without a confident topic, keeps the disclaimer."""
+    a = "asks_for_prediction_or_advice"
+    weak = Understanding((("faq/withdrawal", 0.89),), ((a, 0.42),), 0)
+    assert route_for(weak).override is None and route_for(weak).article == "faq/withdrawal"
+    strong = Understanding((("faq/withdrawal", 0.89),), ((a, 0.8),), 0)
+    assert route_for(strong).override == "advice"
+    unsure = Understanding((("faq/withdrawal", 0.5),), ((a, 0.42),), 0)
+    assert route_for(unsure).override == "advice"

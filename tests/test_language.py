@@ -34,7 +34,16 @@ def test_default_is_configurable() -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("出金 手数料", "ja"), ("入金反映", "ja"), ("出金手续费多少", "zh"), ("提现手续费", "zh")],
+    [
+        ("出金 手数料", "ja"),
+        ("入金反映", "ja"),
+        ("入金確認", "ja"),
+        ("出金手续费多少", "zh"),
+        ("提现手续费", "zh"),
+        # Traditional Chinese and Cantonese that use 入金 (v10 review: both answered in ja)
+        ("請問用TRC20入金USDT要幾個確認才會入帳？", "zh"),
+        ("我喺香港用銀行轉帳入金，已經兩個工作天都未到，正常要幾耐？", "zh"),
+    ],
 )
 def test_kanji_only_japanese_words(text: str, expected: str) -> None:
     assert detect_language(text) == expected

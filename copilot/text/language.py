@@ -23,6 +23,14 @@ _ZH_ONLY = frozenset(
     "问题吧啊呀间网线务态审绑钥输错锁续费货资产"
 )
 
+# Traditional Chinese and Cantonese characters that Japanese writes differently or never
+# (會/会, 說/説, 轉/転, 嘅, 喺): a Traditional Han-only text such as 「用TRC20入金要幾個確認才會入帳」
+# is Chinese although 入金 is also a Japanese word.
+_HANT_ONLY = frozenset(
+    "們這麼說錢證驗轉經應嗎呢會讓對發單關氣變圖讀濟樣賣兩檢處歲勞乘剩權險錄覽擇歸邊鐵從"
+    "繪繼縱惱惡漲綁鑰產號戶體續嘅喺咗唔冇啲咁嚟睇佢哋嘢乜咩嗰"
+)
+
 # Kanji-only words that are Japanese rather than Chinese in a support chat (出金 = withdrawal).
 _JA_WORDS = ("手数料", "出金", "入金", "口座", "残高", "振込", "解約", "約定", "問合", "機種変")
 
@@ -33,7 +41,7 @@ def detect_language(text: str, default: str = "en") -> str:
     A few kana in a mostly Chinese text (e.g. a quoted brand) do not make it Japanese:
     kana must be at least 10% of the Han+kana characters. A Han-only text is Japanese
     when it has more Japanese-only kanji forms (払, 済, 続) and words (手数料, 出金) than
-    Simplified-only characters (这, 账, 续).
+    Simplified- or Traditional-only characters (这, 账, 續, 會, 嘅).
     """
     kana = len(_KANA.findall(text))
     han_chars = _HAN.findall(text)
@@ -44,7 +52,9 @@ def detect_language(text: str, default: str = "en") -> str:
         if not kana:
             ja_only = sum(1 for c in han_chars if c in _JA_ONLY)
             ja_only += sum(text.count(w) for w in _JA_WORDS)
-            zh_only = sum(1 for c in han_chars if c in _ZH_ONLY and c not in _JA_ONLY)
+            zh_only = sum(
+                1 for c in han_chars if (c in _ZH_ONLY or c in _HANT_ONLY) and c not in _JA_ONLY
+            )
             if ja_only > zh_only:
                 return "ja"
         return "zh"

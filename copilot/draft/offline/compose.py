@@ -75,7 +75,7 @@ from copilot.draft.offline.given import (
     without_given,
 )
 from copilot.draft.offline.phrases import Phrases, greeting
-from copilot.draft.offline.routing import Route
+from copilot.draft.offline.routing import Route, asked_question
 from copilot.draft.offline.scenario import (
     ANGRY,
     ESCALATION,
@@ -419,8 +419,8 @@ class OfflineDrafter:
         if (abstain and not route.article) or faq is None:
             body = self._abstain_blocks(lang, level)
             return OfflineDraft((head, *self._closing(body, lang), tail), "abstain", level)
-        asked = route.section if route.article == faq.id else None
-        body = self._faq_blocks(faq, lang, level, hits, asked)
+        asked = route.section if route.section and faq.section(route.section) else None
+        body = self._faq_blocks(faq, lang, level, hits, asked or asked_question(faq.id, message))
         if offer_handover:
             body = self._with_handover(body, lang, 3)
         return OfflineDraft((head, *self._closing(body, lang), tail), "faq", level, (faq,))
@@ -844,7 +844,11 @@ class OfflineDrafter:
         question: str | None = None,
     ) -> list[Block]:
         answer = self.answer_section(faq, hits, question)
-        calm = answer is not None and answer.anchor in CALM_SECTIONS.get(faq.id, ())
+        # a calm question, or one the routing or the message's facts named (a third lockout),
+        # is answered alone: the template's steps would contradict it ("wait 30 minutes")
+        calm = answer is not None and (
+            answer.anchor in CALM_SECTIONS.get(faq.id, ()) or question is not None
+        )
         opening = self.phrases.optional("answer_opening", lang)
         section = faq.section("reply-template")
         template = _paragraphs(_template_body(section.text if section else ""))

@@ -8,7 +8,8 @@ the confident primary topic.
   authenticator (``faq/2fa-reset`` first) only from P >= ``LOST_DEVICE_SURE``;
 * ``out_of_scope`` as a near-certain primary topic (P >= ``OFF_PLATFORM_SURE``) -> the polite
   decline below, even with the advice flag;
-* ``asks_for_prediction_or_advice`` -> ``faq/market-info-disclaimer``;
+* ``asks_for_prediction_or_advice`` -> ``faq/market-info-disclaimer``, unless the flag is
+  under ``ADVICE_SURE`` beside a confident primary topic that is another article;
 * ``greeting_or_vague`` as the primary topic -> one short, friendly question;
 * ``out_of_scope`` as the primary topic (no flag) -> a short, polite decline that says what
   support can help with (never the "tell me the error message" questionnaire);
@@ -30,6 +31,7 @@ section of its own after the first (``Route.second``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 from copilot.understand.compromise import (
@@ -53,10 +55,35 @@ SURE = 0.5
 LOST_DEVICE_SURE = 0.9
 TWO_FA = "faq/2fa-reset"
 LOGIN_ALERT = "q-login-alert"  # faq/security's "a login alert that was you" question
+PHISHING_EMAIL = "q-phishing-email"  # faq/security's "is this e-mail real?" question
+LOCKED_AGAIN = "q-locked-again"  # faq/login-locked's "locked 3 times: ID check" question
+# a third lockout in 24 hours ("third time today", 3回ロック, 锁了三次): no automatic unlock
+_LOCKED_AGAIN = re.compile(
+    r"""(?i)(?=.*(?:\block|ロック|[锁鎖]))
+        .*(?:\b(?:third|3rd|fourth|4th)\s+(?:time|lock-?out)\b
+            | \block(?:ed)?(?:\s+out)?(?:\s+\w+){0,3}\s+(?:3|three|4|four)\s+times\b
+            | \b(?:3|three|4|four)\s+lock-?outs\b
+            | [34三四](?:回|度)(?:目|も)?(?:ロック|連続)? | ロック(?:が|され)?[^。]{0,6}[34三四](?:回|度)
+            | 第?[三四34]次 | [锁鎖][了咗]?[三四34]次)""",
+    re.VERBOSE | re.DOTALL,
+)
+
+
+def asked_question(article: str, message: str) -> str | None:
+    """The question section of ``article`` the message's own facts decide (a third lockout
+    -> ``q-locked-again``), or None."""
+    if article == "faq/login-locked" and _LOCKED_AGAIN.search(message):
+        return LOCKED_AGAIN
+    return None
+
+
 DISCLAIMER = "faq/market-info-disclaimer"
 # P(out_of_scope) from which a question not about the platform is declined even with the
 # advice flag (the flag also fires on "how should I prepare for my exam?")
 OFF_PLATFORM_SURE = 0.8
+# the advice flag's threshold favours recall: under this, beside a confident primary topic
+# that is another article, the message is that article's question (docs/understanding.md)
+ADVICE_SURE = 0.5
 SECOND = 0.6  # P(second topic) from which it gets a section of its own (docs/understanding.md)
 # after the safety-first reply these would read as plain reset steps: not a second section
 NOT_AFTER_SECURITY = ("faq/password-reset", "faq/login-locked", SECURITY)
@@ -101,10 +128,11 @@ def route_message(u: Understanding | None, message: str) -> Route | None:
             situation=situation,
         )
     theirs = login_was_theirs(message)
-    untouched = acted_on_nothing(message) or theirs
-    route = route_for(u, kind, situation, untouched=kind is None and untouched)
-    if theirs and route.override is None and route.article == SECURITY:
-        return replace(route, section=LOGIN_ALERT)  # nothing to do if it was them
+    untouched = acted_on_nothing(message)
+    route = route_for(u, kind, situation, untouched=kind is None and (untouched or theirs))
+    if kind is None and route.override is None and (theirs or untouched):
+        # no emergency: the security FAQ answers from its calm question, never "I was hacked"
+        return replace(route, section=LOGIN_ALERT if theirs else PHISHING_EMAIL)
     return route
 
 
@@ -115,6 +143,18 @@ def _model_says_compromised(u: Understanding, untouched: bool) -> bool:
     if u.primary == TWO_FA:
         return compromised >= LOST_DEVICE_SURE
     return compromised >= SURE or u.primary == SECURITY
+
+
+def _weak_advice(u: Understanding) -> bool:
+    """The advice flag below ``ADVICE_SURE`` beside a confident primary topic that is another
+    article: the question is that article's ("what is the BTC minimum withdrawal?")."""
+    advice = dict(u.flags).get("asks_for_prediction_or_advice", 0.0)
+    return (
+        advice < ADVICE_SURE
+        and u.primary != DISCLAIMER
+        and "/" in u.primary
+        and u.confidence >= CONFIDENT
+    )
 
 
 def route_for(
@@ -142,7 +182,7 @@ def route_for(
     if u.primary == OUT_OF_SCOPE and u.confidence >= OFF_PLATFORM_SURE:
         # "how do I prepare for the IELTS?" reads as advice, but it is not about the platform
         return Route("out_of_scope")
-    if u.has("asks_for_prediction_or_advice"):
+    if u.has("asks_for_prediction_or_advice") and not _weak_advice(u):
         return Route("advice", DISCLAIMER, second=_second(u, DISCLAIMER))
     if u.primary == VAGUE and not u.flags:
         return Route("vague")
