@@ -1089,7 +1089,19 @@ def test_a_third_lockout_gets_the_identity_check_not_wait_30_minutes(
     from copilot.draft.offline.routing import asked_question
 
     assert asked_question("faq/login-locked", LOCKED_THRICE[lang]) == "q-locked-again"
-    assert asked_question("faq/login-locked", "I tried 3 times to log in") is None
+    for attempts in (
+        "I tried 3 times to log in and now it is locked",
+        "パスワードを3回間違えてロックされました",
+        "我试了三次密码然后被锁了",
+    ):  # three wrong passwords are not three lockouts
+        assert asked_question("faq/login-locked", attempts) is None, attempts
+    for thrice in (
+        "3回目のロックです",
+        "今天第三次被锁",
+        "ロックされたのはこれで3回目",
+        "帳戶又被鎖了……今天已經是第三次",
+    ):
+        assert asked_question("faq/login-locked", thrice) == "q-locked-again", thrice
     assert asked_question("faq/withdrawal", LOCKED_THRICE[lang]) is None
     d = _compose(drafter, LOCKED_THRICE[lang], lang, ["faq/login-locked"])
     text = d.text.replace("證件", "证件")
