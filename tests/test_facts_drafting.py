@@ -1045,11 +1045,9 @@ def _paragraphs(text: str) -> list[str]:
     return [p.strip() for p in text.split("\n\n") if p.strip() and not p.startswith("{")]
 
 
-def test_an_escalation_about_an_overdue_withdrawal_says_it_once() -> None:
+def test_an_escalation_about_an_overdue_withdrawal_says_it_once(drafter: OfflineDrafter) -> None:
     """The overdue matter is also the learned second topic: its routine status section
     (connector included) gives way to the overdue sentence; the wait cue "on hold" counts."""
-    kb = {(a.id, a.language): a for a in load_kb(ROOT / "knowledge")}
-    drafter = OfflineDrafter.from_file(PHRASES, lambda aid, lang: kb.get((aid, lang)))
     message = (
         "My withdrawal of 12,500 USDT (ID W2612010733) has been on hold for 5 days. "
         "Please treat this as a formal complaint."
