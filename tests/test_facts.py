@@ -73,6 +73,10 @@ CASES = [
         {"device": "华为Mate 40", "app_version": "5.4.1"},
     ),
     ("BTC走闪电网络提现 报错invoice expired", {"network": "闪电网络", "asset": "BTC"}),
+    ("It has been 4 business days and my ID is still in review", {"elapsed": "4 business days"}),
+    ("もう4営業日ですよ。まだですか？", {"elapsed": "4営業日"}),
+    ("已經第四個工作天了，還在審核中？", {"elapsed": "第四個工作天"}),
+    ("审核已经5个工作日了", {"elapsed": "5个工作日"}),
 ]
 
 
@@ -89,6 +93,7 @@ def test_facts_in_three_languages(text: str, want: dict[str, str]) -> None:
     "text",
     [
         "How long do withdrawals take? Is it within 24 hours?",  # a rule, not the wait
+        "they said within 5 business days",  # a published time, not the wait
         "bought a 5 min BTC up option and lost",  # a product, not the wait
         "I clicked a link in an email",  # LINK the coin is written in capitals
         "what's the difference between a stop-market and a stop-limit order?",

@@ -253,7 +253,7 @@ def test_an_overdue_withdrawal_keeps_the_second_topic(drafter: OfflineDrafter) -
 @pytest.mark.parametrize(
     ("lang", "message"),
     [
-        ("en", "My withdrawal W2411300421 of 500 USDT on TRC20 has been processing for 3 hours."),
+        ("en", "My withdrawal W2411300421 of 500 USDT on TRC20 has not arrived after 3 hours."),
         ("ja", "出金ID W2411011442 の出金が3時間たっても届きません。"),
         ("zh", "我的提币等了3个小时还没到账，提币ID W2409110023"),
     ],
@@ -407,6 +407,10 @@ def test_a_sentence_the_template_already_says_is_not_added(
         ("兩天", 48),
         ("整整两周", 336),
         ("半小时", 0.5),
+        ("4 business days", 4 * 33.6),
+        ("5営業日", 5 * 33.6),
+        ("第四個工作天", 4 * 33.6),
+        ("三个工作日", 3 * 33.6),
         ("since MONDAY", None),
         ("", None),
     ],
@@ -1155,3 +1159,142 @@ def test_a_weak_advice_flag_beside_a_confident_topic_answers_that_topic() -> Non
     assert route_for(strong).override == "advice"
     unsure = Understanding((("faq/withdrawal", 0.5),), ((a, 0.42),), 0)
     assert route_for(unsure).override == "advice"
+
+
+# ---- a withdrawal the customer wants back, and follow-ups on an open case ---------------
+PULL_BACK = {
+    "en": "I withdrew 600 XRP to another exchange but forgot the destination tag. It shows "
+    "Completed. Can you pull it back?",
+    "ja": "出金先アドレスを間違えて送金してしまいました。取り消せますか？",
+    "zh": "我把 1.5 ETH 提到朋友的錢包，網路選錯了，交易已經完成了，可以幫忙撤回嗎？",
+}
+CANNOT_REVERSE = {"en": "cannot reverse it", "ja": "取り消すことができません", "zh": "无法撤回"}
+
+
+@pytest.mark.parametrize("lang", ["en", "ja", "zh"])
+def test_a_sent_withdrawal_the_customer_wants_back_gets_cannot_be_reversed(
+    drafter: OfflineDrafter, lang: str
+) -> None:
+    """ "Can you pull it back?" about a withdrawal that left: the wrong-address question
+    (the platform cannot reverse it; ask the receiver with the TxID), answered alone, even
+    when the model reads a compromise or is not confident; a deposit or a withdrawal still
+    processing is not this question."""
+    hacked = Understanding((("faq/security", 0.9),), (("account_compromised", 0.8),), 1)
+    for reading in (hacked, Understanding((("faq/withdrawal", 0.4),), (), 1), None):
+        route = route_message(reading, PULL_BACK[lang])
+        assert route is not None and route.override is None, reading
+        assert (route.article, route.section) == ("faq/withdrawal", "q-wrong-address")
+    angry = Understanding((("faq/withdrawal", 0.9),), (("refund_or_compensation_demand", 0.9),), 2)
+    assert route_message(angry, PULL_BACK[lang]).override == "accusation"  # type: ignore[union-attr]
+    d = _compose(drafter, PULL_BACK[lang], lang, ["faq/withdrawal"], route)
+    text = d.text.replace("撤銷", "撤回").replace("無法", "无法")
+    assert CANNOT_REVERSE[lang] in text and d.cited == ["faq/withdrawal"]
+    assert "Assets > History > Withdrawals" not in d.text  # not the status checklist
+    for other in (
+        "I sent USDT to my deposit address on the wrong network, can you get it back?",
+        "Can I cancel my withdrawal? It is still processing",
+        "充值选错网络了，能追回吗",
+        "出金を取り消したいです。まだ処理中です",
+    ):
+        assert route_message(None, other) is None, other
+
+
+OPEN_CASE = {
+    "en": ([Turn("customer", "my ID got rejected for glare"),
+            Turn("agent", "Please retake the photo without flash and resubmit."),
+            Turn("customer", "ok resubmitted it 2 days ago")], "any news??"),
+    "ja": ([Turn("customer", "本人確認を再提出しました"),
+            Turn("agent", "再提出を確認しました。審査完了までお待ちください。")], "で、どうなりました？"),
+    "zh": ([Turn("customer", "我重新提交了身份认证"),
+            Turn("agent", "已收到您的重新提交，请耐心等待审核结果。")], "还没好吗？"),
+}  # fmt: skip
+STILL_IN_TIME = {
+    "en": "at most 3 business days",
+    "ja": "最長でも3営業日",
+    "zh": "最长不超过3个工作日",
+}
+RESUBMIT_STEPS = {"en": "To submit again", "ja": "再提出", "zh": "重新上传"}
+
+
+@pytest.mark.parametrize("lang", ["en", "ja", "zh"])
+def test_a_follow_up_on_an_open_case_gets_its_progress_not_the_first_answer(
+    drafter: OfflineDrafter, lang: str
+) -> None:
+    """Support already answered (an agent turn) and the customer chases: within the service
+    time the reply says so and that nothing needs resending (no Tier 2, no resubmission
+    steps); past it (4 business days), the overdue sentence and the Tier 2 hand-over."""
+    from copilot.understand.followup import chases_open_case, open_case_text
+
+    thread, chase = OPEN_CASE[lang]
+    assert chases_open_case(chase, thread)
+    assert not chases_open_case(chase, [t for t in thread if t.role == "customer"])
+    assert not chases_open_case("How do I verify my identity?", thread)
+    case = open_case_text(chase, thread)
+    assert case is not None and thread[-1].text in case
+
+    def draft(message: str, open_case: str | None) -> OfflineDraft:
+        return drafter.compose(
+            message=message,
+            language=lang,
+            name=None,
+            hits=[H("faq/kyc", 0.8, "faq")],  # type: ignore[arg-type]
+            abstain=False,
+            route=Route(None, "faq/kyc"),
+            facts=extract_facts(message, thread),
+            open_case=open_case,
+        )
+
+    within = draft(chase, case)
+    assert STILL_IN_TIME[lang] in within.text and within.cited == ["faq/kyc"]
+    assert RESUBMIT_STEPS[lang] not in within.text and "Tier 2" not in within.text
+    first = draft(chase, None)  # the same message read as a first contact: the routine answer
+    assert first.text != within.text
+    late = {"en": "still nothing, it has been 4 business days",
+            "ja": "もう4営業日経ちました", "zh": "已经4个工作日了"}[lang]  # fmt: skip
+    overdue = draft(late, open_case_text(late, thread))
+    assert "Tier 2" in overdue.text and overdue.cited == ["faq/kyc", "playbook/escalation"]
+
+
+def test_the_pipeline_reads_the_thread_for_an_open_case(kb: dict[tuple[str, str], Article]) -> None:
+    """Through the copilot: the same chase answers the case's progress when support already
+    answered in the thread, and is a first contact without that turn."""
+    from copilot.llm.offline import OfflineBackend
+
+    cp = make_copilot(kb, OfflineBackend(), ids=("faq/withdrawal",))
+    asked = Turn("customer", "my withdrawal W2411300421 is still processing")
+    answered = Turn("agent", "Thank you, we are looking into it.")
+    res = cp.draft(DraftRequest("any update?", history=[asked, answered]))
+    assert "I will check withdrawal W2411300421 and update you here" in res.draft
+    first = cp.draft(DraftRequest("any update?", history=[asked]))
+    assert "I will check withdrawal" not in first.draft
+
+
+def test_sending_the_id_the_agent_asked_for_is_a_follow_up() -> None:
+    """The agent's last turn asked for the TxID and the customer sends it: an open case
+    (no "send us the TxID" again); the same id in a first message is not."""
+    from copilot.understand.followup import chases_open_case
+
+    txid = "0x7c1e9a4f2b83d06e5a19c7d2ff40b8e31a65c9d07e2b4f18a3c6d95e0b71f24a"
+    sent = Turn("customer", "Sent 1.2 ETH from my Ledger this morning, not in my balance yet.")
+    asked = Turn("agent", "Let me check. Could you send me the TxID of the transfer?")
+    assert chases_open_case(f"Here it is: {txid}", [sent, asked])
+    assert not chases_open_case(f"Here it is: {txid}", [sent])
+    assert not chases_open_case("thanks, that helped", [sent, asked])
+
+
+@pytest.mark.parametrize("lang", ["en", "ja", "zh"])
+def test_a_withdrawal_said_to_be_processing_with_its_id_is_not_sent_to_check_its_status(
+    drafter: OfflineDrafter, lang: str
+) -> None:
+    """The customer says it is "Processing" and gives the id: the reply says it may still be
+    within the review time and what happens after 24 hours, never "open Assets > History >
+    Withdrawals and check its status"."""
+    message = {
+        "en": "My withdrawal W88213054 still says Processing. Is something wrong?",
+        "ja": "出金 W2612011935 がまだ処理中のままです。大丈夫でしょうか",
+        "zh": "提币 W2611300457 一直显示处理中，是不是出问题了",
+    }[lang]
+    d = _compose(drafter, message, lang, ["faq/withdrawal"], Route(None, "faq/withdrawal"))
+    assert "24" in d.text and d.cited == ["faq/withdrawal"]
+    assert "Assets > History > Withdrawals" not in d.text
+    assert extract_facts(message).get("withdrawal_id") in d.text

@@ -49,6 +49,7 @@ from copilot.text.language import LANGUAGES, detect_language
 from copilot.tokens import count_tokens
 from copilot.understand.compromise import compromise_kind
 from copilot.understand.facts import Facts, extract_facts
+from copilot.understand.followup import open_case_text
 from copilot.understand.model import MessageModel, Understanding
 from copilot.understand.signals import Flag
 
@@ -212,6 +213,7 @@ class Copilot:
             escalation=run.escalation,
             route=route_message(run.understood, run.message),
             facts=run.facts,
+            open_case=open_case_text(run.message, request.history),
         )
         if run.traditional:
             composed = composed.converted(to_traditional)

@@ -67,6 +67,7 @@ from typing import Any
 
 from copilot.draft.offline.given import (
     OVERDUE_SLOT,
+    PENDING_SLOT,
     FactPhrases,
     FactSentence,
     acknowledgement,
@@ -301,10 +302,14 @@ class OfflineDrafter:
         escalation: bool = False,
         route: Route | None = None,
         facts: Facts | None = None,
+        open_case: str | None = None,
     ) -> OfflineDraft:
         """The draft for one customer message; ``route`` (from learned understanding, see
         :mod:`copilot.draft.offline.routing`) overrides retrieval's choice; ``facts`` (what
-        the customer gave) are acknowledged and never asked for again."""
+        the customer gave) are acknowledged and never asked for again; ``open_case``: the
+        thread's text when the message chases a case support already answered
+        (:func:`copilot.understand.followup.chases_open_case`): its progress is answered,
+        not the first answer again."""
         lang = language if language in LANGUAGES else "en"
         draft = self._compose(
             message=message,
@@ -332,7 +337,7 @@ class OfflineDrafter:
             cues = self.phrases.evidence(message, lang)
             if route is not None and route.article in TOPICAL_PLAYBOOKS:
                 cues.add(route.article)
-            draft = self._with_facts(draft, facts or Facts(), lang, cues, message)
+            draft = self._with_facts(draft, facts or Facts(), lang, cues, message, open_case)
         return draft
 
     def _compose(
@@ -516,6 +521,7 @@ class OfflineDrafter:
         lang: str,
         cues: set[str] | None = None,
         message: str = "",
+        open_case: str | None = None,
     ) -> OfflineDraft:
         """``draft`` asking for none of ``facts``, with the ``facts_said`` sentences that fit
         (a given fact used inside the answer, the customer's claim answered) and, when the
@@ -532,21 +538,26 @@ class OfflineDrafter:
             text = without_given(b.text, facts, fp, cjk, message)
             if text.strip():
                 blocks.append(Block(text, b.source, b.kind))
-        saids = said_sentences(fp, facts, draft.scenario, draft.cited, cues or set(), message)
+        saids = said_sentences(
+            fp, facts, draft.scenario, draft.cited, cues or set(), message, open_case
+        )
         late = next((s for s in saids if s.slot.startswith(OVERDUE_SLOT)), None)
-        if (
-            late is not None
-            and draft.scenario == "faq"
-            and draft.articles
-            and draft.articles[0].id in late.when
-        ):
-            return self._overdue(draft, late, facts, lang)
+        # a follow-up on an open case within the service time: its progress, no hand-over
+        pending = next((s for s in saids if s.slot.startswith(PENDING_SLOT)), None)
+        for answer, handover in ((late, True), (pending, False)):
+            if (
+                answer is not None
+                and draft.scenario == "faq"
+                and draft.articles
+                and draft.articles[0].id in answer.when
+            ):
+                return self._overdue(draft, answer, facts, lang, handover=handover)
         articles = list(draft.articles)
         start: list[Block] = []
         end: list[Block] = []
         already = "\n".join(b.text for b in blocks)
         for said in saids:
-            if said.slot.startswith(OVERDUE_SLOT):
+            if said.slot.startswith((OVERDUE_SLOT, PENDING_SLOT)):
                 continue
             if (
                 late is not None
@@ -627,12 +638,20 @@ class OfflineDrafter:
         return OfflineDraft(tuple(blocks), draft.scenario, draft.level, articles)
 
     def _overdue(
-        self, draft: OfflineDraft, late: FactSentence, facts: Facts, lang: str
+        self,
+        draft: OfflineDraft,
+        late: FactSentence,
+        facts: Facts,
+        lang: str,
+        *,
+        handover: bool = True,
     ) -> OfflineDraft:
         """The reply when the customer has waited longer than the KB's service time for the
         matter (an ``overdue...`` slot of ``facts_said`` fits): the routine answer (check
         the status, the usual times) is replaced by saying so and handing the case to Tier 2
-        (``overdue_handover``, grounded in the escalation playbook)."""
+        (``overdue_handover``, grounded in the escalation playbook). Without ``handover``:
+        a follow-up on an open case still within the service time (a ``pending...`` slot),
+        whose sentence says what happens next."""
         articles = list(draft.articles)
         source = None
         if late.cite:
@@ -642,10 +661,10 @@ class OfflineDrafter:
                 if all(a.id != art.id for a in articles):
                     articles.append(art)
         body = [Block(late.render(facts), source)]
-        handover = self.phrases.optional("overdue_handover", lang)
+        hand_over = self.phrases.optional("overdue_handover", lang) if handover else None
         escalation = self.lookup("playbook/escalation", lang)
-        if handover and escalation is not None:
-            body.append(Block(handover, escalation.id))
+        if hand_over and escalation is not None:
+            body.append(Block(hand_over, escalation.id))
             if all(a.id != escalation.id for a in articles):
                 articles.append(escalation)
         blocks = list(draft.blocks)

@@ -67,7 +67,11 @@ _NUMBERS = {
 }  # fmt: skip
 _CJK_DIGITS = {"一": 1, "二": 2, "两": 2, "兩": 2, "三": 3, "四": 4, "五": 5, "六": 6,
                "七": 7, "八": 8, "九": 9}  # fmt: skip
+# a business day is 7/5 of a calendar day on average: "the 4th business day" of a review
+# that takes "1-3 business days" is past it (96 calendar hours would not say so)
+BUSINESS_DAY_HOURS = 24 * 7 / 5
 _UNITS = (
+    (re.compile(r"business\s+days?|working\s+days?|営業日|工作日|工作天"), BUSINESS_DAY_HOURS),
     (re.compile(r"min|分"), 1 / 60),
     (re.compile(r"h(?:ou)?rs?\b|hours?|\bh\b|時間|小时|小時|钟|鐘"), 1.0),
     (re.compile(r"days?|日|天"), 24.0),
@@ -114,6 +118,10 @@ def elapsed_hours(value: str) -> float | None:
 # ``facts_said`` slots whose names start with this replace the routine answer (see
 # :meth:`copilot.draft.offline.compose.OfflineDrafter._overdue`)
 OVERDUE_SLOT = "overdue"
+# slots whose names start with this answer a follow-up on an open case that is still within
+# the KB's service time (its variants say ``follow_up: true``): they replace the routine
+# answer too, without the Tier 2 hand-over
+PENDING_SLOT = "pending"
 
 
 @dataclass(frozen=True)
@@ -125,7 +133,10 @@ class FactSentence:
     was given and the elapsed time is within ``over_hours`` .. ``under_hours`` (if set). It
     goes after the opening paragraph (``at: start``) or at the end of the body (``at: end``),
     cited to ``cite`` (None: our own sentence); with ``once`` it is left out when the draft
-    already cites ``cite`` (a second-topic section already answers from it)."""
+    already cites ``cite`` (a second-topic section already answers from it). A ``follow_up``
+    variant fits only a follow-up on an open case
+    (:func:`copilot.understand.followup.chases_open_case`), and its ``match`` and ``unless``
+    read the whole thread with the message (the case is named in the thread: "any news??")."""
 
     slot: str
     text: str
@@ -139,6 +150,7 @@ class FactSentence:
     match: re.Pattern[str] | None = None
     once: bool = False
     unless: re.Pattern[str] | None = None
+    follow_up: bool = False
 
     def fits(
         self,
@@ -147,10 +159,16 @@ class FactSentence:
         cited: Sequence[str],
         cues: set[str],
         message: str = "",
+        thread: str | None = None,
     ) -> bool:
-        """True when this variant applies to a draft (see the class docstring)."""
+        """True when this variant applies to a draft (see the class docstring); ``thread``:
+        the thread's text when the message is a follow-up on an open case, else None."""
         if scenario not in self.when and not set(cited) & set(self.when):
             return False
+        if self.follow_up:
+            if thread is None:
+                return False
+            message = f"{thread}\n{message}"
         if self.cue is not None and self.cue not in cues:
             return False
         if self.match is not None and not self.match.search(message):
@@ -293,6 +311,7 @@ def _load_said(table: object, path: object, lang: str) -> tuple[FactSentence, ..
                     match=match,
                     once=bool(v.get("once")),
                     unless=unless,
+                    follow_up=bool(v.get("follow_up")),
                 )
             )
     return tuple(out)
@@ -305,11 +324,13 @@ def said_sentences(
     cited: Sequence[str],
     cues: set[str],
     message: str = "",
+    thread: str | None = None,
 ) -> list[FactSentence]:
-    """The first fitting variant of each ``facts_said`` slot, in file order."""
+    """The first fitting variant of each ``facts_said`` slot, in file order (``thread``: see
+    :meth:`FactSentence.fits`)."""
     chosen: dict[str, FactSentence] = {}
     for s in fp.said:
-        if s.slot not in chosen and s.fits(facts, scenario, cited, cues, message):
+        if s.slot not in chosen and s.fits(facts, scenario, cited, cues, message, thread):
             chosen[s.slot] = s
     return list(chosen.values())
 

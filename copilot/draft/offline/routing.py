@@ -69,11 +69,45 @@ _LOCKED_AGAIN = re.compile(
 )
 
 
+WRONG_ADDRESS = "q-wrong-address"  # faq/withdrawal's "can you reverse it?" question
+# asks to reverse a withdrawal that has left (a wrong address, network or tag; "Completed"):
+# a request (reverse, pull back, 取り消せ, 撤回) and a sign it was sent, not one still processing
+_REVERSE = re.compile(
+    r"""(?i)(?=.*(?:\b(?:reverse|revert|undo|recall|cancel|pull\s+(?:it|them|this|that)?\s*back
+                  |get\s+(?:it|them|my\s+\w+)\s+back|bring\s+(?:it|them)\s+back)\b
+              | 取り消|取消し|キャンセル|戻せ|戻して|取り戻|組み?戻|撤回|撤[销銷]|追回|拿回|收回|退回来|退回來))
+        (?=.*(?:\bwrong\b|\bforg[eo]t\b|\bmistake|\bmistyped\b|\bcompleted\b|\bdestination\s+tag\b
+              |\bmemo\b|\btag\b|\bsent\b|\bwithdrew\b|間違|誤って|誤った|完了|タグ|メモ|送って|送金し
+              |[错錯]|完成|[标標][签籤]|已[经經]?提|提到|[转轉]到|打到))
+        (?!.*(?:\bprocessing\b|\bpending\b|処理中|審査中|[处處]理中|[审審]核中))""",
+    re.VERBOSE | re.DOTALL,
+)
+
+
+WITHDRAWAL = "faq/withdrawal"
+_WITHDRAWN = re.compile(
+    r"(?i)\bwithdr[ae]w|\bwithdrawal|\bwithdrawn|出金|送金|引き出|提[币幣现現]|提到|[转轉]出"
+)
+_DEPOSITED = re.compile(r"(?i)\bdeposit|入金|充[值币幣]")
+
+
+def wants_withdrawal_back(message: str) -> bool:
+    """The customer asks to reverse a withdrawal that has left (not a deposit to recover):
+    the answer is ``q-wrong-address`` (the platform cannot reverse it; ask the receiver),
+    whatever the model read ("can you pull it back?" is no compromise)."""
+    return bool(
+        _REVERSE.search(message) and _WITHDRAWN.search(message) and not _DEPOSITED.search(message)
+    )
+
+
 def asked_question(article: str, message: str) -> str | None:
     """The question section of ``article`` the message's own facts decide (a third lockout
-    -> ``q-locked-again``), or None."""
+    -> ``q-locked-again``; a sent withdrawal the customer wants back -> ``q-wrong-address``),
+    or None."""
     if article == "faq/login-locked" and _LOCKED_AGAIN.search(message):
         return LOCKED_AGAIN
+    if article == WITHDRAWAL and _REVERSE.search(message):
+        return WRONG_ADDRESS
     return None
 
 
@@ -116,6 +150,14 @@ def route_message(u: Understanding | None, message: str) -> Route | None:
     the compromise rules; None leaves the choice to retrieval."""
     kind = compromise_kind(message)
     situation = compromise_situation(message)
+    if kind is None and wants_withdrawal_back(message):
+        # a withdrawal sent to a wrong address is the customer's own mistake, not a
+        # compromise on the model's flag alone; an accusation keeps its playbook
+        base = None if u is None else route_for(u, None, situation, untouched=True)
+        if base is not None and base.override is not None:
+            return base
+        second = None if base is None or base.second == WITHDRAWAL else base.second
+        return Route(None, WITHDRAWAL, second=second, section=WRONG_ADDRESS)
     if u is None:
         if kind is None:
             return None
