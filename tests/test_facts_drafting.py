@@ -1298,3 +1298,62 @@ def test_a_withdrawal_said_to_be_processing_with_its_id_is_not_sent_to_check_its
     assert "24" in d.text and d.cited == ["faq/withdrawal"]
     assert "Assets > History > Withdrawals" not in d.text
     assert extract_facts(message).get("withdrawal_id") in d.text
+
+
+SAFE_ADDRESS = {
+    "en": "Someone in a Telegram group says you are upgrading wallets and we must move our coins "
+    "to a safe address first. Is this real? I have not sent anything yet.",
+    "ja": "「資産保護のため安全なアドレスに資金を移動してください」ってSMSが来ました。まだ何も送っていません。詐欺ですか？",
+    "zh": "群里的管理员说平台要升级钱包，让大家先把币转到一个安全地址。这是真的吗？我还没转",
+}
+SCAM = {"en": "This is a scam", "ja": "これは詐欺です", "zh": "这是诈骗"}
+
+
+@pytest.mark.parametrize("lang", ["en", "ja", "zh"])
+def test_a_safe_address_request_not_acted_on_is_called_a_scam(
+    drafter: OfflineDrafter, lang: str
+) -> None:
+    """ "Move your funds to a safe address", nothing sent yet: the fake-support question
+    ("this is a scam, send nothing"), never the stolen-funds steps; its pointer to "the steps
+    above" becomes the freeze itself (nothing is above it in the reply)."""
+    assert acted_on_nothing(SAFE_ADDRESS[lang])
+    reading = Understanding((("faq/security", 0.9),), (("account_compromised", 0.7),), 1)
+    route = route_message(reading, SAFE_ADDRESS[lang])
+    assert route is not None and route.override is None and route.section == "q-fake-support"
+    d = _compose(drafter, SAFE_ADDRESS[lang], lang, ["faq/security"], route)
+    assert SCAM[lang] in d.text and d.cited == ["faq/security"]
+    assert "Disable account" in d.text
+    assert not any(w in d.text for w in ("steps for a hacked account above", "上記", "上面"))
+
+
+PHISHING_EVIDENCE = {
+    "en": "Got an e-mail with a button to example-secure-login.net and without my anti-phishing "
+    "code. I haven't clicked it. Is this you?",
+    "ja": "防フィッシングコードが入っていないメールが来ました。リンクは押していません。本物ですか？",
+    "zh": "收到一封邮件，里面没有我设置的防钓鱼码，我还没点。是你们发的吗？",
+}
+NOT_US = {
+    "en": "did not come from us",
+    "ja": "当社からの連絡ではありません",
+    "zh": "这不是我们发出的",
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "ja", "zh"])
+def test_a_suspicious_e_mail_with_the_evidence_gets_a_plain_not_us(
+    drafter: OfflineDrafter, lang: str
+) -> None:
+    """The customer saw no anti-phishing code (or a domain that is not ours) and asks "is
+    this you?": the reply says plainly it did not come from us, before the checks; without
+    that evidence, or outside the calm question, no such verdict."""
+    route = route_message(Understanding((("faq/security", 0.9),), (), 1), PHISHING_EVIDENCE[lang])
+    assert route is not None and route.section == "q-phishing-email"
+    d = _compose(drafter, PHISHING_EVIDENCE[lang], lang, ["faq/security"], route)
+    assert NOT_US[lang] in d.text and d.cited == ["faq/security"]
+    plain = {"en": "Is this e-mail from you? I haven't clicked it.",
+             "ja": "このメールは本物ですか？リンクは押していません。",
+             "zh": "这封邮件是你们发的吗？我还没点。"}[lang]  # fmt: skip
+    calm = route_message(Understanding((("faq/security", 0.9),), (), 1), plain)
+    assert NOT_US[lang] not in _compose(drafter, plain, lang, ["faq/security"], calm).text
+    hacked = Route("account_compromised", "faq/security", 1, escalate=True, compromise="phishing")
+    assert NOT_US[lang] not in _compose(drafter, PHISHING_EVIDENCE[lang], lang, [], hacked).text

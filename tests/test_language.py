@@ -47,3 +47,23 @@ def test_default_is_configurable() -> None:
 )
 def test_kanji_only_japanese_words(text: str, expected: str) -> None:
     assert detect_language(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("simplified", "traditional", "wrong"),
+    [
+        ("注销账户后数据保存5年", "註銷賬戶", "登出"),  # closing an account, not "log out"
+        ("请回复本消息", "請回覆本訊息", "回複"),  # not 複本, "a duplicate"
+        ("限价单只会以指定价格成交", "限價單只會", "隻"),  # not the measure word
+        ("邮件中是否显示该代码", "該代碼", "程式碼"),  # not program code
+        ("错误代码 E1023", "錯誤代碼", "程式碼"),
+    ],
+)
+def test_replies_in_traditional_keep_the_words_s2twp_gets_wrong(
+    simplified: str, traditional: str, wrong: str
+) -> None:
+    from copilot.text.chinese import to_traditional
+
+    out = to_traditional(simplified)
+    assert traditional in out and wrong not in out
+    assert to_traditional("一只币") == "一隻幣"  # the measure word itself is still converted

@@ -51,10 +51,30 @@ def to_simplified(text: str) -> str:
         return str(_converter("tw2sp").convert(text))
 
 
+# words s2twp gets wrong in our replies, by segmenting across them or by a Taiwan word of
+# another meaning: 注销 (closing an account) is not 登出 ("log out"), 回复本消息 is not 回複本
+# ("a duplicate"), 限价单只会 is not 單隻 (a measure word), a code (an anti-phishing or an
+# error code) is no 程式碼 (program code). Each is kept out of the conversion (a private-use placeholder)
+# and written in its Traditional form.
+_KEEP = {
+    "注销": "註銷",
+    "回复": "回覆",
+    "只会": "只會",
+    "只能": "只能",
+    "代码": "代碼",
+}
+_PLACEHOLDERS = {word: chr(0xE000 + i) for i, word in enumerate(_KEEP)}
+
+
 def to_traditional(text: str) -> str:
-    """Simplified text in Traditional characters with Taiwan words."""
+    """Simplified text in Traditional characters with Taiwan words (``_KEEP`` as written)."""
+    for word, mark in _PLACEHOLDERS.items():
+        text = text.replace(word, mark)
     with _lock:
-        return str(_converter("s2twp").convert(text))
+        out = str(_converter("s2twp").convert(text))
+    for word, mark in _PLACEHOLDERS.items():
+        out = out.replace(mark, _KEEP[word])
+    return out
 
 
 def simplified_same_length(text: str) -> str:

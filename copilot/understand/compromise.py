@@ -84,8 +84,13 @@ def compromise_kind(text: str) -> str | None:
     norm = _QUOTED.sub(" ", to_halfwidth(text or ""))
     if GAVE_SECRET.search(norm) and _PHISHING_SOURCE.search(norm):
         return "phishing"
-    if _SAFE_ADDRESS.search(norm) and _MOVED_FUNDS.search(norm) and _PHISHING_SOURCE.search(norm):
-        return "phishing"  # funds moved to a "safe" address on someone's word
+    if (
+        _SAFE_ADDRESS.search(norm)
+        and _MOVED_FUNDS.search(norm)
+        and _PHISHING_SOURCE.search(norm)
+        and not _NOT_SENT.search(norm)
+    ):
+        return "phishing"  # funds moved to a "safe" address on someone's word (not "not yet")
     if UNKNOWN_ACCESS.search(norm):
         return "access"
     return None
@@ -168,11 +173,19 @@ _UNTOUCHED = _rx(
       | (?:没|沒|没有|沒有|并没有|並沒有|未|还没|還沒|冇)(?:点|點|点击|點擊|点开|點開|打开|打開|输入|輸入|填|回复|回覆|理|碰|撳|㩒)
       | 删(?:了|掉)|刪(?:了|掉)"""
 )
+# "I have not sent anything yet", まだ送っていません, 我还没转: the funds did not leave
+_NOT_SENT = _rx(
+    r"""\b(?:have\s*n[o']t|haven'?t|did\s*n[o']t|didn'?t|did\s+not|have\s+not|not)\s+(?:yet\s+)?
+          (?:sent|send|moved|move|transferred|transfer)\b
+      | (?:送金|送って|移して|移動して)(?:は)?(?:い)?(?:ません|ない) | まだ(?:何も)?(?:送って|移して|送金して)
+      | (?:没|沒|没有|沒有|还没|還沒|未|冇)(?:有)?(?:转|轉|汇|匯|打|充|提)(?:币|幣|钱|錢|款|过去|過去|出)?"""
+)
 
 
 def acted_on_nothing(text: str) -> bool:
     """True when the customer says they did not act on a suspicious message."""
-    return bool(_UNTOUCHED.search(to_halfwidth(text)))
+    norm = to_halfwidth(text)
+    return bool(_UNTOUCHED.search(norm) or _NOT_SENT.search(norm))
 
 
 # "pretty sure that was me", 「自分なので問題ない」, 应该是我自己: the alerted login was the

@@ -337,6 +337,8 @@ class OfflineDrafter:
             cues = self.phrases.evidence(message, lang)
             if route is not None and route.article in TOPICAL_PLAYBOOKS:
                 cues.add(route.article)
+            if route is not None and route.section:
+                cues.add(route.section)  # the question the routing named (q-phishing-email)
             draft = self._with_facts(draft, facts or Facts(), lang, cues, message, open_case)
         return draft
 

@@ -128,7 +128,8 @@ PENDING_SLOT = "pending"
 class FactSentence:
     """One variant of a ``facts_said`` slot: ``text`` with ``{key}`` placeholders for the
     facts in ``needs``, used when the draft's scenario or a cited article is one of ``when``,
-    the message shows the situation of the playbook ``cue`` (if set), matches ``match`` (a
+    the message shows the situation of the playbook ``cue`` (or the routing named the
+    question ``cue``: ``q-phishing-email``) (if set), matches ``match`` (a
     case-insensitive pattern, if set: "wrong address", 銀行) and not ``unless``, every fact in ``needs``
     was given and the elapsed time is within ``over_hours`` .. ``under_hours`` (if set). It
     goes after the opening paragraph (``at: start``) or at the end of the body (``at: end``),

@@ -56,6 +56,7 @@ LOST_DEVICE_SURE = 0.9
 TWO_FA = "faq/2fa-reset"
 LOGIN_ALERT = "q-login-alert"  # faq/security's "a login alert that was you" question
 PHISHING_EMAIL = "q-phishing-email"  # faq/security's "is this e-mail real?" question
+FAKE_SUPPORT = "q-fake-support"  # faq/security's "told me to move funds to a safe address"
 LOCKED_AGAIN = "q-locked-again"  # faq/login-locked's "locked 3 times: ID check" question
 # a third lockout in 24 hours ("third time today", 3回ロック, 锁了三次): no automatic unlock
 _LOCKED_AGAIN = re.compile(
@@ -173,8 +174,10 @@ def route_message(u: Understanding | None, message: str) -> Route | None:
     untouched = acted_on_nothing(message)
     route = route_for(u, kind, situation, untouched=kind is None and (untouched or theirs))
     if kind is None and route.override is None and (theirs or untouched):
-        # no emergency: the security FAQ answers from its calm question, never "I was hacked"
-        return replace(route, section=LOGIN_ALERT if theirs else PHISHING_EMAIL)
+        # no emergency: the security FAQ answers from its calm question, never "I was hacked";
+        # "move your funds to a safe address" not acted on: "this is a scam, send nothing"
+        calm = LOGIN_ALERT if theirs else FAKE_SUPPORT if situation == "sent" else PHISHING_EMAIL
+        return replace(route, section=calm)
     return route
 
 
