@@ -132,7 +132,8 @@ def test_bench_eval(bench: Callable[[str], dict[str, Any]]) -> None:
     assert r["drafts"] == QUICK_DRAFTS and r["exit_code"] == 0 and r["guardrail"] is True
     assert positive(r["cold_seconds"]) and positive(r["warm_seconds"])
     assert r["cold_drafts_per_second"] > 0 and r["warm_drafts_per_second"] > 0
-    assert r["target_seconds"] == pytest.approx(60 * QUICK_DRAFTS / 1000)
+    per_1000 = {"use-m3": 15}.get(r["embedder"], 60)  # the target for the fast model
+    assert r["target_seconds"] == pytest.approx(per_1000 * QUICK_DRAFTS / 1000)
     assert r["within_target"] == (r["cold_seconds"] <= r["target_seconds"])
     assert 0.2 < r["mean_score"] < 1.0
     assert r["by_language"] and set(r["by_language"]) <= {"en", "ja", "zh"}

@@ -3,6 +3,7 @@ lead with safety for a compromised account, and an LLM prompt that carries the r
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -1290,14 +1291,21 @@ def test_a_withdrawal_said_to_be_processing_with_its_id_is_not_sent_to_check_its
     within the review time and what happens after 24 hours, never "open Assets > History >
     Withdrawals and check its status"."""
     message = {
-        "en": "My withdrawal W88213054 still says Processing. Is something wrong?",
-        "ja": "出金 W2612011935 がまだ処理中のままです。大丈夫でしょうか",
-        "zh": "提币 W2611300457 一直显示处理中，是不是出问题了",
+        "en": "My withdrawal W88213054 still says Processing after 5 hours. Is something wrong?",
+        "ja": "出金 W2612011935 が5時間たってもまだ処理中のままです。大丈夫でしょうか",
+        "zh": "提币 W2611300457 5个小时了一直显示处理中，是不是出问题了",
     }[lang]
-    d = _compose(drafter, message, lang, ["faq/withdrawal"], Route(None, "faq/withdrawal"))
+    route = Route(None, "faq/withdrawal")
+    d = _compose(drafter, message, lang, ["faq/withdrawal"], route)
     assert "24" in d.text and d.cited == ["faq/withdrawal"]
     assert "Assets > History > Withdrawals" not in d.text
     assert extract_facts(message).get("withdrawal_id") in d.text
+    # how long is not said ("since Monday"): it may be days, so no "may still be within"
+    since = {"en": "My withdrawal W88213054 is Processing since Monday morning.",
+             "ja": "出金 W2612011935 が月曜の朝から処理中のままです。",
+             "zh": "提币 W2611300457 从周一早上开始一直显示处理中"}[lang]  # fmt: skip
+    within = _said(drafter, lang, "pending_case", 0).split("{")[0][:20]
+    assert within not in _compose(drafter, since, lang, ["faq/withdrawal"], route).text
 
 
 SAFE_ADDRESS = {
@@ -1357,3 +1365,56 @@ def test_a_suspicious_e_mail_with_the_evidence_gets_a_plain_not_us(
     assert NOT_US[lang] not in _compose(drafter, plain, lang, ["faq/security"], calm).text
     hacked = Route("account_compromised", "faq/security", 1, escalate=True, compromise="phishing")
     assert NOT_US[lang] not in _compose(drafter, PHISHING_EVIDENCE[lang], lang, [], hacked).text
+
+
+def test_a_third_lockout_is_answered_whatever_the_model_read() -> None:
+    """The model read "locked 3 times today ... what documents?" as off-topic: the message's
+    own words name the question, so the routing answers it; an accusation keeps its playbook."""
+    message = "my account was locked 3 times today and now it says contact support. What documents?"
+    off = Understanding((("out_of_scope", 0.9),), (), 1)
+    route = route_message(off, message)
+    assert route is not None and (route.article, route.section) == (
+        "faq/login-locked",
+        "q-locked-again",
+    )
+    assert route_message(None, message) == route
+    angry = Understanding((("faq/login-locked", 0.9),), (("accusation", 0.9),), 2)
+    assert route_message(angry, message).override == "accusation"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("lang", ["en", "ja", "zh"])
+def test_a_deposit_with_its_txid_is_asked_for_the_rest_once(
+    drafter: OfflineDrafter, lang: str
+) -> None:
+    """TxID and coin given, the network not: every template sentence asking for "the TxID,
+    the coin and the network" (the template's and the recovery question's, as rewritten for
+    a reply) asks for the network alone, and only once in the draft."""
+    txid = "9F3A1C77E0B24D5A8C61F0E2B7D94A3C5E18F6072DB4C9A1E3F5B7D9C2A4E6F8"
+    message = {
+        "en": f"I deposited 1,200 XRP and forgot the tag, it is not credited. TxID {txid}",
+        "ja": f"XRPを1,200 XRP入金しましたがタグを入れ忘れて反映されていません。TxIDは {txid} です。",
+        "zh": f"充了1,200 XRP忘记填tag，一直没到账。TxID {txid}",
+    }[lang]
+    network = {"en": "the network", "ja": "ネットワークをお知らせ", "zh": "网络"}[lang]
+
+    @dataclass
+    class Matched:  # retrieval matched the recovery question: it leads, the template follows
+        article_id: str = "faq/deposit"
+        score: float = 0.9
+        type: str = "faq"
+        section: str = "q-wrong-network"
+
+    for hits in ([Matched()], [H("faq/deposit")]):
+        text = drafter.compose(
+            message=message,
+            language=lang,
+            name=None,
+            hits=hits,  # type: ignore[arg-type]
+            abstain=False,
+            route=Route(None, "faq/deposit"),
+            facts=extract_facts(message),
+        ).text
+        ask = drafter.phrases.data["ask_missing"][lang].split("{items}")[0]
+        assert text.count(ask) <= 1, text
+        assert not re.search(r"TxID[、,，]\s*(?:the )?(?:coin|通貨|币种)", text), text
+        assert network in text

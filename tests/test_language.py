@@ -57,6 +57,8 @@ def test_kanji_only_japanese_words(text: str, expected: str) -> None:
         ("限价单只会以指定价格成交", "限價單只會", "隻"),  # not the measure word
         ("邮件中是否显示该代码", "該代碼", "程式碼"),  # not program code
         ("错误代码 E1023", "錯誤代碼", "程式碼"),
+        ("账户 > 安全 > “禁用账户”", "“禁用賬戶”", "停用"),  # the menu's own word
+        ("代金券14天后过期", "14天後", "天后"),
     ],
 )
 def test_replies_in_traditional_keep_the_words_s2twp_gets_wrong(
@@ -67,3 +69,12 @@ def test_replies_in_traditional_keep_the_words_s2twp_gets_wrong(
     out = to_traditional(simplified)
     assert traditional in out and wrong not in out
     assert to_traditional("一只币") == "一隻幣"  # the measure word itself is still converted
+
+
+def test_cantonese_without_the_common_traditional_characters_is_traditional() -> None:
+    """「聽日下晝」「幫我」: written Cantonese is Traditional even when none of the usual
+    distinguishing characters (這, 個, 們) appear, so the reply is converted for it."""
+    from copilot.text.chinese import is_traditional
+
+    assert is_traditional("咁即係要聽日下晝先可以出金？可唔可以通融下幫我提早放？")
+    assert not is_traditional("明天下午才能提币吗？能不能帮我提前放？")

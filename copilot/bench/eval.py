@@ -6,7 +6,7 @@ written with a 1,000-case golden file to a temporary folder, and scored by the
 real ``copilot eval`` command twice: cold (empty embedding cache, so every golden
 reply and draft is embedded) and warm (cache filled: what a rerun with new
 drafts of the same golden set costs is between the two). Target: cold <= 60 s
-on 2 cores.
+on 2 cores, and <= 15 s with the fast bundled embedder (use-m3).
 
 Sanity: chrF and embedding similarity of third-party golden replies against
 themselves (must be 100 and 1.0) and against the reply of another case (the
@@ -34,6 +34,10 @@ EXTERNAL_SETS = (
     ("asdc_ja_operator_replies_sample.jsonl", "ja"),
 )
 QUICK_DRAFTS = 24  # --quick: a smoke run well under a minute on 2 busy cores
+# cold seconds per 1,000 drafts: the embeddings issue's target for the fast bundled model,
+# the foundation's for any other embedder
+TARGET_SECONDS = {"use-m3": 15.0}
+DEFAULT_TARGET_SECONDS = 60.0
 _SENTENCE = re.compile(r"(?<=[.!?。！？])\s*")
 
 
@@ -199,13 +203,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         cold_s, code, report = _eval_once(golden, drafts, folder / "cold", folder / "data")
         warm_s, _, _ = _eval_once(golden, drafts, folder / "warm", folder / "data")
     overall = report["aggregates"]["overall"]
+    embedder = str(report["meta"].get("embedding_model") or "")
+    target = TARGET_SECONDS.get(embedder, DEFAULT_TARGET_SECONDS) * n / 1000
     result.update(
         cold_seconds=round(cold_s, 1),
         warm_seconds=round(warm_s, 1),
         cold_drafts_per_second=round(n / cold_s, 1),
         warm_drafts_per_second=round(n / warm_s, 1),
-        target_seconds=60 * n / 1000,  # 60 s per 1,000 drafts
-        within_target=cold_s <= 60 * n / 1000,
+        embedder=embedder,
+        target_seconds=target,
+        within_target=cold_s <= target,
         exit_code=code,
         guardrail=report["meta"]["guardrail"],
         mean_score=overall["mean"]["score"],
@@ -232,7 +239,7 @@ def render(result: dict[str, Any]) -> str:
     emb = result.get("cold_embedding") or {}
     lines = [
         f"eval scoring benchmark: {result['drafts']} pre-made drafts, {result['cores']} cores, guardrail "
-        f"{'on' if result['guardrail'] else 'off'}",
+        f"{'on' if result['guardrail'] else 'off'}, embedder {result.get('embedder') or '?'}",
         f"  cold (empty embedding cache): {result['cold_seconds']:>7.1f} s  "
         f"({result['cold_drafts_per_second']} drafts/s)  target <= {result['target_seconds']:.0f} s: "
         f"{'met' if result['within_target'] else 'NOT met'}",

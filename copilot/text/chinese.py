@@ -18,11 +18,11 @@ _lock = threading.Lock()
 # messages; a text is Traditional when these outnumber their Simplified counterparts.
 _TRADITIONAL = frozenset(
     "這個們來為麼會說時還進過對點現發開關問題應該帳戶號碼實際錢幣轉賬換請認證處理費續協議內確誤訊線"
-    "機構資產輸銀給務讓買賣單當後與從質詢頁體戶總權隊議導應據屬嗎裡麼"
+    "機構資產輸銀給務讓買賣單當後與從質詢頁體戶總權隊議導應據屬嗎裡麼聽幫幾晝"
 )
 _SIMPLIFIED = frozenset(
     "这个们来为么会说时还进过对点现发开关问题应该账户号码实际钱币转账换请认证处理费续协议内确误讯线"
-    "机构资产输银给务让买卖单当后与从质询页体户总权队议导应据属吗里么"
+    "机构资产输银给务让买卖单当后与从质询页体户总权队议导应据属吗里么听帮几昼"
 )
 
 
@@ -62,6 +62,8 @@ _KEEP = {
     "只会": "只會",
     "只能": "只能",
     "代码": "代碼",
+    "禁用": "禁用",  # the menu's word ("Disable account"), not Taiwan's 停用
+    "天后": "天後",  # "14 days later", not 天后 the goddess
 }
 _PLACEHOLDERS = {word: chr(0xE000 + i) for i, word in enumerate(_KEEP)}
 

@@ -533,11 +533,12 @@ class OfflineDrafter:
             return draft
         cjk = lang in ("ja", "zh")
         blocks: list[Block] = []
+        asked: set[str] = set()
         for b in draft.blocks:
             if b.kind != "body" or not (facts or message):
                 blocks.append(b)
                 continue
-            text = without_given(b.text, facts, fp, cjk, message)
+            text = without_given(b.text, facts, fp, cjk, message, asked)
             if text.strip():
                 blocks.append(Block(text, b.source, b.kind))
         saids = said_sentences(

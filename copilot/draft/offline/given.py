@@ -405,9 +405,17 @@ def _rewrite_sentence(
     return None
 
 
-def without_given(text: str, facts: Facts, fp: FactPhrases, cjk: bool, message: str = "") -> str:
+def without_given(
+    text: str,
+    facts: Facts,
+    fp: FactPhrases,
+    cjk: bool,
+    message: str = "",
+    asked: set[str] | None = None,
+) -> str:
     """``text`` with every sentence asking only for given facts dropped, and every one asking
-    partly for given facts narrowed to the missing ones."""
+    partly for given facts narrowed to the missing ones; ``asked`` (the narrowed requests of
+    earlier blocks of the same draft, updated here) keeps a request from being made twice."""
     if not facts and not message:
         return text
     out_lines = []
@@ -421,9 +429,13 @@ def without_given(text: str, facts: Facts, fp: FactPhrases, cjk: bool, message: 
             new = _rewrite_sentence(s, facts, fp, cjk, message)
             if new is None:
                 kept.append(s)
-            else:
-                changed = True
-                kept.append(new)
+                continue
+            changed = True
+            if asked is not None and new.strip():
+                if new.strip() in asked:
+                    continue  # "could you also send me the network?" once per draft
+                asked.add(new.strip())
+            kept.append(new)
         if not changed:
             out_lines.append(line)
             continue

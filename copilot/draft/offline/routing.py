@@ -101,11 +101,24 @@ def wants_withdrawal_back(message: str) -> bool:
     )
 
 
+LOGIN_LOCKED = "faq/login-locked"
+
+
+def rule_question(message: str) -> tuple[str, str] | None:
+    """(article, question section) the message's own words name whatever the model read:
+    a sent withdrawal the customer wants back, a third lockout in 24 hours."""
+    if wants_withdrawal_back(message):
+        return WITHDRAWAL, WRONG_ADDRESS
+    if _LOCKED_AGAIN.search(message):
+        return LOGIN_LOCKED, LOCKED_AGAIN
+    return None
+
+
 def asked_question(article: str, message: str) -> str | None:
     """The question section of ``article`` the message's own facts decide (a third lockout
     -> ``q-locked-again``; a sent withdrawal the customer wants back -> ``q-wrong-address``),
     or None."""
-    if article == "faq/login-locked" and _LOCKED_AGAIN.search(message):
+    if article == LOGIN_LOCKED and _LOCKED_AGAIN.search(message):
         return LOCKED_AGAIN
     if article == WITHDRAWAL and _REVERSE.search(message):
         return WRONG_ADDRESS
@@ -151,14 +164,17 @@ def route_message(u: Understanding | None, message: str) -> Route | None:
     the compromise rules; None leaves the choice to retrieval."""
     kind = compromise_kind(message)
     situation = compromise_situation(message)
-    if kind is None and wants_withdrawal_back(message):
-        # a withdrawal sent to a wrong address is the customer's own mistake, not a
-        # compromise on the model's flag alone; an accusation keeps its playbook
+    asked = None if kind is not None else rule_question(message)
+    if asked is not None:
+        # the message's own words name the question (a withdrawal sent to a wrong address is
+        # the customer's own mistake, not a compromise on the model's flag alone; a third
+        # lockout is no "out of scope"); an accusation keeps its playbook
+        article, section = asked
         base = None if u is None else route_for(u, None, situation, untouched=True)
-        if base is not None and base.override is not None:
-            return base
-        second = None if base is None or base.second == WITHDRAWAL else base.second
-        return Route(None, WITHDRAWAL, second=second, section=WRONG_ADDRESS)
+        if base is not None and base.override == "accusation":
+            return base  # upset about it: its playbook (an advice or off-topic read is wrong)
+        second = None if base is None or base.second == article else base.second
+        return Route(None, article, second=second, section=section)
     if u is None:
         if kind is None:
             return None
