@@ -1418,3 +1418,67 @@ def test_a_deposit_with_its_txid_is_asked_for_the_rest_once(
         assert text.count(ask) <= 1, text
         assert not re.search(r"TxID[、,，]\s*(?:the )?(?:coin|通貨|币种)", text), text
         assert network in text
+
+
+def test_questions_a_message_names_inside_its_faq() -> None:
+    """A bank or card deposit is the bank-and-card question, not the crypto checklist; a
+    minimum amount is the fees-and-minimums question, the whitelist's wait the hold
+    question; a stuck withdrawal or a crypto deposit keeps the template."""
+    from copilot.draft.offline.routing import asked_question
+
+    cases = [
+        ("faq/deposit", "I sent a bank transfer on Monday and it is not in my account yet", "q-bank-card"),
+        ("faq/deposit", "金曜日に銀行振込で入金しましたが、まだ反映されません", "q-bank-card"),
+        ("faq/deposit", "用信用卡买币手续费多少", "q-bank-card"),
+        ("faq/deposit", "Sent 0.5 ETH on ERC20 from my bank's crypto app, TxID 0xab12, not credited", None),
+        ("faq/deposit", "充值卡住了，一直没到账", None),
+        ("faq/withdrawal", "what is the minimum BTC withdrawal?", "q-fees-minimums"),
+        ("faq/withdrawal", "提8 USDT提示低于最低数量，那最低是多少啊", "q-fees-minimums"),
+        ("faq/withdrawal", "my withdrawal is still processing, the minimum was fine", None),
+        ("faq/withdrawal", "I added a new address to the whitelist, why can't I withdraw?", "q-hold"),
+    ]  # fmt: skip
+    for article, message, section in cases:
+        assert asked_question(article, message) == section, message
+
+
+FEE_THREAD = {
+    "en": "I was charged twice for order 88341207, please check.\nWe have opened a fee review.",
+    "ja": "注文 88341207 の手数料が二重です。\n手数料の調査を申請いたしました。",
+    "zh": "订单 88341207 手续费扣了两次。\n已为您提交费用复核。",
+}
+FEE_CHASE = {
+    "en": ("You said 5 business days. It has been 8 business days.", "any news on my fee review?"),
+    "ja": ("5営業日って言うてたよな？今日で8営業日目やけど。", "調査の進捗はどうなっていますか"),
+    "zh": ("都两个礼拜了，复核结果呢？说好5个工作日", "复核有进展了吗？"),
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "ja", "zh"])
+def test_a_fee_review_chased_gets_its_progress_not_the_fee_rules(
+    drafter: OfflineDrafter, lang: str
+) -> None:
+    """A chase of an open fee review (the fee-dispute playbook's matter): past the 5 business
+    days the overdue sentence and Tier 2, with none of the playbook's fee rules; within it,
+    its progress; the promised "5 business days" is not taken for the wait."""
+    late, chase = FEE_CHASE[lang]
+    waited = {"en": 8 * 33.6, "ja": 8 * 33.6, "zh": 2 * 168}[lang]  # 8 business days, 2 weeks
+    assert elapsed_hours(str(extract_facts(late).get("elapsed"))) == pytest.approx(waited)
+
+    def draft(message: str) -> OfflineDraft:
+        return drafter.compose(
+            message=message,
+            language=lang,
+            name=None,
+            hits=[H("playbook/fee-dispute", 0.9, "playbook"), H("faq/fees")],  # type: ignore[list-item]
+            abstain=False,
+            route=Route(None, "playbook/fee-dispute"),
+            facts=extract_facts(message),
+            open_case=FEE_THREAD[lang],
+        )
+
+    overdue = draft(late)
+    assert "Tier 2" in overdue.text
+    assert overdue.cited == ["playbook/fee-dispute", "playbook/escalation"]
+    assert "0.10%" not in overdue.text and "0.5%" not in overdue.text
+    within = draft(chase)
+    assert "Tier 2" not in within.text and within.cited == ["playbook/fee-dispute"]

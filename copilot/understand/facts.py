@@ -132,7 +132,7 @@ _EN_NUM = r"(?:\d+(?:\.\d+)?|a|an|one|two|three|four|five|six|seven|eight|nine|t
 ELAPSED = _rx(
     rf"""(?<![A-Za-z0-9.])(?:over\s+|more\s+than\s+|almost\s+|nearly\s+|about\s+)?{_EN_NUM}\+?\s?
             (?:minutes?|mins?|hours?|hrs?|h(?=\s|$|[.,!?])|(?:business\s+|working\s+)?days?|weeks?|wks?|months?)(?![A-Za-z])(?:\s+ago|\s+now)?
-       | (?<![0-9.])(?:丸|もう|約|およそ|已经|已經|快|足足|整整)?第?{_NUM}\s?(?:[个個]多|多|余|餘)?\s?
+       | (?<![0-9.])(?:丸|もう|約|およそ|已经|已經|快|足足|整整)?第?{_NUM}\s?(?:[个個]多|[个個](?=[礼禮]拜|星期|工作)|多|余|餘)?\s?
             (?:分(?:钟|鐘|間)?(?![A-Za-z\d])|時間|小时|小時|個小時|个小时|個鐘|个钟|個鐘頭|営業日|[个個]?工作[日天]|日間?|天|週間|周(?!末|年)|週(?!末|年)|星期|禮拜|礼拜|ヶ月|か月|カ月|个月|個月)
             (?:以上|くらい|ぐらい|ほど|前|も|了|多)?
        | 半日"""
@@ -228,7 +228,8 @@ _NOT_WAIT_BEFORE = _rx(
 )
 _NOT_WAIT_AFTER = _rx(
     r"""^\s?(?:[-\s]?(?:option|expiry|candle|chart|long|short|bot|window|limit|hold|lock|cooldown|up|down|timer)
-       |以内|以后|以後|之内|之內|内に|後に|后|ごと|毎|期权|期權|オプション|足|K线|K線|的期|看涨|看跌|上昇|下落)"""
+       |以内|以后|以後|之内|之內|内に|後に|后|ごと|毎|期权|期權|オプション|足|K线|K線|的期|看涨|看跌|上昇|下落
+       |って(?:言|聞|お聞|書)|と(?:言|聞|書)|(?:[-\s]?(?:you|they)\s+(?:said|told|promised)))"""
 )
 
 

@@ -20,10 +20,12 @@ _CHASE = re.compile(
     \b(?:any\s+(?:news|update|updates|progress|word)|still\s+(?:nothing|waiting|not|no|pending
         |processing|under\s+review|in\s+review|stuck)|what(?:'?s|\s+is)\s+(?:happening|going\s+on
         |the\s+status)|how\s+(?:much\s+)?longer|status\s+update|update\s*\?|follow(?:ing)?[-\s]up
-        |(?:it'?s|it\s+has)\s+been\s+\w+\s+(?:days|hours|weeks|business\s+days))\b
-    | まだ | どうなり | どうなって | 進捗 | その後 | いつまで | 経ち | 経っ | 過ぎ
+        |(?:it'?s|it\s+has)\s+been\s+\w+\s+(?:days|hours|weeks|business\s+days)
+        |you\s+(?:said|told\s+me|promised))\b
+    | まだ | どうなり | どうなって | 進捗 | その後 | いつまで | 経ち | 経っ | 過ぎ | 日目
+    | って言(?:うてた|ってた|った|われ) | とおっしゃ
     | [还還](?:没|沒|在|要|是) | 怎么样了 | 怎麼樣了 | 怎样了 | 怎樣了 | [进進](?:度|展) | 已[经經].{0,8}(?:[天日周週]|[礼禮]拜|星期)
-    | 到底
+    | 到底 | [说說]好 | 不是[说說] | [结結]果呢 | 都.{0,6}(?:[天日周週]|[礼禮]拜|星期)了
     | 有[冇没沒]?[消]息 | 咩情[况況] | 點樣 | 搞掂
     """
 )

@@ -550,7 +550,7 @@ class OfflineDrafter:
         for answer, handover in ((late, True), (pending, False)):
             if (
                 answer is not None
-                and draft.scenario == "faq"
+                and (draft.scenario == "faq" or draft.scenario in TOPICAL_PLAYBOOKS)
                 and draft.articles
                 and draft.articles[0].id in answer.when
             ):
@@ -683,6 +683,14 @@ class OfflineDrafter:
             ),
             None,
         )
+        if draft.scenario in TOPICAL_PLAYBOOKS:
+            # a playbook's own body (its facts list from an FAQ included) is the routine
+            # answer: only a second topic's section, after its connector, stays
+            connector = (self.phrases.optional("second_topic", lang) or "").strip()
+            second = next(
+                (i + 1 for i, b in enumerate(blocks) if connector and b.text.strip() == connector),
+                None,
+            )
         rest = (
             [] if second is None else [b for b in blocks[max(0, second - 1) :] if b.kind == "body"]
         )

@@ -71,6 +71,10 @@ _LOCKED_AGAIN = re.compile(
 
 
 WRONG_ADDRESS = "q-wrong-address"  # faq/withdrawal's "can you reverse it?" question
+FEES_MINIMUMS = "q-fees-minimums"  # faq/withdrawal's fees and minimum amounts
+HOLD = "q-hold"  # faq/withdrawal's "why is it on hold?" (the whitelist's 24 hours)
+DEPOSIT = "faq/deposit"
+BANK_CARD = "q-bank-card"  # faq/deposit's bank transfers and card purchases
 # asks to reverse a withdrawal that has left (a wrong address, network or tag; "Completed"):
 # a request (reverse, pull back, 取り消せ, 撤回) and a sign it was sent, not one still processing
 _REVERSE = re.compile(
@@ -114,14 +118,39 @@ def rule_question(message: str) -> tuple[str, str] | None:
     return None
 
 
+# a deposit by bank transfer or card, with no sign of a crypto transfer (its questions are
+# the crypto checklist's); a minimum amount asked; the address whitelist's wait
+_FIAT_DEPOSIT = re.compile(
+    r"(?i)\bbank\b|\bwire\b|\bSEPA\b|\bcard\b|銀行|振込|振り込|カード|银行|[电電][汇匯]|信用卡|[刷用]卡"
+)
+_CRYPTO_SENT = re.compile(
+    r"(?i)\btx(?:id|\s*hash)?\b|\bhash\b|\bconfirmations?\b|\bnetwork\b|\bmemo\b|\btag\b"
+    r"|\b(?:TRC|ERC|BEP)-?20\b|承認|ネットワーク|メモ|タグ|确认数|確認數|网络|網路|网路"
+)
+_MINIMUM = re.compile(r"(?i)\bminimum\b|\bmin(?:\.|\s)+withdraw|最低|最小|最少|起提")
+_STUCK = re.compile(
+    r"(?i)\bprocessing\b|\bpending\b|\bstuck\b|\bnot\s+(?:yet\s+)?(?:arrived|received)|処理中|届か|着金し|"
+    r"[处處]理中|[没沒](?:有)?到[账賬帳]|未到[账賬帳]"
+)
+_WHITELIST = re.compile(r"(?i)\bwhite-?list|ホワイトリスト|白名[单單]")
+
+
 def asked_question(article: str, message: str) -> str | None:
     """The question section of ``article`` the message's own facts decide (a third lockout
-    -> ``q-locked-again``; a sent withdrawal the customer wants back -> ``q-wrong-address``),
-    or None."""
+    -> ``q-locked-again``; a sent withdrawal the customer wants back -> ``q-wrong-address``;
+    a bank or card deposit -> ``q-bank-card``; a minimum amount -> ``q-fees-minimums``; the
+    whitelist's wait -> ``q-hold``), or None."""
     if article == LOGIN_LOCKED and _LOCKED_AGAIN.search(message):
         return LOCKED_AGAIN
     if article == WITHDRAWAL and _REVERSE.search(message):
         return WRONG_ADDRESS
+    if article == DEPOSIT and _FIAT_DEPOSIT.search(message) and not _CRYPTO_SENT.search(message):
+        return BANK_CARD
+    if article == WITHDRAWAL and not _STUCK.search(message):
+        if _MINIMUM.search(message):
+            return FEES_MINIMUMS
+        if _WHITELIST.search(message):
+            return HOLD
     return None
 
 
