@@ -1089,7 +1089,7 @@ def test_a_third_lockout_gets_the_identity_check_not_wait_30_minutes(
 ) -> None:
     """Locked 3 times in 24 hours: the automatic unlock no longer applies, so the answer is
     the locked-again question (ID + selfie) alone, never "wait 30 minutes or use the link"."""
-    from copilot.draft.offline.routing import asked_question
+    from copilot.draft.offline.questions import asked_question
 
     assert asked_question("faq/login-locked", LOCKED_THRICE[lang]) == "q-locked-again"
     for attempts in (
@@ -1424,7 +1424,7 @@ def test_questions_a_message_names_inside_its_faq() -> None:
     """A bank or card deposit is the bank-and-card question, not the crypto checklist; a
     minimum amount is the fees-and-minimums question, the whitelist's wait the hold
     question; a stuck withdrawal or a crypto deposit keeps the template."""
-    from copilot.draft.offline.routing import asked_question
+    from copilot.draft.offline.questions import asked_question
 
     cases = [
         ("faq/deposit", "I sent a bank transfer on Monday and it is not in my account yet", "q-bank-card"),

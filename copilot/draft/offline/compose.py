@@ -76,7 +76,8 @@ from copilot.draft.offline.given import (
     without_given,
 )
 from copilot.draft.offline.phrases import Phrases, greeting
-from copilot.draft.offline.routing import Route, asked_question
+from copilot.draft.offline.questions import asked_question
+from copilot.draft.offline.routing import Route
 from copilot.draft.offline.scenario import (
     ANGRY,
     ESCALATION,
