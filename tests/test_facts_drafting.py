@@ -1103,6 +1103,7 @@ def test_a_third_lockout_gets_the_identity_check_not_wait_30_minutes(
         "今天第三次被锁",
         "ロックされたのはこれで3回目",
         "帳戶又被鎖了……今天已經是第三次",
+        "何回か間違えてロックされて、解除されたと思ったらまた間違えて、今3回目。",
     ):
         assert asked_question("faq/login-locked", thrice) == "q-locked-again", thrice
     assert asked_question("faq/withdrawal", LOCKED_THRICE[lang]) is None
@@ -1436,6 +1437,13 @@ def test_questions_a_message_names_inside_its_faq() -> None:
         ("faq/withdrawal", "提8 USDT提示低于最低数量，那最低是多少啊", "q-fees-minimums"),
         ("faq/withdrawal", "my withdrawal is still processing, the minimum was fine", None),
         ("faq/withdrawal", "I added a new address to the whitelist, why can't I withdraw?", "q-hold"),
+        ("faq/withdrawal", "我啱啱加咗個新提幣地址，點解提唔到，話要等24個鐘？", "q-hold"),
+        ("faq/deposit", "Sent 820 USDT using BEP20 but the address was the TRC20 deposit address", "q-wrong-network"),
+        ("faq/deposit", "deposited XRP and forgot to put the tag number. what now", "q-wrong-network"),
+        ("faq/deposit", "BEP20でUSDT送っちゃった。入金アドレスはTRC20のやつだった", "q-wrong-network"),
+        ("faq/deposit", "XRP 850 を送ったんですが、宛先タグ入れ忘れました", "q-wrong-network"),
+        ("faq/deposit", "充XRP忘记填memo了，能找回吗", "q-wrong-network"),
+        ("faq/deposit", "Sent USDT on TRC20 to my TRC20 deposit address, not credited yet", None),
     ]  # fmt: skip
     for article, message, section in cases:
         assert asked_question(article, message) == section, message
@@ -1482,3 +1490,20 @@ def test_a_fee_review_chased_gets_its_progress_not_the_fee_rules(
     assert "0.10%" not in overdue.text and "0.5%" not in overdue.text
     within = draft(chase)
     assert "Tier 2" not in within.text and within.cited == ["playbook/fee-dispute"]
+
+
+@pytest.mark.parametrize(
+    ("message", "theirs"),
+    [
+        ("さっきログイン通知きたけど、たぶん新しく買ったiPad Airで入ったやつだと思う。", True),
+        ("Got a login alert, I think it was just my new iPad", True),
+        ("收到登录提醒，应该是我用新买的手机登录的", True),
+        ("Got a login alert. That login was not my new phone, I still use the old one!", False),
+        ("ログイン通知が来ました。新しい端末って書いてあるけど自分ではありません", False),
+    ],
+)
+def test_a_login_on_the_customers_own_new_device_is_theirs(message: str, theirs: bool) -> None:
+    """ "It was my new iPad" names the customer's own login as plainly as "that was me"."""
+    from copilot.understand.compromise import login_was_theirs
+
+    assert login_was_theirs(message) is theirs

@@ -7,7 +7,9 @@ that neither retrieval's best chunk nor the model's topic should decide it.
   (``faq/withdrawal#q-wrong-address``: the platform cannot reverse it), a third lockout in 24
   hours (``faq/login-locked#q-locked-again``: the identity check, no automatic unlock);
 * :func:`asked_question` names a question inside the article the routing chose: those two,
-  a bank or card deposit (``faq/deposit#q-bank-card``, not the crypto checklist), a minimum
+  a deposit on the wrong network or without its memo/tag (``faq/deposit#q-wrong-network``:
+  the recovery request), a bank or card deposit (``faq/deposit#q-bank-card``, not the crypto
+  checklist), a minimum
   amount (``faq/withdrawal#q-fees-minimums``), the whitelist's wait (``#q-hold``).
 
 A named question is answered alone (``OfflineDrafter._faq_blocks``): the template's steps
@@ -29,6 +31,7 @@ _LOCKED_AGAIN = re.compile(
             | \block(?:ed)?(?:\s+out)?(?:\s+\w+){0,3}\s+(?:3|three|4|four)\s+times\b
             | \b(?:3|three|4|four)\s+lock-?outs\b
             | [34三四](?:回|度)目?(?:の|も)?ロック | ロック(?:が|され)?[^。]{0,6}[34三四](?:回|度)目?
+            | ロック[^。？?]{0,40}(?:今|これで|もう)[34三四](?:回|度)目
             | [锁鎖][了咗住]?[三四34]次 | 第[三四34]次 | [三四34]次(?:被)?[锁鎖])""",
     re.VERBOSE | re.DOTALL,
 )
@@ -91,18 +94,32 @@ _STUCK = re.compile(
     r"(?i)\bprocessing\b|\bpending\b|\bstuck\b|\bnot\s+(?:yet\s+)?(?:arrived|received)|処理中|届か|着金し|"
     r"[处處]理中|[没沒](?:有)?到[账賬帳]|未到[账賬帳]"
 )
-_WHITELIST = re.compile(r"(?i)\bwhite-?list|ホワイトリスト|白名[单單]")
+_WHITELIST = re.compile(
+    r"(?i)\bwhite-?list|\bnew\s+(?:withdrawal\s+)?address|ホワイトリスト|新しい(?:出金先?)?アドレス"
+    r"|白名[单單]|新(?:的)?(?:提[币幣])?地址"
+)
+# a deposit sent on the wrong network or without its memo/tag: the recovery request
+_WRONG_NETWORK = re.compile(
+    r"(?i)\bwrong\s+(?:network|chain)\b|\b(?:forgot|forgotten|without|missing|no)\b[^.?!]{0,30}\b(?:tag|memo)\b"
+    r"|(?<![A-Za-z])(BEP|TRC|ERC)-?20(?!\d)[\s\S]{0,80}(?<![A-Za-z])(?!\1)(?:BEP|TRC|ERC)-?20(?!\d)"
+    r"|(?:タグ|メモ)[^。]{0,8}(?:忘れ|なし|無し)|ネットワークを間違"
+    r"|[选選][错錯]|[错錯](?:误|誤)?的?[网網][络絡路]|忘[记記了](?:填|写|寫|輸入|输入)?(?:memo|tag|[标標][签籤])|漏填"
+)
+WRONG_NETWORK = "q-wrong-network"  # faq/deposit's "wrong network or no memo/tag: lost?"
 
 
 def asked_question(article: str, message: str) -> str | None:
     """The question section of ``article`` the message's own facts decide (a third lockout
     -> ``q-locked-again``; a sent withdrawal the customer wants back -> ``q-wrong-address``;
-    a bank or card deposit -> ``q-bank-card``; a minimum amount -> ``q-fees-minimums``; the
+    a deposit on the wrong network or without its tag -> ``q-wrong-network``; a bank or card
+    deposit -> ``q-bank-card``; a minimum amount -> ``q-fees-minimums``; the
     whitelist's wait -> ``q-hold``), or None."""
     if article == LOGIN_LOCKED and _LOCKED_AGAIN.search(message):
         return LOCKED_AGAIN
     if article == WITHDRAWAL and _REVERSE.search(message):
         return WRONG_ADDRESS
+    if article == DEPOSIT and _WRONG_NETWORK.search(message):
+        return WRONG_NETWORK
     if article == DEPOSIT and _FIAT_DEPOSIT.search(message) and not _CRYPTO_SENT.search(message):
         return BANK_CARD
     if article == WITHDRAWAL and not _STUCK.search(message):
