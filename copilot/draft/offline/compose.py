@@ -632,14 +632,18 @@ class OfflineDrafter:
         blocks = list(draft.blocks)
         # the same matter answered again as a "second topic" (the routine status check):
         # the overdue sentence replaces that section, connector included
-        connector = (self.phrases.optional("second_topic", lang) or "").strip()
         own = [i for i, b in enumerate(blocks) if b.kind == "body" and b.source == matter]
-        if own and own[0] > 0 and connector and blocks[own[0] - 1].text.strip() == connector:
+        if own and own[0] > 0 and self._is_connector(blocks[own[0] - 1], lang):
             blocks = [b for i, b in enumerate(blocks) if i not in own and i != own[0] - 1]
         first = next((i for i, b in enumerate(blocks) if b.kind == "body"), len(blocks) - 1)
         blocks.insert(first + 1, Block(late.render(facts), art.id))
         articles = (*draft.articles, art) if art not in draft.articles else draft.articles
         return OfflineDraft(tuple(blocks), draft.scenario, draft.level, articles)
+
+    def _is_connector(self, block: Block, lang: str) -> bool:
+        """Whether ``block`` is the phrase that opens a second topic's section."""
+        connector = (self.phrases.optional("second_topic", lang) or "").strip()
+        return bool(connector) and block.text.strip() == connector
 
     def _overdue(
         self,
@@ -687,10 +691,8 @@ class OfflineDrafter:
         if draft.scenario in TOPICAL_PLAYBOOKS:
             # a playbook's own body (its facts list from an FAQ included) is the routine
             # answer: only a second topic's section, after its connector, stays
-            connector = (self.phrases.optional("second_topic", lang) or "").strip()
             second = next(
-                (i + 1 for i, b in enumerate(blocks) if connector and b.text.strip() == connector),
-                None,
+                (i + 1 for i, b in enumerate(blocks) if self._is_connector(b, lang)), None
             )
         rest = (
             [] if second is None else [b for b in blocks[max(0, second - 1) :] if b.kind == "body"]
