@@ -93,6 +93,7 @@ def test_scores_a_drafts_file_and_writes_three_reports(
     assert meta["golden"]["sha256"] and meta["golden"]["cases"] == 3
     assert meta["git_commit"] and meta["run_key"] and meta["kb_version"]
     assert meta["backend"] == "drafts-file" and meta["weights"]["semantic"] == 0.3
+    assert meta["workers"] == 1  # checking a file is CPU work: no thread pool contention
     assert "prompt_versions" in meta and meta["started_at"] <= meta["finished_at"]
     assert [c["id"] for c in report["cases"]] == ["c-en-1", "c-en-2", "c-ja-1"]
     case = report["cases"][2]
@@ -353,6 +354,7 @@ def test_generates_drafts_with_the_offline_backend(
     assert code == 0, printed
     report = json.loads((tmp_path / "gen" / "report.json").read_text(encoding="utf-8"))
     assert report["meta"]["backend"] == "offline" and report["meta"]["prompt_versions"]
+    assert report["meta"]["workers"] == 2  # drafting may wait on a server: the pool is used
     assert {c["language"] for c in report["cases"]} == {"en", "ja", "zh"}
     for case in report["cases"]:
         # the offline drafter answers these three from the KB, within the policy

@@ -64,6 +64,21 @@ def test_ngram_rows_are_sublinear_tfidf_and_l2_normalised() -> None:
     assert np.allclose(sparse_scores(vocab.rows(texts), weights, bias), dense @ weights.T + bias)
 
 
+def test_a_row_lists_the_known_grams_in_the_order_they_first_occur_with_any_count() -> None:
+    # the training matrix and the shipped weights depend on this order and these values
+    texts = [fold(t) for t in ("ab" * 300, "ba", "abc", "xyz ab")]
+    vocab = NgramVocab.fit(texts, n_min=1, n_max=3, min_df=2)
+    for text in texts:
+        counts = char_ngrams(text, 1, 3)
+        known = [g for g in counts if g in vocab.index]
+        idx, val = vocab.row(text)
+        assert [vocab.grams[i] for i in idx] == known
+        tf = np.asarray([1 + math.log(counts[g]) for g in known], np.float32)  # counts up to 300
+        expected = tf * vocab.idf[idx]
+        assert np.allclose(val, expected / np.linalg.norm(expected), rtol=1e-6)
+    assert vocab.row("qqq")[0].size == 0
+
+
 def _data(n: int = 80) -> TrainSet:
     good = [f"your withdrawal {i} is processed within 30 minutes" for i in range(n // 2)]
     bad = [f"send me your password {i} and the 2fa code now" for i in range(n // 2)]

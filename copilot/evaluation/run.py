@@ -192,6 +192,16 @@ def refuse_overwriting_inputs(opts: EvalOptions) -> None:
         refuse(opts.report / name, inputs, output_flag="--report")
 
 
+def _workers(opts: EvalOptions, *, from_file: bool, judged: bool) -> int:
+    """Threads for producing drafts. The pool is for calls that wait on a server (drafting,
+    a judge, the guardrail's judge tier); checking a drafts file is pure CPU under Python's
+    GIL, where a second thread only adds contention (``bench eval``: about 1 s per 1,000
+    drafts), so it runs on one."""
+    if from_file and not judged:
+        return 1
+    return int(opts.concurrency or 4)
+
+
 def run_eval(
     options: EvalOptions,
     settings: Settings,
@@ -367,6 +377,9 @@ def run_eval(
         dim=embedder.dim,
         semantic_floor=m.semantic_floor(embedder.name),
     )
+    meta["workers"] = _workers(
+        opts, from_file=drafts is not None, judged=judge is not None or guardrail.judge is not None
+    )
     try:
         results, errors = ev.run_cases(
             golden.cases,
@@ -374,7 +387,7 @@ def run_eval(
             cache,
             out,
             key,
-            concurrency=int(opts.concurrency or 4),
+            concurrency=meta["workers"],
             advance=advance,
             prepare=prepare,
         )

@@ -39,6 +39,18 @@ def fold(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
+# sublinear term frequency 1 + log(count), as float32, for the usual counts
+_TF = np.asarray([0.0] + [1.0 + math.log(c) for c in range(1, 257)], dtype=np.float32)
+
+
+def _sublinear_tf(counts: Iterable[int], size: int) -> np.ndarray:
+    """``1 + log(count)`` of each count (from a table unless a count is large)."""
+    c = np.fromiter(counts, dtype=np.int64, count=size)
+    if int(c.max()) < len(_TF):
+        return _TF[c]
+    return np.asarray([1.0 + math.log(int(n)) for n in c], dtype=np.float32)
+
+
 def char_ngrams(folded: str, n_min: int, n_max: int) -> Counter[str]:
     """Counts of the character n-grams of a folded text (spaces included)."""
     padded = f" {folded} "
@@ -94,14 +106,22 @@ class NgramVocab:
         return cls(tuple(kept), idf, n_min, n_max)
 
     def row(self, folded: str) -> tuple[np.ndarray, np.ndarray]:
-        """(indices, values) of one folded text's TF-IDF row."""
-        counts = char_ngrams(folded, self.n_min, self.n_max)
-        index = self.index
-        known = [(index[g], c) for g, c in counts.items() if g in index]
-        if not known:
+        """(indices, values) of one folded text's TF-IDF row, in the order the n-grams first
+        occur (as :func:`char_ngrams` counts them; blank grams are never in the vocabulary)."""
+        padded = f" {folded} "
+        size = len(padded)
+        grams = [
+            padded[i : i + n]
+            for n in range(self.n_min, self.n_max + 1)
+            for i in range(size - n + 1)
+        ]
+        # one C-level pass: each gram to its index (None when unknown), counted in order
+        counts: Counter[int | None] = Counter(map(self.index.get, grams))
+        counts.pop(None, None)
+        if not counts:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        ids = np.asarray([i for i, _ in known], dtype=np.int64)
-        tf = np.asarray([1.0 + math.log(c) for _, c in known], dtype=np.float32)
+        ids = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+        tf = _sublinear_tf(counts.values(), len(counts))
         values = tf * self.idf[ids]
         values /= max(1e-12, float(np.linalg.norm(values)))
         return ids, values
