@@ -36,11 +36,12 @@ from copilot.bench.guardrail_external import (
 
 ROOT = Path(__file__).resolve().parents[2]
 LABELLED = ROOT / "evals" / "guardrails" / "labelled_v1.jsonl"
-#: the frozen set the report is evidence from (``evals/frozen/*_v4.jsonl``: written by new
-#: writers and hashed before this round's training); the previous one has been read and is a
+#: the frozen sets the report is evidence from, drafts and injection messages
+#: (``evals/frozen/guard_test_v7.jsonl``, ``injection_test_v8.jsonl``: written by new writers
+#: and hashed before the training they measure); the previous ones have been read and are a
 #: regression check only
-FROZEN_SET = "v7"
-REGRESSION_SET = "v6"
+FROZEN_SET = {"guard": "v7", "injection": "v8"}
+REGRESSION_SET = {"guard": "v6", "injection": "v7"}
 
 
 # ---- 1. labelled set ------------------------------------------------------------------------
@@ -300,8 +301,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     def flag(text: str, language: str | None) -> dict[str, bool]:
         return injection_flags(full, text, language)
 
-    def frozen(version: str) -> dict[str, Any]:
-        guard_file, inj_file = f"guard_test_{version}.jsonl", f"injection_test_{version}.jsonl"
+    def frozen(versions: dict[str, str]) -> dict[str, Any]:
+        guard_file = f"guard_test_{versions['guard']}.jsonl"
+        inj_file = f"injection_test_{versions['injection']}.jsonl"
         guard_rows, inj_rows = frozen_rows(guard_file), frozen_rows(inj_file)
         if quick:
             guard_rows, inj_rows = guard_rows[::20], inj_rows[::10]
