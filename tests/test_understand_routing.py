@@ -11,7 +11,7 @@ import pytest
 
 from copilot.draft.factory import load_understanding
 from copilot.draft.offline.compose import OfflineDraft, OfflineDrafter
-from copilot.draft.offline.routing import CONFIDENT, Route, route_for
+from copilot.draft.offline.routing import CONFIDENT, FALLBACK, Route, route_for
 from copilot.draft.offline.scenario import ANGRY
 from copilot.kb.articles import Article, load_kb
 from copilot.settings import Settings
@@ -57,7 +57,34 @@ def test_route_for_each_situation() -> None:
     )
     assert route_for(_u("out_of_scope", 0.9, "refund_or_compensation_demand")).article is None
     assert route_for(_u("faq/fees", CONFIDENT)) == Route(None, "faq/fees")
-    assert route_for(_u("faq/fees", CONFIDENT - 0.01)) == Route()
+    # under CONFIDENT, retrieval chooses; the topic is only what answers if it abstains
+    assert route_for(_u("faq/fees", CONFIDENT - 0.01)) == Route(fallback="faq/fees")
+    assert route_for(_u("faq/fees", FALLBACK)) == Route(fallback="faq/fees")
+    assert route_for(_u("faq/fees", FALLBACK - 0.01)) == Route()
+    assert route_for(_u("out_of_scope", 0.5)).fallback is None  # only an article
+
+
+def test_a_sure_enough_topic_answers_where_retrieval_found_no_faq(
+    drafter: OfflineDrafter,
+) -> None:
+    message = "app says Completed but my wallet still shows zero, where is it"
+    route = route_for(_u("faq/withdrawal", 0.44))
+    for hits, abstain in (([], True), ([H("faq/deposit", 0.1)], False)):
+        draft = drafter.compose(
+            message=message,
+            language="en",
+            name=None,
+            hits=hits,  # type: ignore[arg-type]
+            abstain=abstain,
+            route=route,
+        )
+        assert draft.scenario == "faq" and [a.id for a in draft.articles] == ["faq/withdrawal"]
+    # below FALLBACK: the questionnaire, as before
+    weak = route_for(_u("faq/withdrawal", FALLBACK - 0.1))
+    draft = drafter.compose(
+        message=message, language="en", name=None, hits=[], abstain=True, route=weak
+    )
+    assert draft.scenario == "abstain"
 
 
 def _compose(

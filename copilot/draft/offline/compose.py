@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -355,6 +355,10 @@ class OfflineDrafter:
         escalation: bool,
         route: Route,
     ) -> OfflineDraft:
+        if route.article is None and route.fallback is not None:
+            if abstain or self._best_faq(hits, lang) is None:
+                # retrieval found no sure FAQ: the model's reasonably sure topic answers
+                route = replace(route, article=route.fallback)
         level = max(0, min(3, max(emotion, route.min_level)))
         head = Block(greeting(self.phrases, lang, name), kind="greeting")
         tail = Block(str(self.phrases.get("sign_off", lang)), kind="sign_off")
