@@ -214,6 +214,7 @@ class Copilot:
             route=route_message(run.understood, run.message),
             facts=run.facts,
             open_case=open_case_text(run.message, request.history),
+            injected=any(f.kind == "prompt_injection" for f in run.flags),
         )
         if run.traditional:
             composed = composed.converted(to_traditional)

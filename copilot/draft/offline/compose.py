@@ -304,13 +304,15 @@ class OfflineDrafter:
         route: Route | None = None,
         facts: Facts | None = None,
         open_case: str | None = None,
+        injected: bool = False,
     ) -> OfflineDraft:
         """The draft for one customer message; ``route`` (from learned understanding, see
         :mod:`copilot.draft.offline.routing`) overrides retrieval's choice; ``facts`` (what
         the customer gave) are acknowledged and never asked for again; ``open_case``: the
         thread's text when the message chases a case support already answered
         (:func:`copilot.understand.followup.chases_open_case`): its progress is answered,
-        not the first answer again."""
+        not the first answer again; ``injected``: the message was flagged as a prompt
+        injection, and the draft first says that text in a message approves nothing."""
         lang = language if language in LANGUAGES else "en"
         draft = self._compose(
             message=message,
@@ -341,6 +343,10 @@ class OfflineDrafter:
             if route is not None and route.section:
                 cues.add(route.section)  # the question the routing named (q-phishing-email)
             draft = self._with_facts(draft, facts or Facts(), lang, cues, message, open_case)
+        note = self.phrases.optional("injected_note", lang) if injected else ""
+        if note and draft.blocks and draft.blocks[0].kind == "greeting":
+            # before the answer: a pasted "admin note" approves nothing (whatever it asks)
+            draft = replace(draft, blocks=(draft.blocks[0], Block(note), *draft.blocks[1:]))
         return draft
 
     def _compose(
@@ -355,10 +361,12 @@ class OfflineDrafter:
         escalation: bool,
         route: Route,
     ) -> OfflineDraft:
-        if route.article is None and route.fallback is not None:
-            if abstain or self._best_faq(hits, lang) is None:
-                # retrieval found no sure FAQ: the model's reasonably sure topic answers
-                route = replace(route, article=route.fallback)
+        if (
+            route.article is None
+            and route.fallback is not None
+            and (abstain or self._best_faq(hits, lang) is None)
+        ):  # retrieval found no sure FAQ: the model's reasonably sure topic answers
+            route = replace(route, article=route.fallback)
         level = max(0, min(3, max(emotion, route.min_level)))
         head = Block(greeting(self.phrases, lang, name), kind="greeting")
         tail = Block(str(self.phrases.get("sign_off", lang)), kind="sign_off")
