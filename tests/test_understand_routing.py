@@ -11,7 +11,7 @@ import pytest
 
 from copilot.draft.factory import load_understanding
 from copilot.draft.offline.compose import OfflineDraft, OfflineDrafter
-from copilot.draft.offline.routing import CONFIDENT, FALLBACK, Route, route_for
+from copilot.draft.offline.routing import CONFIDENT, FALLBACK, SECOND, Route, route_for
 from copilot.draft.offline.scenario import ANGRY
 from copilot.kb.articles import Article, load_kb
 from copilot.settings import Settings
@@ -62,6 +62,15 @@ def test_route_for_each_situation() -> None:
     assert route_for(_u("faq/fees", FALLBACK)) == Route(fallback="faq/fees")
     assert route_for(_u("faq/fees", FALLBACK - 0.01)) == Route()
     assert route_for(_u("out_of_scope", 0.5)).fallback is None  # only an article
+
+
+def test_a_second_topic_gets_its_section_from_its_threshold() -> None:
+    def two(p: float) -> Understanding:
+        return Understanding((("faq/deposit", 0.9), ("faq/fees", p)), (), 0)
+
+    assert SECOND == 0.5
+    assert route_for(two(SECOND)).second == "faq/fees"
+    assert route_for(two(SECOND - 0.01)).second is None
 
 
 def test_a_sure_enough_topic_answers_where_retrieval_found_no_faq(
