@@ -54,7 +54,7 @@ def test_draft_one_message(use_kb_store: Path, capsys: pytest.CaptureFixture[str
     assert out.startswith("Hi Ken,\n")
     assert "[faq/withdrawal]" in out and "Sources:\n  [faq/withdrawal] Withdrawals" in out
     assert "Verdict: pass after 1 attempt(s)" in out
-    assert "Backend: offline (kb-templates), prompts offline_phrases@9" in out
+    assert "Backend: offline (kb-templates), prompts offline_phrases@10" in out
 
 
 def test_draft_one_message_as_json(use_kb_store: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -501,7 +501,7 @@ def test_offline_draft_through_the_pipeline(articles: dict[tuple[str, str], Arti
     assert res.draft.startswith("Hi Ken,\n\n") and res.draft.endswith("Best regards,")
     assert "[faq/withdrawal]" in res.draft
     assert res.sources[0]["id"] == "faq/withdrawal" and res.scenario == "faq"
-    assert res.backend == "offline" and res.prompt_version == "offline_phrases@9"
+    assert res.backend == "offline" and res.prompt_version == "offline_phrases@10"
     assert guard.checked[0]["sources"] == ["faq/withdrawal"]
     assert "Assets > Withdraw" in guard.checked[0]["source_texts"]["faq/withdrawal"]
 

@@ -198,3 +198,45 @@ def test_without_weights_or_when_turned_off_the_rules_route(tmp_path: Path) -> N
         Settings.load(env={"COPILOT_MODELS_DIR": str(ROOT / "models")}), understand_learned=False
     )
     assert load_understanding(off) is None
+
+
+@pytest.mark.parametrize("lang", ["en", "ja", "zh"])
+def test_an_escalation_about_a_matter_answers_the_matter_too(
+    drafter: OfflineDrafter, lang: str
+) -> None:
+    message = "My withdrawal has been Processing since 6am. Fix it today or I post this on X."
+    matter = route_for(_u("faq/withdrawal", 0.99))
+    draft = drafter.compose(
+        message=message,
+        language=lang,
+        name=None,
+        hits=[H("playbook/escalation", 0.8, "playbook")],  # type: ignore[list-item]
+        abstain=False,
+        emotion=2,
+        escalation=True,
+        route=matter,
+    )
+    assert draft.scenario == "playbook/escalation"
+    assert [a.id for a in draft.articles] == ["playbook/escalation", "faq/withdrawal"]
+    # without a matter the playbook's reply stands alone
+    alone = drafter.compose(
+        message=message,
+        language=lang,
+        name=None,
+        hits=[H("playbook/escalation", 0.8, "playbook")],  # type: ignore[list-item]
+        abstain=False,
+        emotion=2,
+        escalation=True,
+        route=Route(),
+    )
+    assert [a.id for a in alone.articles] == ["playbook/escalation"]
+
+
+def test_an_accusation_keeps_its_second_topic() -> None:
+    reading = Understanding(
+        (("playbook/escalation", 0.98), ("faq/withdrawal", 0.82)),
+        (("accusation", 0.97),),
+        3,
+    )
+    route = route_for(reading)
+    assert route.override == "accusation" and route.second == "faq/withdrawal"

@@ -324,8 +324,14 @@ class OfflineDrafter:
             escalation=escalation,
             route=route or Route(),
         )
-        if route is not None and route.second and draft.scenario not in OWN_REPLIES:
-            draft = self._with_second(draft, route.second, lang, hits)
+        if route is not None and draft.scenario not in OWN_REPLIES:
+            extra = route.second
+            if draft.scenario in UPSET_PLAYBOOKS and (route.article or "").startswith("faq/"):
+                # an escalation or an upset customer about a concrete matter the model read
+                # (the withdrawal, the KYC): the playbook's reply, then the matter's answer
+                extra = route.article
+            if extra:
+                draft = self._with_second(draft, extra, lang, hits)
         if draft.scenario in UPSET_PLAYBOOKS and facts:
             best = self._best_faq(hits, lang)
             # the matter: the learned primary topic, else its second topic, else retrieval's

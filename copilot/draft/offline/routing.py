@@ -194,7 +194,8 @@ def route_for(
     if u.primary == OUT_OF_SCOPE and not u.flags:
         return Route("out_of_scope")
     if u.has("accusation") or u.has("refund_or_compensation_demand"):
-        return Route("accusation", u.primary if "/" in u.primary else None, 2)
+        primary = u.primary if "/" in u.primary else None
+        return Route("accusation", primary, 2, second=_second(u, primary))
     # not compromised (the override above did not fire): a lost phone's reply gets no
     # freeze-your-account section as its "second topic"
     banned = (SECURITY,) if u.primary == TWO_FA else ()
