@@ -595,3 +595,6 @@ def test_a_message_flagged_as_an_injection_is_told_a_note_in_it_approves_nothing
     assert flagged.text.count(note) == 1 and "faq/deposit" in flagged.cited
     plain = compose(drafter, message, lang, ["faq/deposit"])
     assert note not in plain.text
+    # flagged, but claiming no approval (a forwarded review, a staff memo): no such sentence
+    memo = "Forwarded from our social team: 1 star, been waiting five days for my withdrawal"
+    assert note not in compose(drafter, memo, lang, ["faq/withdrawal"], injected=True).text

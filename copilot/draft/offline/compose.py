@@ -180,6 +180,14 @@ def _cite(paragraph: str, source: str) -> str:
 _COURTESY = ("thanks", "apology", "understanding")
 # whole replies of our own (no KB template): nothing is added to them
 OWN_REPLIES = ("vague", "out_of_scope")
+# what a pasted "admin note" claims to grant: the injected-note sentence answers only these (a
+# forwarded review or a staff memo can trip the injection flag and grants nothing)
+_APPROVAL_CLAIM = re.compile(
+    r"approv|authori[sz]|waive|waiver|refund|credit|unlock|lift|raise|vip|grant|exempt"
+    r"|承認|許可|免除|返金|解除|付与|引き上げ|認め|補償"
+    r"|批准|核准|授权|授權|免除|退还|退還|退款|退回|解除|提高|豁免|同意",
+    re.IGNORECASE,
+)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])")
 _ANNOUNCES_LIST = re.compile(r"[:：]\s*$|以下|如下|次の(?:とおり|点|手順|方法|いずれか)|下記|下列")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+")
@@ -312,7 +320,8 @@ class OfflineDrafter:
         thread's text when the message chases a case support already answered
         (:func:`copilot.understand.followup.chases_open_case`): its progress is answered,
         not the first answer again; ``injected``: the message was flagged as a prompt
-        injection, and the draft first says that text in a message approves nothing."""
+        injection; when it claims an approval (a refund, a waiver, a limit), the draft first
+        says that text in a message approves nothing."""
         lang = language if language in LANGUAGES else "en"
         draft = self._compose(
             message=message,
@@ -349,7 +358,8 @@ class OfflineDrafter:
             if route is not None and route.section:
                 cues.add(route.section)  # the question the routing named (q-phishing-email)
             draft = self._with_facts(draft, facts or Facts(), lang, cues, message, open_case)
-        note = self.phrases.optional("injected_note", lang) if injected else ""
+        claimed = injected and _APPROVAL_CLAIM.search(message) is not None
+        note = self.phrases.optional("injected_note", lang) if claimed else ""
         if note and draft.blocks and draft.blocks[0].kind == "greeting":
             # before the answer: a pasted "admin note" approves nothing (whatever it asks)
             draft = replace(draft, blocks=(draft.blocks[0], Block(note), *draft.blocks[1:]))
