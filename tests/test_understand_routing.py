@@ -206,30 +206,24 @@ def test_an_escalation_about_a_matter_answers_the_matter_too(
 ) -> None:
     message = "My withdrawal has been Processing since 6am. Fix it today or I post this on X."
     matter = route_for(_u("faq/withdrawal", 0.99))
-    draft = drafter.compose(
-        message=message,
-        language=lang,
-        name=None,
-        hits=[H("playbook/escalation", 0.8, "playbook")],  # type: ignore[list-item]
-        abstain=False,
-        emotion=2,
-        escalation=True,
-        route=matter,
-    )
-    assert draft.scenario == "playbook/escalation"
-    assert [a.id for a in draft.articles] == ["playbook/escalation", "faq/withdrawal"]
-    # without a matter the playbook's reply stands alone
-    alone = drafter.compose(
-        message=message,
-        language=lang,
-        name=None,
-        hits=[H("playbook/escalation", 0.8, "playbook")],  # type: ignore[list-item]
-        abstain=False,
-        emotion=2,
-        escalation=True,
-        route=Route(),
-    )
-    assert [a.id for a in alone.articles] == ["playbook/escalation"]
+    # with the matter the model read, its answer follows the playbook's reply; without one
+    # the playbook's reply stands alone
+    for route, cited in (
+        (matter, ["playbook/escalation", "faq/withdrawal"]),
+        (Route(), ["playbook/escalation"]),
+    ):
+        draft = drafter.compose(
+            message=message,
+            language=lang,
+            name=None,
+            hits=[H("playbook/escalation", 0.8, "playbook")],  # type: ignore[list-item]
+            abstain=False,
+            emotion=2,
+            escalation=True,
+            route=route,
+        )
+        assert draft.scenario == "playbook/escalation"
+        assert [a.id for a in draft.articles] == cited
 
 
 def test_an_accusation_keeps_its_second_topic() -> None:
