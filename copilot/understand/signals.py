@@ -48,7 +48,7 @@ INJECTION_CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
         \b(?:ignore|disregard|forget|override|bypass)\b[^.!?\n]{0,25}?
             \b(?:instructions?|rules?|prompts?|guidelines?|polic(?:y|ies)|directions?|restrictions?)\b
       | (?:これまで|以前|前|上記|今まで|全て|すべて)?の?(?:指示|命令|ルール|規定|規約|設定|制約)[^。]{0,6}?(?:は|を)?(?:すべて|全て)?無視
-      | 忽略[^。，]{0,12}?(?:指令|指示|规则|规定|设定|提示|限制)
+      | 忽略[^。，]{0,12}?(?:指令|指示|规则|规定|设定|提示词|限制)
       | 无视[^。，]{0,8}?(?:指令|指示|规则|规定)"""),
     ),
     (
@@ -56,9 +56,15 @@ INJECTION_CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
         _rx(r"""
         \bsystem\s*prompt\b | \b(?:print|show|reveal|repeat|output|paste|display|dump|tell\s+me)\b[^.!?\n]{0,30}?
             \b(?:your|the)\s+(?:instructions|prompt|internal\s+notes?|hidden\s+\w+|rules)\b
-      | \binternal\s+notes?\b
-      | システムプロンプト | 社内メモ | 内部(?:メモ|情報|指示)
-      | 系统提示 | 内部备注 | 内部指令 | 原封不动"""),
+      | \b(?:paste|print|show|reveal|send|give|list|disclose|output|dump|share|tell\s+me)\b[^.!?\n]{0,60}?\binternal\s+notes?\b
+      | \binternal\s+notes?\b[^.!\n]{0,40}?\b(?:paste|print|output|dump|unedited|in\s+full)\b
+      | システムプロンプト | (?:社内メモ|内部(?:メモ|情報|指示))[^。？?]{0,30}?(?:見せ|教え|開示|表示|出力|貼|送|全文|添付)
+      | (?:社内メモ|内部メモ|内部備忘)[^？?]{0,50}?(?:AI|承認|確約|すること|確認不要|許可)
+      | (?:内部备注|內部備註)[^？?]{0,50}?(?:AI|批准|跳过|须|必须|直接|承诺|无需)
+      | (?:内部备注|內部備註|内部指令|提示词)[^。？?]{0,20}?(?:发我|发给我|输出|告诉我|展示|原样)
+      | (?:输出|展示|发给我|告诉我)[^。？?]{0,20}?(?:内部备注|內部備註|内部指令)
+      | 系统提示词 | (?:输出|打印|透露|泄露|重复|展示|显示|发给我|告诉我)[^。，？]{0,8}(?:系统提示|提示词|内部备注|内部指令)
+      | 原封不动"""),
     ),
     (
         "fake system message",
@@ -71,7 +77,7 @@ INJECTION_CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
         "hidden instruction",
         _rx(r"""
         <!--\s*(?:assistant|system|ai|bot|model)
-      | \b(?:note|instructions?|message|command)s?\s+(?:to|for)\s+(?:the\s+)?(?:ai|assistant|bot|model|llm|agent)\b
+      | \b(?:note|instructions?|message|command)s?\s+(?:to|for)\s+(?:the\s+)?(?:ai|assistant|bot|model|llm)\b
       | [\[(（【［<]\s*(?:ai|assistant|bot|system|model)\b[^\]\)）】］>\n]{0,20}[:：]
       | (?:AI|アシスタント|ボット)への(?:指示|命令|メモ) | 给(?:AI|助手|机器人|客服)的(?:备注|指令|指示|提示)"""),
     ),
@@ -80,10 +86,12 @@ INJECTION_CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
         _rx(r"""
         \byou\s+are\s+(?:now\s+)?(?:DAN|an?\s+(?:unrestricted|unfiltered|jailbroken|evil)\b) | \byou\s+are\s+now\s+(?-i:[A-Z][a-z]*[A-Z])
       | \bfrom\s+now\s+on,?\s+you\s+(?:are|will|must)\b | \bact\s+as\s+(?:an?\s+)?(?:DAN|unrestricted|\w+\s+with\s+no\s+rules)
-      | \bpretend\s+(?:to\s+be|you\s+are)\b | \bdeveloper\s+mode\b | \bjailbreak | (?-i:\bDAN\b)
+      | \bpretend\s+(?:to\s+be|you\s+are)\b | \bjailbreak
+      | \b(?:enable|enter|activate|switch\s+(?:in)?to|you\s+are\s+(?:now\s+)?in)\s+developer\s+mode\b | \bdeveloper\s+mode\s+(?:is\s+)?(?:now\s+)?(?:enabled|activated|active|on)\b | (?-i:\bDAN\b)
       | \bno\s+(?:rules|restrictions|filters|limits)\b
-      | 開発者モード | あなたは(?:今から|これから)?[^。]{0,20}(?:です|になりました)[^。]{0,5}として | として(?:答え|回答|振る舞)
-      | 制限のない | 开发者模式 | 你现在是 | 从现在起你是 | 扮演 | 以[^。，]{1,10}的身份 | 没有任何限制"""),
+      | 開発者モード(?:に(?:切り替|入|移行)|を(?:有効|オン|起動)|で(?:回答|答え)|が有効|」の|として) | あなたは(?:今から|これから)?[^。]{0,20}(?:です|になりました)[^。]{0,5}として | として(?:答え|回答|振る舞)
+      | 制限のない | (?:进入|开启|启用|切换到|激活)开发者模式 | 开发者模式(?:已|下) | 你现在是 | 从现在起你是 | 扮演
+      | (?<![可所])以(?![后後前上下内外及])[^。，]{1,10}的身份(?!证|證) | 没有任何限制"""),
     ),
     (
         "scripted reply",
@@ -91,16 +99,16 @@ INJECTION_CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
         \b(?:reply|respond|answer)\s+(?:with|using)\s+(?:exactly|only|just)\b | \brepeat\s+after\s+me\b
       | \bsay\s+exactly\b | \bwrite\s+["“][^"”]{3,}["”] | \b(?:end|start|begin)\s+(?:each|every|your)\s+(?:reply|answer|message)
       | \btell(?:ing)?\s+(?:the\s+)?(?:user|customer|client)s?\b
-      | 次の文(?:だけ|のみ)?を(?:返信|回答) | そのまま返信 | 」と(?:書いて|書くこと|返信|回答して) | と書くこと
+      | 次の文(?:だけ|のみ)?を(?:返信|回答) | そのまま返信 | 」と(?:書いて(?:ください|下さい|くれ)|書くこと|返信|回答して) | と書くこと
       | 只回复 | 照抄 | 你就写 | 告诉(?:用户|客户)"""),
     ),
     (
         "fake authority",
         _rx(r"""
-        \b(?:agents?|support|staff|you)\s+(?:must|are\s+required\s+to|are\s+authori[sz]ed\s+to|have\s+permission\s+to)\s+
+        \b(?:(?:agents?|support|staff)\s+(?:must|are\s+required\s+to|are\s+authori[sz]ed\s+to|have\s+permission\s+to)|you\s+(?:are\s+required\s+to|are\s+authori[sz]ed\s+to|have\s+permission\s+to))\s+
             (?:waive|refund|raise|increase|credit|disable|approve|unlock|remove|skip|send|reveal|share|mark|give)
       | \bauthori[sz]ed\s+to\b | \bis\s+already\s+verified\b | \bwithout\s+(?:any\s+)?(?:id\s+)?(?:checks?|verification)\b
-      | 権限が付与 | 本人確認なしで | 認証済みです | と書いてあります | 已获授权 | 必须免除 | 无需身份核验 | 不需要核查 | 按照指令你应该
+      | 権限が付与 | 認証済みです | 本人確認なしで[^。？?]{0,15}?(?:しろ|しなさい|してください|して下さい|しといて|OK|信用) | 已获授权 | 必须免除 | 无需身份核验 | 不需要核查 | 按照指令你应该
       | 指示では"""),
     ),
 )
