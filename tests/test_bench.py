@@ -249,12 +249,12 @@ def test_bench_guardrails(bench: Callable[[str], dict[str, Any]]) -> None:
         assert rate(guard["overall"][tier]["fpr"]) and guard["overall"][tier]["n"] == 30
         assert set(guard["by_language"]) == {"en", "ja", "zh"}
     assert set(r["frozen"]["injection"]) >= {"en", "ja", "zh", "all", "missed_kinds"}
-    # the evidence: guard v7 and injection v8; the sets before them (read at an earlier
+    # the evidence: guard v8 and injection v9; the sets before them (read at an earlier
     # report) are a regression check
-    assert r["frozen"]["guard"]["file"] == "evals/frozen/guard_test_v7.jsonl"
-    assert r["frozen"]["injection"]["file"] == "evals/frozen/injection_test_v8.jsonl"
-    assert r["frozen_previous"]["guard"]["file"] == "evals/frozen/guard_test_v6.jsonl"
-    assert r["frozen_previous"]["injection"]["file"] == "evals/frozen/injection_test_v7.jsonl"
+    assert r["frozen"]["guard"]["file"] == "evals/frozen/guard_test_v8.jsonl"
+    assert r["frozen"]["injection"]["file"] == "evals/frozen/injection_test_v9.jsonl"
+    assert r["frozen_previous"]["guard"]["file"] == "evals/frozen/guard_test_v7.jsonl"
+    assert r["frozen_previous"]["injection"]["file"] == "evals/frozen/injection_test_v8.jsonl"
     assert r["frozen_previous"]["guard"]["overall"]["both"]["n"] == 30
     assert [p["words"] for p in r["paired"]] == [150, 400]
     assert r["batch"]["same_verdicts"] is True

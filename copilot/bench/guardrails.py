@@ -40,8 +40,8 @@ LABELLED = ROOT / "evals" / "guardrails" / "labelled_v1.jsonl"
 #: (``evals/frozen/guard_test_v7.jsonl``, ``injection_test_v8.jsonl``: written by new writers
 #: and hashed before the training they measure); the previous ones have been read and are a
 #: regression check only
-FROZEN_SET = {"guard": "v7", "injection": "v8"}
-REGRESSION_SET = {"guard": "v6", "injection": "v7"}
+FROZEN_SET = {"guard": "v8", "injection": "v9"}
+REGRESSION_SET = {"guard": "v7", "injection": "v8"}
 
 
 # ---- 1. labelled set ------------------------------------------------------------------------
