@@ -17,6 +17,7 @@ from copilot.understand.messages import TRAIN_DIR, LabelledMessage, ThreadTurn, 
 from copilot.understand.model import (
     EMOTION_HEADS,
     LABELS,
+    MATTER_FIRST,
     NO_CONTEXT,
     MessageModel,
     context_text,
@@ -128,6 +129,34 @@ def test_decisions_from_probabilities(trained: tuple[Path, Path]) -> None:
     u = decide(heads, vague, "ja")
     assert [t for t, _ in u.topics] == ["greeting_or_vague"] and u.emotion == 0
     assert EMOTION_HEADS[0] in u.probabilities
+
+
+def test_the_matter_goes_before_an_upset_customers_playbook(trained: tuple[Path, Path]) -> None:
+    heads = MessageModel.load(trained[0]).heads
+    vec = np.zeros(len(LABELS), np.float32)
+    vec[LABELS.index("playbook/escalation")] = 0.8
+    vec[LABELS.index("playbook/angry-customer")] = 0.6  # another upset playbook: skipped
+    vec[LABELS.index("faq/withdrawal")] = 0.35  # the matter, at P >= MATTER_FIRST
+    u = decide(heads, vec, "en")
+    assert [t for t, _ in u.topics] == [
+        "faq/withdrawal",
+        "playbook/escalation",
+        "playbook/angry-customer",
+    ]
+    # the drafting's routes read the model's ranking
+    ranked = u.by_probability()
+    assert [t for t, _ in ranked.topics] == ["playbook/escalation", "playbook/angry-customer"]
+    assert ranked.by_probability() is ranked and ranked.ranked is None
+    vec[LABELS.index("faq/withdrawal")] = MATTER_FIRST - 0.01  # not sure enough: no change
+    assert decide(heads, vec, "en").primary == "playbook/escalation"
+    vec[LABELS.index("faq/withdrawal")] = 0.0
+    vec[LABELS.index("greeting_or_vague")] = 0.5  # not a matter
+    u = decide(heads, vec, "en")
+    assert u.primary == "playbook/escalation" and u.by_probability() is u
+    calm = np.zeros(len(LABELS), np.float32)
+    calm[LABELS.index("faq/fees")] = 0.8
+    calm[LABELS.index("faq/withdrawal")] = 0.4
+    assert decide(heads, calm, "en").ranked is None  # only an upset playbook yields
 
 
 def test_a_vague_follow_up_inherits_the_threads_topic(
