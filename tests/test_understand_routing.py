@@ -11,7 +11,16 @@ import pytest
 
 from copilot.draft.factory import load_understanding
 from copilot.draft.offline.compose import OfflineDraft, OfflineDrafter
-from copilot.draft.offline.routing import CONFIDENT, FALLBACK, SECOND, Route, route_for
+from copilot.draft.offline.routing import (
+    CONFIDENT,
+    FALLBACK,
+    SECOND,
+    SECOND_ASKED,
+    Route,
+    asks_two_things,
+    route_for,
+    route_message,
+)
 from copilot.draft.offline.scenario import ANGRY
 from copilot.kb.articles import Article, load_kb
 from copilot.settings import Settings
@@ -71,6 +80,28 @@ def test_a_second_topic_gets_its_section_from_its_threshold() -> None:
     assert SECOND == 0.5
     assert route_for(two(SECOND)).second == "faq/fees"
     assert route_for(two(SECOND - 0.01)).second is None
+
+
+def test_a_message_that_asks_two_things_gets_its_second_section_from_a_lower_p() -> None:
+    probs = {"faq/deposit": 0.9, "faq/fees": 0.35, "faq/kyc": 0.1, "greeting_or_vague": 0.2}
+    reading = Understanding((("faq/deposit", 0.9),), (), 0, probs)
+    asked = "My SOL deposit is missing. Also, what is the fee to withdraw USDT?"
+    assert asks_two_things(asked) and route_message(reading, asked).second == "faq/fees"
+    plain = "My SOL deposit is missing since this morning, the TxID is 5fX9"
+    assert not asks_two_things(plain) and route_message(reading, plain).second is None
+    assert route_for(reading, two=True).second == "faq/fees"
+    under = Understanding(
+        (("faq/deposit", 0.9),), (), 0, {**probs, "faq/fees": SECOND_ASKED - 0.01}
+    )
+    assert route_for(under, two=True).second is None
+    for words in (
+        "入金がまだです。あと、出金手数料はいくらですか",
+        "充值没到账，另外提币手续费多少？",
+    ):
+        assert asks_two_things(words), words
+    # an inherited reading (a follow-up) keeps its detected topics only
+    inherited = dataclasses.replace(reading, inherited=True)
+    assert route_for(inherited, two=True).second is None
 
 
 def test_a_sure_enough_topic_answers_where_retrieval_found_no_faq(
