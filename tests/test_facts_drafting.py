@@ -1498,6 +1498,8 @@ def test_a_fee_review_chased_gets_its_progress_not_the_fee_rules(
         ("さっきログイン通知きたけど、たぶん新しく買ったiPad Airで入ったやつだと思う。", True),
         ("Got a login alert, I think it was just my new iPad", True),
         ("收到登录提醒，应该是我用新买的手机登录的", True),
+        ("ログイン通知で端末がiPadとあったのですが、たぶん昨日買った自分のiPadです", True),
+        ("ログイン通知に知らないiPadとありました。自分のiPadではありません", False),
         ("Got a login alert. That login was not my new phone, I still use the old one!", False),
         ("ログイン通知が来ました。新しい端末って書いてあるけど自分ではありません", False),
     ],

@@ -82,6 +82,19 @@ def test_a_second_topic_gets_its_section_from_its_threshold() -> None:
     assert route_for(two(SECOND - 0.01)).second is None
 
 
+def test_the_security_topic_alone_is_no_compromise() -> None:
+    """faq/security as the primary topic with the flag under SURE: a question about an
+    e-mail or a login alert, answered from the FAQ, never the freeze-your-account steps."""
+    calm = Understanding((("faq/security", 0.97),), (("account_compromised", 0.44),), 1)
+    assert route_for(calm) == Route(None, "faq/security")
+    sure = Understanding((("faq/security", 0.97),), (("account_compromised", 0.5),), 1)
+    assert route_for(sure).override == "account_compromised"
+    # the compromise rules still route a message the model reads calmly
+    told = "I typed my password and 2FA code into a fake site from a text message"
+    route = route_message(calm, told)
+    assert route is not None and route.override == "account_compromised"
+
+
 def test_a_message_that_asks_two_things_gets_its_second_section_from_a_lower_p() -> None:
     probs = {"faq/deposit": 0.9, "faq/fees": 0.35, "faq/kyc": 0.1, "greeting_or_vague": 0.2}
     reading = Understanding((("faq/deposit", 0.9),), (), 0, probs)
@@ -99,6 +112,9 @@ def test_a_message_that_asks_two_things_gets_its_second_section_from_a_lower_p()
         "充值没到账，另外提币手续费多少？",
     ):
         assert asks_two_things(words), words
+    # the freeze-your-account steps never come from a weak reading
+    weak = Understanding((("faq/kyc", 0.9),), (), 0, {"faq/kyc": 0.9, "faq/security": 0.45})
+    assert route_message(weak, "KYC pending. Also, is this login alert real?").second is None
     # an inherited reading (a follow-up) keeps its detected topics only
     inherited = dataclasses.replace(reading, inherited=True)
     assert route_for(inherited, two=True).second is None
