@@ -135,7 +135,7 @@ def test_sample_message_levels(msg_id: str, level: int) -> None:
 NOT_INJECTIONS = [
     "销户以后你们会马上删掉我的身份证和自拍吗？",
     "注销账户以后，你们还会保留我的身份证照片吗？",
-    "I saw a toggle called \"Developer mode\" under the app settings. What does it do?",
+    'I saw a toggle called "Developer mode" under the app settings. What does it do?',
     "アプリの「開発者モード」ってどこにあるの？APIキー作りたい",
     "App里弹了个系统提示，说「请完成税务信息申报」，这是什么？",
     "你们App的系统提示音太吵了，成交提醒怎么关？",
@@ -168,3 +168,25 @@ def test_customer_wordings_are_no_injection_cue(text: str) -> None:
 @pytest.mark.parametrize("text", INJECTIONS)
 def test_injection_cues_still_fire(text: str) -> None:
     assert find_injection(text), text
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("再唔搞掂我就上連登同 FB 爆你哋", "public"),
+        ("我要发到小红书让大家看看你们怎么对客户的", "public"),
+        ("It's going on X and Reddit tonight unless someone sorts this", "public"),
+        ("本人已向金管會陳情，並請貴公司於十個工作天內書面回覆。", "regulator"),
+        ("再不處理我就去找消保官", "regulator"),
+    ],
+)
+def test_escalation_cues_name_regulators_and_platforms(text: str, kind: str) -> None:
+    found = {f.detail for f in analyze_message(text, None) if f.kind == "escalation"}
+    assert kind in found, found
+
+
+@pytest.mark.parametrize(
+    "text", ["我用FB登录的，现在登不上", "在抖音上看到你们的广告，想问问新人奖励"]
+)
+def test_a_platform_named_without_posting_is_no_escalation(text: str) -> None:
+    assert not [f for f in analyze_message(text, None) if f.kind == "escalation"]

@@ -128,7 +128,8 @@ ESCALATION_CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "regulator",
         _rx(r"""\b(?:regulators?|FCA|SEC|CFTC|FINRA|ombudsman|financial\s+authority|consumer\s+protection)\b
-                         | 金融庁 | 消費者センター | 消費生活センター | 監督官庁 | 监管 | 证监会 | 金管局 | 消协 | 消费者协会 | 12315"""),
+                         | 金融庁 | 消費者センター | 消費生活センター | 監督官庁 | 监管 | 監管 | 证监会 | 證監會 | 金管局 | 金管會 | 金管会 | 金融監督管理委員會
+                         | 消协 | 消费者协会 | 消保官 | 消保處 | 消基會 | 12315"""),
     ),
     (
         "supervisor",
@@ -146,7 +147,10 @@ ESCALATION_CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "public",
         _rx(r"""\b(?:go\s+public|social\s+media|twitter|reddit|journalists?|the\s+press|the\s+news|trustpilot|bad\s+reviews?|post\s+(?:this|about\s+this)|everyone\s+will\s+know)\b
-                      | SNS | ツイッター | 拡散 | 晒し | 口コミ | マスコミ | 曝光 | 微博 | 媒体 | 发到网上 | 网上发 | 差评 | 黑猫投诉"""),
+                      | \bpost(?:ing)?\b[^.!?\n]{0,30}\b(?:on\s+)?(?:X|facebook|tiktok|youtube|instagram)\b
+                      | SNS | ツイッター | 拡散 | 晒し | 晒す | 口コミ | マスコミ | 曝光 | 微博 | 媒体 | 媒體 | 发到网上 | 网上发 | 差评 | 負評 | 黑猫投诉
+                      | (?:上|发到|發到|发在|發在|贴到|貼到|po(?:上|到)?|放上|曝光到)\s?(?:連登|连登|PTT|Dcard|FB|脸书|臉書|小红书|小紅書|抖音|微博)
+                      | 爆料 | 爆你"""),
     ),
 )
 
