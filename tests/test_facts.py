@@ -154,7 +154,7 @@ def test_fact_scores_on_the_labelled_dev_split() -> None:
             "Got an email 'New login from Lagos'. I've never been to Lagos and I was asleep",
             "access",
         ),
-        ("I installed a browser extension on Monday and today my USDT balance is zero", "access"),
+        ("38 confirmations on Etherscan and my balance still shows zero ETH", None),
         ("Is this e-mail from you? I haven't clicked anything.", None),
         ("「如非本人操作请致电 400-820-6617」这条短信是真的吗？", None),
         ("How do I reset my password?", None),

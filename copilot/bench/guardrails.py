@@ -37,7 +37,7 @@ from copilot.bench.guardrail_external import (
 ROOT = Path(__file__).resolve().parents[2]
 LABELLED = ROOT / "evals" / "guardrails" / "labelled_v1.jsonl"
 #: the frozen sets the report is evidence from, drafts and injection messages
-#: (``evals/frozen/guard_test_v7.jsonl``, ``injection_test_v8.jsonl``: written by new writers
+#: (``evals/frozen/guard_test_v8.jsonl``, ``injection_test_v9.jsonl``: written by new writers
 #: and hashed before the training they measure); the previous ones have been read and are a
 #: regression check only
 FROZEN_SET = {"guard": "v8", "injection": "v9"}

@@ -54,7 +54,7 @@ UNKNOWN_ACCESS = _rx(
       | \b(?:i\s+)?(?:did(?:n'?t|\s+not)|never)\s+(?:log(?:ged)?\s+in\b|(?:make|made|authori[sz]e|request(?:ed)?|approve|place|placed|create|created|set\s+up|asked\s+for)\b[^.!?\n]{0,25}?\b(?:withdrawal|login|trade|order|api|transfer|bot|address|this|these|that|either|it)\b)
       | \b(?:wasn'?t|was\s+not|it\s+was\s+not|it'?s\s+not|that\s+(?:was|is)\s+not)\s+me\b | \bhave\s+never\s+seen\b | \bnever\s+said\s+yes\b
       | \b(?:unknown|unrecogni[sz]ed|strange|suspicious)\s+(?:login|log-?in|device|withdrawal|api\s+key|address)s?\b
-      | \bmy\s+(?:balance|funds|usdt|btc|eth|coins?|savings|money|account)\b[^.!?\n]{0,30}\b(?:gone|drained|emptied|stolen|zero|empty)\b | \b(?:they|he|she|someone)\s+(?:already\s+)?took\b
+      | \bmy\s+(?:balance|funds|usdt|btc|eth|coins?|savings|money|account)\b[^.!?\n]{0,30}\b(?:gone|drained|emptied|stolen)\b | \b(?:they|he|she|someone)\s+(?:already\s+)?took\b
       | \b(?:login|log-?in|sign-?in)\b[^\n]{0,100}?\b(?:i'?ve\s+never\s+been|i\s+have\s+never\s+been|never\s+been\s+to|i\s+was\s+asleep)\b
       | 乗っ取|不正(?:ログイン|アクセス|出金|利用)|身に覚えのない|知らない(?:うちに|端末|アドレス|ログイン|取引|APIキー)|勝手に(?:出金|送金|ログイン|取引|売|買|注文|[^。\n]{0,12}出金)|盗まれ|自分じゃない|出金していません|ログインしていません|新しい端末からのログイン[^。\n]{0,40}(?:行ったこと|自分じゃない|心当たり)|凍結した(?!い)|許可していません
       | 被盗|被盜|盗号|盜號|被黑|被人(?:登|提|转|轉|盗|盜|改|用)|俾人|不是我(?:本人|操作|加|下|申请|申請|弄)|非本人操作|被(?:提走|转走|轉走|改了|换了|換了|提領)|莫名其妙(?:少了|没了|沒了|被)
