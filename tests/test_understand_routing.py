@@ -95,6 +95,19 @@ def test_the_security_topic_alone_is_no_compromise() -> None:
     assert route is not None and route.override == "account_compromised"
 
 
+def test_a_lost_authenticator_read_as_a_security_matter_gets_the_2fa_reset() -> None:
+    def reading(flag: float) -> Understanding:
+        topics = (("faq/security", 0.95), ("faq/2fa-reset", 0.9))
+        return Understanding(topics, (("account_compromised", flag),), 1)
+
+    lost = "My phone went in the lake with the authenticator app. How do I get back in?"
+    assert route_message(reading(0.81), lost) == Route(None, "faq/2fa-reset")
+    assert route_message(reading(0.95), lost).override == "account_compromised"
+    # without the 2FA topic the security reading with a sure flag stays a compromise
+    alone = Understanding((("faq/security", 0.95),), (("account_compromised", 0.81),), 1)
+    assert route_for(alone).override == "account_compromised"
+
+
 def test_a_message_that_asks_two_things_gets_its_second_section_from_a_lower_p() -> None:
     probs = {"faq/deposit": 0.9, "faq/fees": 0.35, "faq/kyc": 0.1, "greeting_or_vague": 0.2}
     reading = Understanding((("faq/deposit", 0.9),), (), 0, probs)

@@ -57,7 +57,7 @@ UNKNOWN_ACCESS = _rx(
       | \bmy\s+(?:balance|funds|usdt|btc|eth|coins?|savings|money|account)\b[^.!?\n]{0,30}\b(?:gone|drained|emptied|stolen)\b | \b(?:they|he|she|someone)\s+(?:already\s+)?took\b
       | \b(?:login|log-?in|sign-?in)\b[^\n]{0,100}?\b(?:i'?ve\s+never\s+been|i\s+have\s+never\s+been|never\s+been\s+to|i\s+was\s+asleep)\b
       | 乗っ取|不正(?:ログイン|アクセス|出金|利用)|身に覚えのない|知らない(?:うちに|端末|アドレス|ログイン|取引|APIキー)|勝手に(?:出金|送金|ログイン|取引|売|買|注文|[^。\n]{0,12}出金)|盗まれ|自分じゃない|出金していません|ログインしていません|新しい端末からのログイン[^。\n]{0,40}(?:行ったこと|自分じゃない|心当たり)|凍結した(?!い)|許可していません
-      | 被盗|被盜|盗号|盜號|被黑|被人(?:登|提|转|轉|盗|盜|改|用)|俾人|不是我(?:本人|操作|加|下|申请|申請|弄)|非本人操作|被(?:提走|转走|轉走|改了|换了|換了|提領)|莫名其妙(?:少了|没了|沒了|被)
+      | 被盗|被盜|盗号|盜號|被黑|被人(?:登|提|转|轉|盗|盜|改|用)|俾人|不是我(?:本人|操作|加|下|申请|申請|弄)|非本人操作|被(?:提走|转走|轉走|改了|换了|換了|提領)|莫名其妙(?:少了|没了|沒了|被(?:提|转|轉|盗|盜|登|改|用|扣|划|劃))
       | (?:没有|沒有|并没有|並沒有|根本沒有|根本没有|冇)(?:登入|登录|登錄|下过|下過|操作|提過|提过|改過|改过|去過|申请|申請)|完全沒操作|完全没操作|不认识的交易|不認識的交易"""
 )
 _PHISHING_SOURCE = _rx(
@@ -92,9 +92,17 @@ def compromise_kind(text: str) -> str | None:
         and not _NOT_SENT.search(norm)
     ):
         return "phishing"  # funds moved to a "safe" address on someone's word (not "not yet")
-    if UNKNOWN_ACCESS.search(norm):
+    if UNKNOWN_ACCESS.search(_ASKED_IF_HACKED.sub(" ", norm)):
         return "access"
     return None
+
+
+# "Is my account hacked?": a question, not a report that someone got in (the rest of the
+# message may still report one)
+_ASKED_IF_HACKED = _rx(
+    r"""\b(?:is|was|has)\s+(?:my\s+account|it)\s+(?:been\s+)?(?:hacked|compromised)\s*\?
+      | \b(?:am|was|have)\s+i\s+(?:been\s+)?(?:hacked|compromised)\s*\?"""
+)
 
 
 # the situation of a compromised account (checked in this order: the first that matches)

@@ -5,7 +5,8 @@ the confident primary topic.
   ``faq/security`` (freeze the account first) and escalation; not on the model alone when
   the message says nothing was clicked, opened or entered or that the alerted login was the
   customer's own, and for a lost phone or
-  authenticator (``faq/2fa-reset`` first) only from P >= ``LOST_DEVICE_SURE``;
+  authenticator (``faq/2fa-reset`` first, or detected beside ``faq/security`` first) only
+  from P >= ``LOST_DEVICE_SURE``, else ``faq/2fa-reset`` answers;
 * ``out_of_scope`` as a near-certain primary topic (P >= ``OFF_PLATFORM_SURE``) -> the polite
   decline below, even with the advice flag;
 * ``asks_for_prediction_or_advice`` -> ``faq/market-info-disclaimer``, unless the flag is
@@ -182,11 +183,20 @@ def route_message(u: Understanding | None, message: str) -> Route | None:
     return route
 
 
+def _lost_device(u: Understanding) -> bool:
+    """The reading of a lost phone or authenticator: ``faq/2fa-reset`` the primary topic, or
+    detected (P >= ``SECOND``) beside ``faq/security`` as the primary one ("my phone went in
+    the lake with the authenticator app")."""
+    if u.primary == TWO_FA:
+        return True
+    return u.primary == SECURITY and dict(u.topics).get(TWO_FA, 0.0) >= SECOND
+
+
 def _model_says_compromised(u: Understanding, untouched: bool) -> bool:
     compromised = dict(u.flags).get("account_compromised")
     if compromised is None or untouched:
         return False
-    if u.primary == TWO_FA:
+    if _lost_device(u):
         return compromised >= LOST_DEVICE_SURE
     return compromised >= SURE
 
@@ -239,6 +249,10 @@ def route_for(
     if u.has("accusation") or u.has("refund_or_compensation_demand"):
         primary = u.primary if "/" in u.primary else None
         return Route("accusation", primary, 2, second=_second(u, primary, two=two))
+    if u.primary == SECURITY and _lost_device(u):
+        # a lost authenticator read as a security matter, not compromised (above): the 2FA
+        # reset answers, never the freeze steps (stop 27: two v21 drafts)
+        return Route(None, TWO_FA)
     # not compromised (the override above did not fire): a lost phone's reply gets no
     # freeze-your-account section as its "second topic"
     banned = (SECURITY,) if u.primary == TWO_FA else ()
