@@ -29,8 +29,8 @@ def test_no_training_file_repeats_a_frozen_text() -> None:
     greetings that any two writers would write alike ("help??", 在吗) are not counted."""
     frozen: set[str] = set()
     names = sorted(p.name for p in FROZEN.glob("*_test_v*.jsonl"))
-    # v1-v8 of the guard sets, v1-v9 of the injection sets, v1-v22 of the messages
-    assert len(names) == 39, names
+    # v1-v8 of the guard sets, v1-v9 of the injection sets, v1-v23 of the messages
+    assert len(names) == 40, names
     for name in names:
         for line in (FROZEN / name).read_text(encoding="utf-8").splitlines():
             row = json.loads(line)
