@@ -101,7 +101,9 @@ def compromise_kind(text: str) -> str | None:
 # message may still report one)
 _ASKED_IF_HACKED = _rx(
     r"""\b(?:is|was|has)\s+(?:my\s+account|it)\s+(?:been\s+)?(?:hacked|compromised)\s*\?
-      | \b(?:am|was|have)\s+i\s+(?:been\s+)?(?:hacked|compromised)\s*\?"""
+      | \b(?:am|was|have)\s+i\s+(?:been\s+)?(?:hacked|compromised)\s*\?
+      | (?:是不是|是否|是)?被(?:盗|盜|黑)(?:了)?(?:吗|嗎|嘛|么|麼)[？?]?
+      | 乗っ取られ(?:た|てる|ている|ました)(?:の|ん)?(?:でしょうか|ですか|か)[？?]?"""
 )
 
 
