@@ -52,13 +52,15 @@ def test_kanji_only_japanese_words(text: str, expected: str) -> None:
 @pytest.mark.parametrize(
     ("simplified", "traditional", "wrong"),
     [
-        ("注销账户后数据保存5年", "註銷賬戶", "登出"),  # closing an account, not "log out"
+        ("注销账户后数据保存5年", "註銷帳戶", "登出"),  # closing an account, not "log out"
         ("请回复本消息", "請回覆本訊息", "回複"),  # not 複本, "a duplicate"
         ("限价单只会以指定价格成交", "限價單只會", "隻"),  # not the measure word
         ("邮件中是否显示该代码", "該代碼", "程式碼"),  # not program code
         ("错误代码 E1023", "錯誤代碼", "程式碼"),
-        ("账户 > 安全 > “禁用账户”", "“禁用賬戶”", "停用"),  # the menu's own word
+        ("账户 > 安全 > “禁用账户”", "“禁用帳戶”", "停用"),  # the menu's own word
         ("代金券14天后过期", "14天後", "天后"),
+        ("您的账户正在审核中", "您的帳戶正在審核中", "稽核"),  # not an audit; not 賬戶
+        ("请在平台上查看账号设置", "平台上檢視帳號", "平臺"),
     ],
 )
 def test_replies_in_traditional_keep_the_words_s2twp_gets_wrong(

@@ -297,7 +297,7 @@ def unsafe_links(ctx: Context) -> list[Hit]:
 # ---- personal data -------------------------------------------------------------------------
 _LONG_NUMBER = re.compile(r"\d(?<![\d\-]\d)(?:[ \-]?\d){6,22}(?![\d\-])")
 _ACCOUNT_KEY = re.compile(
-    r"(?:card|account|iban|カード|口座|普通|当座|卡|账户|賬戶|账号|帳號|银行)[^\n。.!?！？]{0,14}$"
+    r"(?:card|account|iban|カード|口座|普通|当座|卡|账户|賬戶|帳戶|账号|帳號|银行)[^\n。.!?！？]{0,14}$"
 )
 _DATE = re.compile(
     r"\d(?<!\d\d)\d{0,3}\s*[./\-年]\s*\d{1,2}\s*[./\-月]\s*\d{1,4}日?"

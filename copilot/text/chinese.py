@@ -64,6 +64,12 @@ _KEEP = {
     "代码": "代碼",
     "禁用": "禁用",  # the menu's word ("Disable account"), not Taiwan's 停用
     "天后": "天後",  # "14 days later", not 天后 the goddess
+    # mainland Traditional forms s2twp leaves, or a Taiwan word of another register: the
+    # blind reviews of stop 27 read 賬戶, 平臺 and 稽核 (an audit) as odd in a support reply
+    "账户": "帳戶",
+    "账号": "帳號",
+    "审核": "審核",
+    "平台": "平台",
 }
 _PLACEHOLDERS = {word: chr(0xE000 + i) for i, word in enumerate(_KEEP)}
 
