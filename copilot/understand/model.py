@@ -112,10 +112,15 @@ class Understanding:
         }
 
 
+def rank_topics(p: dict[str, float]) -> list[str]:
+    """The topics in ``p``, most probable first (ties in ``TOPICS`` order)."""
+    return sorted((t for t in TOPICS if t in p), key=lambda t: (-p[t], TOPICS.index(t)))
+
+
 def decide(heads: HeadSet, probs: np.ndarray, language: str) -> Understanding:
     """The decisions for one row of probabilities ``(labels,)`` in ``language``."""
     p = {label: float(probs[i]) for i, label in enumerate(heads.labels)}
-    ranked = sorted(TOPICS, key=lambda t: (-p[t], TOPICS.index(t)))
+    ranked = rank_topics(p)
     primary = ranked[0]
     topics = [(primary, p[primary])]
     if primary not in ("greeting_or_vague", "out_of_scope"):

@@ -46,8 +46,8 @@ from copilot.understand.compromise import (
     compromise_situation,
     login_was_theirs,
 )
-from copilot.understand.messages import OUT_OF_SCOPE, TOPICS, VAGUE
-from copilot.understand.model import Understanding
+from copilot.understand.messages import OUT_OF_SCOPE, VAGUE
+from copilot.understand.model import Understanding, rank_topics
 
 CONFIDENT = 0.7  # P(primary topic) from which the learned topic picks the article
 # P(primary topic) from which the learned topic is answered when retrieval abstains: on the
@@ -126,7 +126,7 @@ def _runners_up(u: Understanding, two: bool) -> list[tuple[str, float]]:
     if not two or u.inherited or not u.probabilities:
         return list(u.topics[1:])
     p = u.probabilities
-    ranked = sorted((t for t in TOPICS if t in p), key=lambda t: (-p[t], TOPICS.index(t)))
+    ranked = rank_topics(p)
     return [(t, p[t]) for t in ranked[1:3] if t not in (VAGUE, OUT_OF_SCOPE)]
 
 
